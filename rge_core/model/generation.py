@@ -1,0 +1,67 @@
+"""Batched, KV-cached rationale generation that stops at `<emb>`.
+
+A query whose rationale runs out of budget before `<emb>` is flagged (`hit_budget`) and its text is
+what was generated; the caller then embeds `text + <emb>` — the `<emb>` is appended explicitly and
+counted, never silently replaced by whatever token happened to come last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:
+    from rge_core.model.inputs import Query
+    from rge_core.model.rge_model import RGEModel
+
+
+@dataclass(frozen=True)
+class Sampling:
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None  # seeds torch's global generator before sampling, for reproducible runs
+
+
+@dataclass
+class RationaleBatch:
+    texts: list[str] = field(default_factory=list)
+    num_tokens: list[int] = field(default_factory=list)  # generated tokens before `<emb>`
+    hit_budget: list[bool] = field(default_factory=list)  # no `<emb>` within max_new_tokens
+
+    @property
+    def fallback_count(self) -> int:
+        return sum(self.hit_budget)
+
+
+@torch.no_grad()
+def generate_rationales(
+    rge: RGEModel, queries: Sequence[Query], max_new_tokens: int, sampling: Sampling
+) -> RationaleBatch:
+    if not queries:
+        return RationaleBatch()
+    batch = rge.tokenize([rge.generation_prompt(q) for q in queries], [q.image for q in queries], padding_side="left")
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
+    sampling_args = dict(temperature=sampling.temperature, top_p=sampling.top_p) if sampling.do_sample else {}
+    sequences = rge.model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling.do_sample,
+        eos_token_id=rge.emb.token_id,
+        pad_token_id=rge.tokenizer.pad_token_id,
+        use_cache=True,
+        **sampling_args,
+    )
+    new_tokens = sequences[:, batch["input_ids"].shape[1] :].tolist()
+    result = RationaleBatch()
+    for row in new_tokens:
+        stop = row.index(rge.emb.token_id) if rge.emb.token_id in row else None
+        kept = row if stop is None else row[:stop]
+        # Special tokens (image pads, chat markers) cannot be re-fed as plain text, so they are dropped.
+        result.texts.append(rge.tokenizer.decode(kept, skip_special_tokens=True))
+        result.num_tokens.append(len(kept))
+        result.hit_budget.append(stop is None)
+    return result

@@ -1,0 +1,128 @@
+"""The one model wrapper every stage uses: any Qwen2-VL-family checkpoint as an RGE embedder.
+
+    model = RGEModel.load("path/to/checkpoint")          # a tiny folder or e.g. Qwen2.5-VL-3B-Instruct
+    rationales = model.generate_rationales(queries, max_new_tokens=128)
+    q = model.embed_queries(queries, [r.text for r in rationales])
+    t = model.embed_targets(targets)                     # both L2-normalised, [batch, hidden]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
+
+from rge_core.model.generation import RationaleBatch, Sampling, generate_rationales
+from rge_core.model.inputs import Query, Target, assistant_suffix, load_image, query_content, user_content
+from rge_core.model.special_tokens import EMB_TOKEN
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class EmbTokenSetup:
+    token_id: int
+    added: bool  # the checkpoint's tokenizer had no `<emb>`; we added it
+    resized: bool  # ...and the embedding matrix had to grow to hold it
+
+
+def ensure_emb_token(model, tokenizer) -> EmbTokenSetup:
+    """Make sure `<emb>` is a special token with an embedding row; record what had to change."""
+    added = EMB_TOKEN not in tokenizer.get_vocab()
+    if added:
+        tokenizer.add_special_tokens({"additional_special_tokens": [EMB_TOKEN]}, replace_extra_special_tokens=False)
+    token_id = tokenizer.convert_tokens_to_ids(EMB_TOKEN)
+    rows = model.get_input_embeddings().weight.shape[0]
+    resized = token_id >= rows
+    if resized:
+        model.resize_token_embeddings(len(tokenizer))
+    return EmbTokenSetup(token_id=token_id, added=added, resized=resized)
+
+
+class RGEModel:
+    def __init__(self, model, processor, emb: EmbTokenSetup):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.emb = emb
+
+    @classmethod
+    def load(cls, path: str, dtype: str = "float32", device: str = "cpu") -> RGEModel:
+        processor = AutoProcessor.from_pretrained(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
+        model.eval()
+        return cls(model, processor, ensure_emb_token(model, processor.tokenizer))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ---- prompts -------------------------------------------------------------------------------
+    def _chat_prefix(self, content: str) -> str:
+        messages = [{"role": "user", "content": content}]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def generation_prompt(self, query: Query) -> str:
+        """The query up to the start of the assistant turn, where the rationale is generated."""
+        return self._chat_prefix(query_content(query))
+
+    def query_prompt(self, query: Query, rationale: str | None = None) -> str:
+        return self.generation_prompt(query) + assistant_suffix(rationale)
+
+    def target_prompt(self, target: Target) -> str:
+        return self._chat_prefix(user_content(target.text, target.image is not None)) + assistant_suffix(None)
+
+    # ---- tensors -------------------------------------------------------------------------------
+    def tokenize(self, prompts: Sequence[str], images: Sequence, padding_side: str = "right") -> BatchFeature:
+        """Batch prompts with their images (None where a prompt has none); pads on `padding_side`."""
+        loaded = [load_image(image) for image in images]
+        present = [image for image in loaded if image is not None]
+        self.tokenizer.padding_side = padding_side
+        batch = self.processor(
+            text=list(prompts),
+            images=present or None,
+            padding=True,
+            return_tensors="pt",
+            return_mm_token_type_ids=True,
+        )
+        return batch.to(self.device)
+
+    def embed_prompts(self, prompts: Sequence[str], images: Sequence, padding_side: str = "right") -> torch.Tensor:
+        """L2-normalised last-layer hidden state at each sequence's `<emb>` token."""
+        batch = self.tokenize(prompts, images, padding_side)
+        hidden = self.backbone(**batch).last_hidden_state
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), self.emb_positions(batch)]
+        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+    def emb_positions(self, batch: BatchFeature) -> torch.Tensor:
+        """Index of the last attended `<emb>` in every row; correct for left and right padding."""
+        is_emb = (batch["input_ids"] == self.emb.token_id) & batch["attention_mask"].bool()
+        missing = (~is_emb.any(dim=1)).nonzero().flatten().tolist()
+        if missing:
+            raise ValueError(f"rows {missing} have no {EMB_TOKEN} token to pool at")
+        positions = torch.arange(is_emb.shape[1], device=is_emb.device).expand_as(is_emb)
+        return torch.where(is_emb, positions, -1).max(dim=1).values
+
+    @property
+    def backbone(self):
+        """The transformer without the LM head (no logits over the vocabulary when we only embed)."""
+        return self.model.get_base_model().model if hasattr(self.model, "get_base_model") else self.model.model
+
+    # ---- the RGE API ---------------------------------------------------------------------------
+    def embed_queries(self, queries: Sequence[Query], rationales: Sequence[str | None] | None = None) -> torch.Tensor:
+        rationales = rationales if rationales is not None else [None] * len(queries)
+        if len(rationales) != len(queries):
+            raise ValueError(f"{len(queries)} queries but {len(rationales)} rationales")
+        prompts = [self.query_prompt(q, r) for q, r in zip(queries, rationales)]
+        return self.embed_prompts(prompts, [q.image for q in queries])
+
+    def embed_targets(self, targets: Sequence[Target]) -> torch.Tensor:
+        return self.embed_prompts([self.target_prompt(t) for t in targets], [t.image for t in targets])
+
+    def generate_rationales(
+        self, queries: Sequence[Query], max_new_tokens: int = 128, sampling: Sampling | None = None
+    ) -> RationaleBatch:
+        return generate_rationales(self, queries, max_new_tokens, sampling or Sampling())
+
