@@ -1,0 +1,257 @@
+"""The versioned artifact store. Every stage output lives in `<root>/<kind>/<version_id>/` and is
+complete only once its manifest.json exists; the root is a local folder or any fsspec URL.
+
+A stage uses it like this:
+
+    store = ArtifactStore.from_config(config)
+    writer = store.open("pairs", to_dict(config.data), inputs={}, code=code_version(["rge_core/data"]))
+    if not writer.exists_complete:
+        writer.write_parquet("pairs.parquet", table)
+        writer.finish({"rows": table.num_rows})
+    pairs = store.get(writer.version_id)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from rge_core import fileio
+from rge_core.artifacts import versioning
+from rge_core.artifacts.manifest import MANIFEST_NAME, FileRecord, Manifest
+
+if TYPE_CHECKING:
+    from rge_core.config.schema import Config
+
+DEFAULT_ROOT = "./rge-artifacts"
+ROOT_ENV = "RGE_ARTIFACTS"
+_KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_VERSION_ID = re.compile(r"([a-z0-9][a-z0-9_-]*)-[0-9a-f]{12}")
+_HASH_CHUNK = 8 << 20
+
+
+class ArtifactError(LookupError):
+    """A missing, incomplete or misused artifact."""
+
+
+def resolve_root(configured: str | None = None) -> str:
+    """The config's value when set, else $RGE_ARTIFACTS, else ./rge-artifacts."""
+    return configured or os.environ.get(ROOT_ENV) or DEFAULT_ROOT
+
+
+def _check_rel(rel: str) -> str:
+    parts = rel.split("/")
+    if rel == MANIFEST_NAME or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"invalid artifact file path {rel!r}: use a relative path other than {MANIFEST_NAME}")
+    return rel
+
+
+def _is_temp(path: str) -> bool:
+    # fileio writes local files as ".<name>.<random>.tmp" before renaming them.
+    name = posixpath.basename(path)
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+class ArtifactStore:
+    def __init__(self, root: str | None = None) -> None:
+        self.fs, self._root = fsspec.core.url_to_fs(resolve_root(root))
+        self.root = self._url(self._root)
+
+    @classmethod
+    def from_config(cls, config: Config) -> ArtifactStore:
+        return cls(config.run.artifacts_root)
+
+    def _url(self, path: str) -> str:
+        # Local paths stay plain paths so that fileio takes its temp+fsync+rename route.
+        return path if isinstance(self.fs, LocalFileSystem) else self.fs.unstrip_protocol(path)
+
+    def _dir(self, version_id: str) -> str:
+        match = _VERSION_ID.fullmatch(version_id)
+        if match is None:
+            raise ArtifactError(f"{version_id!r} is not an artifact version id (<kind>-<12 hex>)")
+        return f"{self._root}/{match.group(1)}/{version_id}"
+
+    def version_id(self, kind: str, config: dict[str, Any], inputs: dict[str, str], code: str) -> str:
+        if _KIND.fullmatch(kind) is None:
+            raise ValueError(f"invalid artifact kind {kind!r}: use lowercase letters, digits, '-' and '_'")
+        return versioning.version_id(kind, config, inputs, code)
+
+    def path(self, version_id: str) -> str:
+        return self._url(self._dir(version_id))
+
+    def is_complete(self, version_id: str) -> bool:
+        return self.fs.exists(f"{self._dir(version_id)}/{MANIFEST_NAME}")
+
+    def get(self, version_id: str) -> Artifact:
+        manifest_path = f"{self._dir(version_id)}/{MANIFEST_NAME}"
+        if not self.fs.exists(manifest_path):
+            state = "incomplete (no manifest.json; rerun its stage)" if self.fs.exists(self._dir(version_id)) else "not found"
+            raise ArtifactError(f"artifact {version_id} is {state} under {self.root}")
+        return Artifact(self, Manifest.from_json(self.fs.cat_file(manifest_path)))
+
+    def list(self, kind: str | None = None) -> list[Manifest]:
+        """Complete artifacts (of one kind, or all), oldest first."""
+        paths = self.fs.glob(f"{self._root}/{kind or '*'}/*/{MANIFEST_NAME}")
+        manifests = [Manifest.from_json(self.fs.cat_file(path)) for path in paths]
+        return sorted(manifests, key=lambda manifest: (manifest.created, manifest.id))
+
+    def lineage(self, version_id: str) -> LineageNode:
+        """The ancestry tree of a complete artifact; ancestors missing from this store have no manifest."""
+        seen: dict[str, LineageNode] = {}
+
+        def node(vid: str, manifest: Manifest | None) -> LineageNode:
+            if vid not in seen:
+                parents = manifest.inputs if manifest else {}
+                seen[vid] = LineageNode(vid, manifest, {
+                    name: node(pid, self.get(pid).manifest if self.is_complete(pid) else None)
+                    for name, pid in parents.items()
+                })
+            return seen[vid]
+
+        return node(version_id, self.get(version_id).manifest)
+
+    def open(
+        self, kind: str, config: dict[str, Any], inputs: dict[str, str], code: str, resume: bool = False
+    ) -> ArtifactWriter:
+        """Start (or find) the version of `kind` determined by config, inputs and code.
+
+        - If that version is complete, the writer has `exists_complete=True`: the stage skips its work
+          and reads `store.get(writer.version_id)`; the writer refuses writes.
+        - Otherwise every input must be a complete artifact of this store. A folder left without a
+          manifest by an interrupted run is never trusted: with resume=False it is deleted first; with
+          resume=True its files are kept, and the stage may skip pieces for which `has_file` is true
+          (files are written atomically, so an existing file is whole).
+        - The stage writes its files, then `finish(stats)` writes manifest.json last.
+        """
+        version_id = self.version_id(kind, config, inputs, code)
+        if self.is_complete(version_id):
+            return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
+        for name, input_id in inputs.items():
+            if not self.is_complete(input_id):
+                raise ArtifactError(f"input {name}={input_id} of {version_id} is not a complete artifact under {self.root}")
+        folder = self._dir(version_id)
+        if not resume and self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
+        # A JSON round trip stores exactly what was hashed (tuples become lists) and detaches the caller's dict.
+        pending = Manifest(version_id, kind, "", json.loads(versioning.canonical_json(config)), dict(inputs), code)
+        return ArtifactWriter(self, pending, exists_complete=False)
+
+
+class ArtifactWriter:
+    """Writes the files of one artifact version; see ArtifactStore.open."""
+
+    def __init__(self, store: ArtifactStore, manifest: Manifest, exists_complete: bool) -> None:
+        self._store = store
+        self._manifest = manifest
+        self._dir = store._dir(manifest.id)
+        self.version_id = manifest.id
+        self.url = store._url(self._dir)
+        self.exists_complete = exists_complete
+        self._closed = exists_complete
+
+    def file_url(self, rel: str) -> str:
+        return self._store._url(f"{self._dir}/{_check_rel(rel)}")
+
+    def has_file(self, rel: str) -> bool:
+        return self._store.fs.isfile(f"{self._dir}/{_check_rel(rel)}")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArtifactError(f"artifact {self.version_id} is complete; its files are read-only")
+
+    def _target(self, rel: str) -> str:
+        self._check_open()
+        return self.file_url(rel)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        fileio.atomic_write_bytes(self._target(rel), data)
+
+    def write_text(self, rel: str, text: str) -> None:
+        fileio.atomic_write_text(self._target(rel), text)
+
+    def write_parquet(self, rel: str, table: pa.Table) -> None:
+        fileio.atomic_write_parquet(self._target(rel), table)
+
+    def _hash_files(self) -> dict[str, FileRecord]:
+        fs = self._store.fs
+        records = {}
+        for path in sorted(fs.find(self._dir)):
+            rel = path[len(self._dir) + 1:]
+            if rel == MANIFEST_NAME:
+                continue
+            if _is_temp(path):  # left by a killed write; never part of the artifact
+                fs.rm(path)
+                continue
+            digest, size = hashlib.sha256(), 0
+            with fs.open(path, "rb") as handle:
+                while chunk := handle.read(_HASH_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+            records[rel] = FileRecord(digest.hexdigest(), size)
+        return records
+
+    def finish(self, stats: dict[str, Any] | None = None) -> Manifest:
+        """Hash every file, then publish manifest.json: the artifact is complete from that moment."""
+        self._check_open()
+        manifest = self._manifest
+        manifest.created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        manifest.files = self._hash_files()
+        manifest.stats = dict(stats or {})
+        manifest.git_commit = versioning.git_commit()
+        manifest.packages = versioning.package_versions()
+        text = manifest.to_json()  # non-JSON stats fail here, before anything is published
+        fileio.atomic_write_text(self._store._url(f"{self._dir}/{MANIFEST_NAME}"), text)
+        self._closed = True
+        return manifest
+
+
+@dataclass
+class Artifact:
+    """A complete artifact: its manifest and read access to its files."""
+
+    store: ArtifactStore
+    manifest: Manifest
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def url(self) -> str:
+        return self.store.path(self.manifest.id)
+
+    def file_url(self, rel: str) -> str:
+        return self.store._url(f"{self.store._dir(self.id)}/{_check_rel(rel)}")
+
+    def read_bytes(self, rel: str) -> bytes:
+        return fileio.read_bytes(self.file_url(rel))
+
+    def read_table(self, rel: str) -> pa.Table:
+        return pq.read_table(f"{self.store._dir(self.id)}/{_check_rel(rel)}", filesystem=self.store.fs)
+
+
+@dataclass
+class LineageNode:
+    id: str
+    manifest: Manifest | None  # None: not a complete artifact of this store
+    inputs: dict[str, LineageNode] = field(default_factory=dict)
+
+    def ancestors(self) -> list[str]:
+        """Ids of every ancestor, depth-first, each once."""
+        ids: list[str] = []
+        for parent in self.inputs.values():
+            for vid in [parent.id, *parent.ancestors()]:
+                if vid not in ids:
+                    ids.append(vid)
+        return ids

@@ -1,0 +1,62 @@
+"""`rge artifacts list [--kind K] [--root R]` and `rge artifacts show ID [--root R]`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from rge_core.artifacts import ArtifactError, ArtifactStore, LineageNode, Manifest
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+ROOT_HELP = "Artifact root (folder or fsspec URL); default: $RGE_ARTIFACTS, else ./rge-artifacts."
+_MAX_STATS = 4  # the table shows the first few scalar stats; `show` has them all
+
+
+def _key_stats(manifest: Manifest) -> str:
+    scalars = [(k, v) for k, v in manifest.stats.items() if isinstance(v, (str, int, float, bool))]
+    return "\n".join(f"{k}={v}" for k, v in scalars[:_MAX_STATS])
+
+
+def _tree(node: LineageNode, label: str, branch: Tree | None = None) -> Tree:
+    text = f"{label}{node.id}" + ("" if node.manifest else " [red](missing)[/red]")
+    child = Tree(text) if branch is None else branch.add(text)
+    for name, parent in node.inputs.items():
+        _tree(parent, f"{name}: ", child)
+    return child
+
+
+@app.command("list")
+def list_artifacts(
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only artifacts of this kind."),
+    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+) -> None:
+    """Table of the complete artifacts, oldest first."""
+    store = ArtifactStore(root)
+    table = Table(title=f"artifacts under {store.root}")
+    for column in ("id", "kind", "created", "inputs", "stats"):
+        table.add_column(column, no_wrap=column in ("id", "kind"), overflow="fold")
+    for manifest in store.list(kind):
+        inputs = "\n".join(f"{name}={vid}" for name, vid in manifest.inputs.items())
+        table.add_row(manifest.id, manifest.kind, manifest.created, inputs, _key_stats(manifest))
+    Console(soft_wrap=False).print(table)
+
+
+@app.command()
+def show(
+    version_id: str = typer.Argument(..., metavar="ID", help="Version id, e.g. pairs-0123456789ab."),
+    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+) -> None:
+    """The manifest (JSON) and the lineage tree of one artifact."""
+    store = ArtifactStore(root)
+    try:
+        artifact = store.get(version_id)
+        lineage = store.lineage(version_id)
+    except ArtifactError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(artifact.manifest.to_json())
+    Console().print(_tree(lineage, "lineage: "))

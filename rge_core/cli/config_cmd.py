@@ -1,0 +1,31 @@
+"""`rge config show --config configs/tiny.yaml --set data.synth.seed=3`: print the resolved config as YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rge_core.config.loader import ConfigError, load_config, to_yaml
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+
+@app.callback()
+def _group() -> None:
+    """Show resolved configs."""  # a callback keeps `show` a subcommand even though it is the only one
+
+
+@app.command()
+def show(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML preset; omitted: the defaults."),
+    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Dotted override key=value (repeatable)."),
+) -> None:
+    """Print the config after the YAML file and overrides are applied."""
+    try:
+        resolved = load_config(config, overrides or [])
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(to_yaml(resolved), nl=False)

@@ -1,0 +1,199 @@
+"""YAML + dotted overrides -> typed config dataclasses (OLMo-core style), with strict checking.
+
+Generic over any dataclass tree: str, int, float, bool, Optional/`X | None`, list[X], dict[str, X],
+Literal, Any and nested dataclasses. Unknown keys and wrong types raise ConfigError naming the file and
+the full dotted key, e.g. `configs/tiny.yaml: data.synth.seed: expected int, got str 'abc'`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from rge_core import fileio
+from rge_core.config.schema import Config
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the dataclass tree."""
+
+
+class _Mismatch(Exception):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, Any]:
+    # get_type_hints resolves the string annotations that `from __future__ import annotations` leaves.
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
+
+
+def _join(key: str, part: object) -> str:
+    return f"{key}.{part}" if key else str(part)
+
+
+def _describe(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    if origin is not None:
+        return f"{_type_name(origin)}[{', '.join(map(_type_name, args))}]"
+    return "None" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (arg for arg in args if arg is not type(None)):
+            try:
+                return _convert(option, value, key)
+            except _Mismatch:
+                continue
+        raise _Mismatch(key, f"expected {_type_name(tp)}, got {_describe(value)}")
+    if origin is Literal:
+        if any(value == arg and type(value) is type(arg) for arg in args):  # True is not Literal[1]
+            return value
+        raise _Mismatch(key, f"expected one of {list(args)}, got {_describe(value)}")
+    if origin is list or tp is list:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch(key, f"expected a list, got {_describe(value)}")
+        return [_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value)] if args else list(value)
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise _Mismatch(key, f"expected a mapping, got {_describe(value)}")
+        if not args:
+            return dict(value)
+        return {_convert(args[0], k, key): _convert(args[1], v, _join(key, k)) for k, v in value.items()}
+    if tp is float and isinstance(value, str):
+        # PyYAML reads "1e-4" (no dot) as a string; accept numeric strings where a float is expected.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(tp, type) and isinstance(value, tp) and not (isinstance(value, bool) and tp is not bool):
+        return value
+    raise _Mismatch(key, f"expected {_type_name(tp)}, got {_describe(value)}")
+
+
+def _unknown(key: str, cls: type) -> _Mismatch:
+    return _Mismatch(key, f"unknown key (known: {', '.join(_fields(cls))})")
+
+
+def _build(cls: type[T], data: Any, key: str) -> T:
+    if not isinstance(data, Mapping):
+        raise _Mismatch(key, f"expected a mapping for {cls.__name__}, got {_describe(data)}")
+    fields = _fields(cls)
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise _unknown(_join(key, unknown[0]), cls)
+    values = {name: _convert(fields[name], value, _join(key, name)) for name, value in data.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:  # a missing required field, or a __post_init__ check
+        raise _Mismatch(key, str(error)) from None
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "") -> T:
+    """Build dataclass `cls` from plain data; missing keys keep their defaults. `source` prefixes errors."""
+    try:
+        return _build(cls, data, "")
+    except _Mismatch as error:
+        raise ConfigError(f"{source}: {error}" if source else str(error)) from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain nested dicts/lists (YAML- and JSON-ready) of a dataclass tree."""
+    return dataclasses.asdict(config)
+
+
+def _set_dotted(data: dict[str, Any], cls: type, key: str, value: Any) -> None:
+    """Set `key` inside the dict form of a `cls` tree, refusing keys the dataclasses do not declare."""
+    node, tp, parts = data, cls, key.split(".")
+    for depth, part in enumerate(parts):
+        if typing.get_origin(tp) in (Union, types.UnionType):  # Optional[Section]: step into the section
+            tp = next(arg for arg in typing.get_args(tp) if arg is not type(None))
+        if dataclasses.is_dataclass(tp):
+            if part not in _fields(tp):
+                raise _unknown(".".join(parts[: depth + 1]), tp)
+            tp = _fields(tp)[part]
+        elif typing.get_origin(tp) is dict or tp is dict:
+            tp = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        else:
+            parent = ".".join(parts[:depth])
+            raise _Mismatch(".".join(parts[: depth + 1]), f"unknown key ({parent} holds {_type_name(tp)}, not a section)")
+        if depth == len(parts) - 1:
+            # A mapping set on a section updates it instead of resetting its other keys to defaults.
+            merge = dataclasses.is_dataclass(tp) and isinstance(value, dict) and isinstance(node.get(part), dict)
+            node[part] = {**node[part], **value} if merge else value
+        else:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+
+
+def apply_overrides(config: T, overrides: Iterable[str]) -> T:
+    """Apply dotted `key=value` overrides; each value is parsed as YAML (`data.subsets=[A,B]`)."""
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        source = f"--set {override}"
+        if not sep or not key.strip():
+            raise ConfigError(f"{source}: expected key=value")
+        # An empty value means the empty string (YAML would read it as null).
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        data = to_dict(config)
+        try:
+            _set_dotted(data, type(config), key.strip(), value)
+        except _Mismatch as error:
+            raise ConfigError(f"{source}: {error}") from None
+        config = from_dict(type(config), data, source)
+    return config
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML file (local path or fsspec URL); an empty file is an empty mapping."""
+    try:
+        data = yaml.safe_load(fileio.read_bytes(str(path)))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """The pipeline Config from a YAML file (None: the defaults) with dotted overrides applied."""
+    config = Config() if path is None else from_dict(Config, load_yaml(path), str(path))
+    return apply_overrides(config, overrides)
+
+
+def to_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,169 @@
+"""Typed config loading: YAML presets, dotted overrides, strict errors, and `rge config show`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rge_core.cli import config_cmd
+from rge_core.config.loader import ConfigError, apply_overrides, from_dict, load_config, to_dict
+from rge_core.config.schema import Config
+
+TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
+
+
+@dataclass
+class Inner:
+    name: str = "x"
+    scale: float = 1.0
+
+
+@dataclass
+class Checked:
+    lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+
+@dataclass
+class Tree:
+    mode: Literal["lora", "full"] = "lora"
+    steps: int = 10
+    flag: bool = False
+    limit: Optional[int] = None
+    tag: str | None = None
+    ids: list[int] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
+    inner: Inner = field(default_factory=Inner)
+    extra: Inner | None = None
+    groups: list[Inner] = field(default_factory=list)
+    checked: Checked = field(default_factory=Checked)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def leaf_keys(data: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys |= leaf_keys(value, f"{dotted}.") if isinstance(value, dict) else {dotted}
+    return keys
+
+
+def test_defaults_and_tiny_preset() -> None:
+    assert load_config(None) == Config()
+    tiny = load_config(TINY)
+    assert (tiny.data.source, tiny.model.path, tiny.model.arch) == ("synthetic", "tiny", "qwen2-vl")
+    # The preset spells out every setting, so it documents the whole config.
+    assert leaf_keys(yaml.safe_load(TINY.read_text())) == leaf_keys(to_dict(Config()))
+
+
+def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "data:\n  synth:\n    seed: abc\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == f"{path}: data.synth.seed: expected int, got str 'abc'"
+    with pytest.raises(ConfigError, match=r"c\.yaml: model\.paht: unknown key \(known: path, arch"):
+        load_config(write(tmp_path, "model:\n  paht: x\n"))
+    with pytest.raises(ConfigError, match=r"data\.subsets: expected a list, got str 'A'"):
+        load_config(write(tmp_path, "data:\n  subsets: A\n"))
+    with pytest.raises(ConfigError, match=r"data\.subsets\[1\]: expected str, got int 3"):
+        load_config(write(tmp_path, "data:\n  subsets: [A, 3]\n"))
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(write(tmp_path, "data: [\n"))
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_config(write(tmp_path, "- 1\n"))
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.yaml")
+    assert load_config(write(tmp_path, "")) == Config()
+
+
+def test_overrides() -> None:
+    config = load_config(TINY, ["data.subsets=[A,B]", "run.seed=7", "run.artifacts_root=", "model.path=/ckpt"])
+    assert config.data.subsets == ["A", "B"] and config.run.seed == 7
+    assert config.run.artifacts_root == "" and config.model.path == "/ckpt"
+    assert config.data.synth.train_per_subset == 64  # untouched keys keep the file's values
+    merged = apply_overrides(config, ["data.synth={seed: 3}"])
+    assert merged.data.synth.seed == 3 and merged.data.synth.train_per_subset == 64
+    assert config.data.synth.seed == 0  # overrides return a new config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.synth.sed=1", "--set data.synth.sed=1: data.synth.sed: unknown key (known: seed,"),
+        ("trian.lr=1e-4", "--set trian.lr=1e-4: trian: unknown key"),
+        ("run.seed.x=1", "run.seed.x: unknown key (run.seed holds int, not a section)"),
+        ("run.seed=abc", "--set run.seed=abc: run.seed: expected int, got str 'abc'"),
+        ("run.seed=true", "run.seed: expected int, got bool True"),
+        ("run.seed", "--set run.seed: expected key=value"),
+    ],
+)
+def test_override_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(TINY, [override])
+    assert message in str(error.value)
+
+
+def test_generic_dataclass_tree() -> None:
+    data = {
+        "mode": "full", "steps": 3, "flag": True, "limit": 5, "tag": None, "ids": [1, 2],
+        "weights": {"a": 1, "b": 0.5}, "inner": {"name": "y"}, "extra": {"scale": 2},
+        "groups": [{"name": "g"}],
+    }
+    tree = from_dict(Tree, data)
+    assert tree.weights == {"a": 1.0, "b": 0.5} and isinstance(tree.weights["a"], float)
+    assert tree.inner == Inner("y", 1.0) and tree.extra == Inner("x", 2.0) and tree.groups == [Inner("g")]
+    assert from_dict(Tree, to_dict(tree)) == tree
+    assert from_dict(Tree, {}) == Tree()
+
+    updated = apply_overrides(Tree(), ["inner.scale=1e-4", "weights.c=2", "extra.name=z", "limit=null", "ids=[4]"])
+    assert updated.inner.scale == pytest.approx(1e-4) and updated.weights == {"c": 2.0}
+    assert updated.extra == Inner("z") and updated.limit is None and updated.ids == [4]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"mode": "half"}, "mode: expected one of ['lora', 'full'], got str 'half'"),
+        ({"steps": 1.5}, "steps: expected int, got float 1.5"),
+        ({"steps": True}, "steps: expected int, got bool True"),
+        ({"flag": 1}, "flag: expected bool, got int 1"),
+        ({"limit": "x"}, "limit: expected int | None, got str 'x'"),
+        ({"ids": [1, "2"]}, "ids[1]: expected int, got str '2'"),
+        ({"weights": {"a": "heavy"}}, "weights.a: expected float, got str 'heavy'"),
+        ({"inner": {"scale": "big"}}, "inner.scale: expected float, got str 'big'"),
+        ({"groups": [{"nam": "g"}]}, "groups[0].nam: unknown key"),
+        ({"tag": 3}, "tag: expected str | None, got int 3"),
+        ({"weights": [1]}, "weights: expected a mapping, got list [1]"),
+        ({"checked": {"lr": -1}}, "checked: lr must be positive, got -1.0"),
+        ({"extra": 3}, "extra: expected Inner | None, got int 3"),
+    ],
+)
+def test_generic_type_errors(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        from_dict(Tree, data, "t.yaml")
+    assert str(error.value).startswith(f"t.yaml: {message}")
+
+
+def test_cli_show() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "run.seed=5", "--set", "data.subsets=[A]"])
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.output) == to_dict(load_config(TINY, ["run.seed=5", "data.subsets=[A]"]))
+    assert yaml.safe_load(runner.invoke(config_cmd.app, ["show"]).output) == to_dict(Config())
+
+    failed = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "data.synth.seed=abc"])
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert "data.synth.seed: expected int, got str 'abc'" in failed.stderr
