@@ -118,3 +118,18 @@ def data_train_folder(tmp_path: Path) -> Path:
     diverse["qry"] = ["<|image_1|>\nName the object shown."] * 2
     _write_split(folder, "ImageNet_1K", "diverse_instruction", diverse, "shards", shards=1)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2-VL checkpoint, built once per test session."""
+    from rge_core.model.tiny import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-qwen2-vl"), arch="qwen2-vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rge(tiny_model_dir):
+    from rge_core.model.rge_model import RGEModel
+
+    return RGEModel.load(str(tiny_model_dir))

@@ -47,6 +47,8 @@ class RGEModel:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.emb = emb
+        # Multimodal checkpoints keep the template on the processor; text-only tokenizers on themselves.
+        self.chat_template = getattr(processor, "chat_template", None) or self.tokenizer.chat_template
 
     @classmethod
     def load(cls, path: str, dtype: str = "float32", device: str = "cpu") -> RGEModel:
@@ -62,7 +64,9 @@ class RGEModel:
     # ---- prompts -------------------------------------------------------------------------------
     def _chat_prefix(self, content: str) -> str:
         messages = [{"role": "user", "content": content}]
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer.apply_chat_template(
+            messages, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+        )
 
     def generation_prompt(self, query: Query) -> str:
         """The query up to the start of the assistant turn, where the rationale is generated."""

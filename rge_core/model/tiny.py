@@ -15,13 +15,9 @@ from typing import Any, Callable
 
 import torch
 
-from rge_core.compat.torchvision_cpu import ensure_torchvision
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.model.tokenizer_build import train_tokenizer
-
-ensure_torchvision()
-
-from transformers import (  # noqa: E402  (needs torchvision importable first)
+from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen2VLConfig,

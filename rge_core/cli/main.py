@@ -1,0 +1,24 @@
+"""The `rge` command line. Each command group lives in its own module; this file only mounts them.
+
+Run `rge --help` for the list.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from rge_core.cli import artifacts_cmd, config_cmd, data_cmd, model_cmd, stages_cmd, synth_cmd
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False, help=__doc__.splitlines()[0]
+)
+app.add_typer(data_cmd.app, name="data", help="Validate MMEB-format data folders.")
+app.add_typer(artifacts_cmd.app, name="artifacts", help="List and inspect versioned artifacts.")
+app.add_typer(config_cmd.app, name="config", help="Show resolved configs.")
+app.command("tiny-model")(model_cmd.tiny_model)
+app.command("synth")(synth_cmd.synth)
+for name, command in stages_cmd.COMMANDS.items():
+    app.command(name)(command)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,94 @@
+"""Stage 1, ingest: an MMEB-train-format folder (or the synthetic benchmark) -> the canonical `pairs`
+artifact (pairs.parquet, rejects.jsonl, image_root in its stats).
+
+    rge ingest --config configs/tiny.yaml
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from data_schemas.io import write_table
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.versioning import code_version
+from rge_core.config.schema import Config
+from rge_core.data.mmeb_train import read_mmeb_train
+from rge_core.stages.materialize import local_folder
+from rge_core.stages.prepare import prepare_benchmark
+
+SYNTHETIC = "synthetic"
+_CODE = ["rge_core/data", "data_schemas", "rge_core/stages/ingest.py"]
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Names, sizes and mtimes of a source folder's parquet files: edits there make a new version."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.parquet")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Source:
+    train: Path  # the MMEB-train folder
+    images: Path  # local image root
+    image_root: str  # how the artifact names the image root (see pairs_image_root)
+    inputs: dict[str, str]  # input artifacts
+    identity: dict  # what identifies the source in the version hash
+
+
+def _source(config: Config, store: ArtifactStore) -> _Source:
+    data = config.data
+    if data.source == SYNTHETIC:
+        benchmark_id = prepare_benchmark(config, store)
+        train = local_folder(store.get(benchmark_id)) / "train"
+        # Named through the benchmark artifact, so versions do not depend on where the root is mounted.
+        return _Source(train, train, f"{benchmark_id}/train", {"benchmark": benchmark_id}, {"source": SYNTHETIC})
+    folder = Path(data.source).resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic')")
+    images = Path(data.image_root).resolve() if data.image_root else folder
+    identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder)}
+    return _Source(folder, images, str(images), {}, identity)
+
+
+def pairs_image_root(store: ArtifactStore, pairs_id: str) -> Path:
+    """Local folder that the image paths of a pairs artifact are relative to."""
+    manifest = store.get(pairs_id).manifest
+    reference = manifest.stats["image_root"]
+    artifact_id, _, rest = reference.partition("/")
+    if artifact_id in manifest.inputs.values():
+        return local_folder(store.get(artifact_id)) / rest
+    return Path(reference)
+
+
+def ingest(config: Config, store: ArtifactStore) -> str:
+    """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
+    source = _source(config, store)
+    settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
+    writer = store.open("pairs", settings, inputs=source.inputs, code=code_version(_CODE))
+    if writer.exists_complete:
+        return writer.version_id
+    pairs, rejects = read_mmeb_train(
+        source.train, split=config.data.split, subsets=config.data.subsets or None, image_root=source.images,
+        on_error="skip",
+    )
+    if pairs.num_rows == 0:
+        raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
+    write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
+    writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
+    per_subset = Counter(pairs.column("subset").to_pylist())
+    writer.finish(
+        {
+            "rows": pairs.num_rows,
+            "rejects": len(rejects),
+            "subsets": dict(sorted(per_subset.items())),
+            "image_root": source.image_root,
+        }
+    )
+    return writer.version_id

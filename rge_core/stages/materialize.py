@@ -1,0 +1,45 @@
+"""Bridges between artifacts (any fsspec root) and tools that need a local folder.
+
+Model checkpoints and rendered benchmarks are written by libraries that only write local paths, and
+transformers, vLLM and PIL only read local paths. On a local artifact root both happen in place; on a
+remote root the folder is built in a temporary directory and uploaded file by file, and read back
+through a local cache.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from rge_core.artifacts.store import Artifact, ArtifactWriter
+from rge_core.fileio import is_local, local_path
+
+CACHE_ENV = "RGE_CACHE"
+DEFAULT_CACHE = "./.cache/rge"
+
+
+def build_folder(writer: ArtifactWriter, build: Callable[[Path], object]) -> None:
+    """Run `build(folder)` so that the folder's files end up as the artifact's files."""
+    if is_local(writer.url):
+        build(local_path(writer.url))
+        return
+    with tempfile.TemporaryDirectory(prefix="rge-build-") as scratch:
+        build(Path(scratch))
+        for path in sorted(Path(scratch).rglob("*")):
+            if path.is_file():
+                writer.write_bytes(path.relative_to(scratch).as_posix(), path.read_bytes())
+
+
+def local_folder(artifact: Artifact) -> Path:
+    """A local folder holding the artifact's files (the artifact itself when the root is local)."""
+    if is_local(artifact.url):
+        return local_path(artifact.url)
+    target = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / artifact.id
+    for rel in artifact.manifest.files:
+        destination = target / rel
+        if not destination.exists():  # artifacts are immutable, so a cached file is current
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(artifact.read_bytes(rel))
+    return target

@@ -1,0 +1,50 @@
+"""Inputs the pipeline builds for itself: the embedded tiny model and the synthetic benchmark.
+
+Both are artifacts like any stage output, so the demo and the tests reuse them across runs.
+    rge run --config configs/tiny.yaml --stages model
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.versioning import code_version
+from rge_core.config.schema import Config
+from rge_core.stages.materialize import build_folder, local_folder
+
+TINY_MODEL = "tiny"
+_TINY_CODE = ["rge_core/model/tiny.py", "rge_core/model/tokenizer_build.py", "rge_core/model/assets"]
+_SYNTH_CODE = ["rge_core/synth"]
+
+
+def prepare_model(config: Config, store: ArtifactStore) -> str | None:
+    """Build the tiny model artifact when `model.path` is "tiny"; None for a user checkpoint folder."""
+    if config.model.path != TINY_MODEL:
+        return None
+    from rge_core.model.tiny import write_tiny_model  # heavy: transformers
+
+    settings = {"arch": config.model.arch, "seed": config.model.tiny_seed}
+    writer = store.open("model", settings, inputs={}, code=code_version(_TINY_CODE))
+    if not writer.exists_complete:
+        build_folder(writer, lambda folder: write_tiny_model(folder, **settings))
+        writer.finish({"source": "tiny", **settings})
+    return writer.version_id
+
+
+def model_folder(config: Config, store: ArtifactStore, model_id: str | None) -> Path:
+    """Local checkpoint folder for the configured model."""
+    return Path(config.model.path) if model_id is None else local_folder(store.get(model_id))
+
+
+def prepare_benchmark(config: Config, store: ArtifactStore) -> str:
+    from rge_core.synth.writer import write_benchmark
+
+    settings = asdict(config.data.synth)
+    writer = store.open("benchmark", settings, inputs={}, code=code_version(_SYNTH_CODE))
+    if not writer.exists_complete:
+        summary: dict = {}
+        build_folder(writer, lambda folder: summary.update(write_benchmark(folder, **settings)))
+        writer.finish({"subsets": summary["subsets"]})
+    return writer.version_id
