@@ -1,6 +1,6 @@
-"""The `rge` command line. Each command group lives in its own module; this file only mounts them.
+"""rge: curate reasoning data, train and evaluate Reasoning Guided Embeddings.
 
-Run `rge --help` for the list.
+Each command group lives in its own module; this file only mounts them. `rge --help` lists them.
 """
 
 from __future__ import annotations
