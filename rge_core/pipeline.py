@@ -1,30 +1,64 @@
-"""The stages in order, without any orchestrator: what `rge run`, the tests and (later) the Prefect
-flow all call. Each stage takes the resolved Config and the artifact store and returns its version id.
+"""The stages in dependency order, without any orchestrator: what `rge run`, the tests and the Prefect
+flow all call. A stage takes the resolved Config, the artifact store and the version ids of the stages it
+depends on, and returns its own version id (None when it has nothing to build, e.g. a user checkpoint).
+A stage whose version exists returns at once, so asking for `curate` alone also "runs" ingest, for free
+when its artifact is there.
 
-    rge run --config configs/tiny.yaml
+    rge run --config configs/tiny.yaml [--stages curate]
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
+from rge_core.stages.assemble import assemble
+from rge_core.stages.curate import curate
 from rge_core.stages.ingest import ingest
 from rge_core.stages.prepare import prepare_model
 
-Stage = Callable[[Config, ArtifactStore], "str | None"]
+StageFn = Callable[[Config, ArtifactStore, dict[str, Optional[str]]], Optional[str]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    run: StageFn
+    needs: tuple[str, ...] = ()
+
 
 STAGES: dict[str, Stage] = {
-    "model": prepare_model,
-    "ingest": ingest,
+    "model": Stage(prepare_model),
+    "ingest": Stage(ingest),
+    "curate": Stage(curate, needs=("ingest", "model")),
+    "assemble": Stage(assemble, needs=("ingest", "curate")),
 }
 
 
+def with_dependencies(stages: list[str]) -> list[str]:
+    """The requested stages plus everything they need, in pipeline order."""
+    wanted: set[str] = set()
+
+    def add(name: str) -> None:
+        if name not in wanted:
+            wanted.add(name)
+            for need in STAGES[name].needs:
+                add(need)
+
+    for name in stages:
+        add(name)
+    return [name for name in STAGES if name in wanted]
+
+
 def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, str | None]:
-    """Run `stages` (default: all, in pipeline order); returns stage -> artifact version id."""
+    """Run `stages` (default: all) and what they depend on; returns stage -> artifact version id."""
     unknown = sorted(set(stages or []) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
     store = ArtifactStore.from_config(config)
-    return {name: stage(config, store) for name, stage in STAGES.items() if not stages or name in stages}
+    results: dict[str, str | None] = {}
+    for name in with_dependencies(stages or list(STAGES)):
+        stage = STAGES[name]
+        results[name] = stage.run(config, store, {need: results[need] for need in stage.needs})
+    return results

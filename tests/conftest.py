@@ -120,6 +120,16 @@ def data_train_folder(tmp_path: Path) -> Path:
     return folder
 
 
+SMALL_SYNTH = ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4"]
+
+
+def small_config(root: str, *overrides: str):
+    """configs/tiny.yaml on a small synthetic benchmark (6 subsets x 4 train pairs), artifacts under `root`."""
+    from rge_core.config.loader import load_config
+
+    return load_config(Path("configs/tiny.yaml"), [f"run.artifacts_root={root}", *SMALL_SYNTH, *overrides])
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen2-VL checkpoint, built once per test session."""

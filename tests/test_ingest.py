@@ -16,17 +16,12 @@ from data_schemas.io import read_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.data_cmd import app as data_app
 from rge_core.cli.main import app
-from rge_core.config.loader import load_config
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
 from rge_core.stages.ingest import pairs_image_root
 from rge_core.stages.materialize import local_folder
 
-SMALL = ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4"]
-
-
-def small_config(root: str, *extra: str):
-    return load_config(Path("configs/tiny.yaml"), [f"run.artifacts_root={root}", *SMALL, *extra])
+from tests.conftest import small_config
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +49,10 @@ def test_synthetic_ingest_writes_valid_pairs_for_every_subset(synthetic_run):
 def test_rerun_reuses_every_artifact_and_a_new_seed_only_what_depends_on_it(synthetic_run):
     config, store, results = synthetic_run
     created = {vid: store.get(vid).manifest.created for vid in results.values() if vid}
-    assert run_pipeline(config) == {**run_pipeline(config, ["model"]), **results}
+    assert run_pipeline(config, ["model", "ingest"]) == {**run_pipeline(config, ["model"]), **results}
     assert {vid: store.get(vid).manifest.created for vid in created} == created
     reseeded = small_config(store.root, "data.synth.seed=1")
-    new = run_pipeline(reseeded)
+    new = run_pipeline(reseeded, ["model", "ingest"])
     assert new["ingest"] != results["ingest"]
     assert new["model"] == run_pipeline(config, ["model"])["model"]
 
@@ -88,7 +83,7 @@ def test_memory_root_builds_and_reads_back_through_the_cache(tmp_path, monkeypat
     monkeypatch.setenv("RGE_CACHE", str(tmp_path / "cache"))
     fsspec.filesystem("memory").store.clear()
     config = small_config("memory://rge-test")
-    results = run_pipeline(config)
+    results = run_pipeline(config, ["model", "ingest"])
     store = ArtifactStore("memory://rge-test")
     assert {m.kind for m in store.list()} == {"model", "benchmark", "pairs"}
     assert (local_folder(store.get(results["model"])) / "config.json").is_file()

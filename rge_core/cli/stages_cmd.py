@@ -1,5 +1,6 @@
-"""Pipeline commands: `rge run --config configs/tiny.yaml [--stages model,ingest]` and one command per
-stage (`rge ingest --config configs/tiny.yaml --set data.synth.seed=1`)."""
+"""Pipeline commands: `rge run --config configs/tiny.yaml [--stages curate]` and one command per stage
+(`rge ingest|curate|assemble --config configs/tiny.yaml --set data.synth.seed=1`). A stage command also
+runs what the stage depends on; those are reused when their artifacts exist."""
 
 from __future__ import annotations
 
@@ -54,8 +55,23 @@ def _stage_command(name: str) -> Callable[..., None]:
     def command(config: Path = _CONFIG, overrides: Optional[list[str]] = _OVERRIDES) -> None:
         _run(config, overrides, [name])
 
-    command.__doc__ = f"Run only the {name} stage (its artifact is reused when it exists)."
+    command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
     return command
 
 
-COMMANDS: dict[str, Callable[..., None]] = {"run": run, "ingest": _stage_command("ingest")}
+def curate(
+    config: Path = _CONFIG,
+    overrides: Optional[list[str]] = _OVERRIDES,
+    prompt_set: Optional[Path] = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
+) -> None:
+    """Curate oracle rationales (and what curation needs; existing artifacts are reused)."""
+    extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
+    _run(config, [*(overrides or []), *extra], ["curate"])
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "run": run,
+    "ingest": _stage_command("ingest"),
+    "curate": curate,
+    "assemble": _stage_command("assemble"),
+}

@@ -48,7 +48,57 @@ class ModelConfig:
 
 
 @dataclass
+class SamplingConfig:
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    # Base seed; every request derives its own from (seed, pair id, attempt), so a resumed or re-sharded
+    # run gets the same texts.
+    seed: int = 0
+
+
+@dataclass
+class CurationConfig:
+    # Prompt set folder (see prompts/README.md).
+    prompt_set: str = "prompts/rge-v1"
+    # vllm | transformers | reference
+    generator: str = "vllm"
+    # Generator checkpoint folder; empty means the pipeline's own model (model.path, e.g. the tiny one).
+    generator_model: str = ""
+    # reference generator: a parquet/JSONL file keyed by pair id, or "synthetic-facts" for the synthetic
+    # benchmark's scene facts.
+    reference: str = ""
+    shard_size: int = 64
+    # Engine processes per node (each on tensor_parallel_size GPUs on GPU hosts). Over several nodes,
+    # run the same command on each with its node_rank: engine k of node r takes every
+    # (engines * num_nodes)-th shard from r * engines + k. None of these change the rationales.
+    engines: int = 1
+    num_nodes: int = 1
+    node_rank: int = 0
+    tensor_parallel_size: int = 1
+    max_model_len: int = 2048
+    dtype: str = "auto"
+    # Constrain decoding to the prompt set's declared format (vLLM structured outputs, regex).
+    structured_output: bool = True
+    batch_size: int = 16  # transformers generator
+    max_retries: int = 2
+    # The stage fails (after writing its shards) when more than this share of pairs stays invalid.
+    max_reject_rate: float = 0.2
+    min_chars: int = 16
+    max_chars: int = 2000
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+
+@dataclass
+class AssembleConfig:
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    assemble: AssembleConfig = field(default_factory=AssembleConfig)

@@ -67,7 +67,7 @@ def pairs_image_root(store: ArtifactStore, pairs_id: str) -> Path:
     return Path(reference)
 
 
-def ingest(config: Config, store: ArtifactStore) -> str:
+def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
     source = _source(config, store)
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}

@@ -19,7 +19,7 @@ _TINY_CODE = ["rge_core/model/tiny.py", "rge_core/model/tokenizer_build.py", "rg
 _SYNTH_CODE = ["rge_core/synth"]
 
 
-def prepare_model(config: Config, store: ArtifactStore) -> str | None:
+def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str | None:
     """Build the tiny model artifact when `model.path` is "tiny"; None for a user checkpoint folder."""
     if config.model.path != TINY_MODEL:
         return None

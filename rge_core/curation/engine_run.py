@@ -1,0 +1,101 @@
+"""One curation engine: builds its generator once and curates its missing shards (every `workers`-th).
+
+The curate stage runs the only engine in-process when there is one, and otherwise starts one process
+per engine (each pinned to its GPUs through CUDA_VISIBLE_DEVICES on GPU hosts):
+
+    python -m rge_core.curation.engine_run JOB.json GLOBAL_ENGINE_INDEX
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from data_schemas.io import read_table, write_table
+from rge_core.config.loader import from_dict
+from rge_core.config.schema import CurationConfig
+from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
+from rge_core.curation.validate import RationaleRules
+from rge_core.fileio import read_bytes
+from rge_core.generation.base import build_generator
+from rge_core.prompts.prompt_set import load_prompt_set
+
+
+@dataclass(frozen=True)
+class CurationJob:
+    """Everything an engine needs, as plain values (it travels to engine processes as JSON)."""
+
+    curation: CurationConfig
+    pairs_url: str  # the pairs parquet
+    image_root: str
+    output_url: str  # the (incomplete) rationales artifact folder
+    generator_model: str  # local checkpoint folder (vllm / transformers)
+    reference_path: str  # reference generator's file
+    workers: int  # engine processes over all nodes; engine k takes shards k, k + workers, ...
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CurationJob:
+        data = json.loads(text)
+        data["curation"] = from_dict(CurationConfig, data["curation"])
+        return cls(**data)
+
+
+def _generator(job: CurationJob):
+    curation = job.curation
+    if curation.generator == "reference":
+        return build_generator("reference", path=job.reference_path)
+    if curation.generator == "transformers":
+        return build_generator("transformers", model=job.generator_model, dtype=curation.dtype, batch_size=curation.batch_size)
+    return build_generator(
+        curation.generator,
+        model=job.generator_model,
+        tensor_parallel_size=curation.tensor_parallel_size,
+        max_model_len=curation.max_model_len,
+        dtype=curation.dtype,
+        seed=curation.sampling.seed,
+    )
+
+
+def run_engine(job: CurationJob, engine: int, has_file) -> int:
+    """Curate this engine's missing shards; returns how many it wrote."""
+    curation = job.curation
+    pairs = read_table(job.pairs_url, "pairs")
+    ranges = shard_ranges(pairs.num_rows, curation.shard_size)
+    todo = [i for i in range(engine, len(ranges), job.workers) if not has_file(shard_file(i))]
+    if not todo:
+        return 0
+    prompt_set = load_prompt_set(curation.prompt_set)
+    generator = _generator(job)
+    context = ShardContext(
+        prompt_set=prompt_set,
+        generator=generator,
+        sampling=curation.sampling,
+        rules=RationaleRules(curation.min_chars, curation.max_chars, prompt_set.output_regex),
+        max_retries=curation.max_retries,
+        image_root=Path(job.image_root),
+        regex=prompt_set.output_regex if curation.structured_output and curation.generator == "vllm" else None,
+    )
+    try:
+        for index in todo:
+            rows = pairs.slice(ranges[index].start, len(ranges[index])).to_pylist()
+            write_table(f"{job.output_url}/{shard_file(index)}", curate_pairs(rows, context), "rationales")
+    finally:
+        generator.close()
+    return len(todo)
+
+
+def main(argv: list[str]) -> None:
+    import fsspec
+
+    job = CurationJob.from_json(read_bytes(argv[0]))
+    fs, folder = fsspec.core.url_to_fs(job.output_url)
+    run_engine(job, int(argv[1]), lambda rel: fs.isfile(f"{folder}/{rel}"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

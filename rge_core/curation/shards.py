@@ -1,0 +1,98 @@
+"""Curation of one shard of pairs: render prompts, generate, validate, resample the invalid ones.
+
+Every request's seed derives from (base seed, pair id, attempt), never from the shard or batch it
+lands in, so a resumed, re-sharded or multi-engine run writes the same texts (with vLLM, which honours
+per-request seeds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pyarrow as pa
+
+from data_schemas.schemas import RATIONALES
+from rge_core.config.schema import SamplingConfig
+from rge_core.curation.validate import RationaleRules, reject_reason
+from rge_core.generation.base import GenerationRequest, GenerationResult, Generator
+from rge_core.prompts.prompt_set import PromptSet
+from rge_core.prompts.render import render_pair
+
+
+def shard_file(index: int) -> str:
+    return f"shards/rationales-{index:05d}.parquet"
+
+
+def shard_ranges(num_rows: int, shard_size: int) -> list[range]:
+    return [range(start, min(start + shard_size, num_rows)) for start in range(0, num_rows, shard_size)]
+
+
+def request_seed(base_seed: int, pair_id: str, attempt: int) -> int:
+    digest = hashlib.sha256(f"{base_seed}/{pair_id}/{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")  # 32 bits: every engine accepts it
+
+
+@dataclass(frozen=True)
+class ShardContext:
+    prompt_set: PromptSet
+    generator: Generator
+    sampling: SamplingConfig
+    rules: RationaleRules
+    max_retries: int
+    image_root: Path
+    regex: str | None  # structured-output constraint handed to the generator, or None
+
+
+def _request(pair: dict, parts: list[dict], image_root: Path, seed: int) -> GenerationRequest:
+    images = {"query": pair["qry_image"], "target": pair["pos_image"]}
+    resolved = [
+        {"type": "image", "path": str(image_root / images[part["side"]])} if part["type"] == "image" else part
+        for part in parts
+    ]
+    return GenerationRequest(request_id=pair["pair_id"], parts=resolved, seed=seed)
+
+
+def curate_pairs(pairs: Sequence[dict], context: ShardContext) -> pa.Table:
+    """Rationale rows (schema `rationales`) for `pairs`, in their order; invalid ones have valid=False."""
+    rendered = {pair["pair_id"]: render_pair(context.prompt_set, pair) for pair in pairs}
+    final: dict[str, tuple[GenerationResult, str, int]] = {}
+    pending = list(pairs)
+    for attempt in range(context.max_retries + 1):
+        if not pending:
+            break
+        seeds = [request_seed(context.sampling.seed, pair["pair_id"], attempt) for pair in pending]
+        requests = [
+            _request(pair, rendered[pair["pair_id"]].parts, context.image_root, seed) for pair, seed in zip(pending, seeds)
+        ]
+        results = context.generator.generate(requests, context.sampling, context.regex)
+        for pair, result, seed in zip(pending, results, seeds):
+            final[pair["pair_id"]] = (result, reject_reason(result.text, result.finish_reason, context.rules), seed)
+        pending = [pair for pair in pending if final[pair["pair_id"]][1]]
+    sampling = json.dumps(asdict(context.sampling), sort_keys=True)
+    rows = []
+    for pair in pairs:
+        result, reason, seed = final[pair["pair_id"]]
+        prompt = rendered[pair["pair_id"]]
+        rows.append(
+            {
+                "pair_id": pair["pair_id"],
+                "subset": pair["subset"],
+                "rationale": result.text.strip(),
+                "prompt_set": context.prompt_set.name,
+                "prompt_set_hash": context.prompt_set.hash,
+                "template": prompt.template,
+                "template_hash": prompt.template_hash,
+                "generator": context.generator.name,
+                "sampling": sampling,
+                "seed": seed,
+                "num_tokens": result.num_tokens,
+                "finish_reason": result.finish_reason,
+                "valid": not reason,
+                "reject_reason": reason,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=RATIONALES)

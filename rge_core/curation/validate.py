@@ -1,0 +1,41 @@
+"""Validation of one generated rationale. Each rule returns a short reason; the first failing rule wins.
+
+The rules, in order: non-empty; finished (not cut at max_tokens); within the length bounds; free of
+special tokens (`<emb>`, image/vision markers, chat markers: they would corrupt training sequences);
+matching the prompt set's declared format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER, QWEN_SPECIAL_TOKENS
+
+FORBIDDEN_TOKENS = (EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER, "<|endoftext|>", *QWEN_SPECIAL_TOKENS)
+
+
+@dataclass(frozen=True)
+class RationaleRules:
+    min_chars: int
+    max_chars: int
+    output_regex: str
+
+
+def reject_reason(text: str, finish_reason: str, rules: RationaleRules) -> str:
+    """"" when the rationale is valid, else why not."""
+    stripped = text.strip()
+    if not stripped:
+        return "empty" if finish_reason != "missing" else "missing: no reference rationale for this pair"
+    if finish_reason != "stop":
+        return f"unfinished: finish_reason={finish_reason}"
+    if len(stripped) < rules.min_chars:
+        return f"too short: {len(stripped)} chars < {rules.min_chars}"
+    if len(stripped) > rules.max_chars:
+        return f"too long: {len(stripped)} chars > {rules.max_chars}"
+    found = [token for token in FORBIDDEN_TOKENS if token in text]
+    if found:
+        return f"special tokens: {', '.join(found)}"
+    if not re.fullmatch(rules.output_regex, stripped):
+        return "format: does not match the prompt set's output regex"
+    return ""

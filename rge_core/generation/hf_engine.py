@@ -1,0 +1,109 @@
+"""transformers generator: batched, KV-cached `model.generate` with left padding.
+
+    generator = TransformersGenerator("path/to/checkpoint", batch_size=16)
+    results = generator.generate(requests, SamplingConfig(temperature=0.0, max_tokens=128))
+
+For CPU machines without vLLM and as a reference for the vLLM engine (same prompts, see chat.py).
+Two differences from vLLM, by design:
+  * Seeds: torch samples a whole batch from one generator, so each batch is seeded once with a value derived
+    from its requests' seeds. Sampled texts are reproducible for the same requests in the same batches, but
+    change with batch composition (vLLM seeds each request on its own). Greedy output (temperature 0) does
+    not depend on batching. The caller's global RNG state is left untouched.
+  * Structured output: transformers has no regex-constrained decoding. A requested regex is ignored with a
+    UserWarning; the curation stage validates every text against the prompt set's format anyway, so
+    unconstrained texts that miss it are rejected (and retried) there, not silently accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForImageTextToText
+
+from rge_core.config.schema import SamplingConfig
+from rge_core.generation.base import GenerationRequest, GenerationResult
+from rge_core.generation.chat import load_processor, render_prompt
+
+
+def batch_seed(seeds: Sequence[int]) -> int:
+    """One torch seed for a batch, a stable function of its request seeds (in order)."""
+    digest = hashlib.blake2b(",".join(map(str, seeds)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % 2**63
+
+
+class TransformersGenerator:
+    def __init__(self, model: str, dtype: str = "auto", batch_size: int = 16, device: str | None = None):
+        self.name = str(model)
+        self.batch_size = batch_size
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.processor, self.chat_template = load_processor(self.name)
+        self.tokenizer = self.processor.tokenizer
+        self.tokenizer.padding_side = "left"  # generated tokens must follow every prompt directly
+        self.eos_id = self.tokenizer.eos_token_id  # `<|im_end|>` on Qwen chat checkpoints: end of the turn
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        self.model = AutoModelForImageTextToText.from_pretrained(self.name, dtype=torch_dtype).to(self.device).eval()
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None
+    ) -> list[GenerationResult]:
+        if regex is not None:
+            warnings.warn(
+                "TransformersGenerator cannot constrain decoding to a regex; generating unconstrained "
+                "(use the vllm generator for structured output)",
+                UserWarning,
+                stacklevel=2,
+            )
+        results: list[GenerationResult] = []
+        for start in range(0, len(requests), self.batch_size):
+            results.extend(self._generate_batch(requests[start : start + self.batch_size], sampling))
+        return results
+
+    @torch.inference_mode()
+    def _generate_batch(self, batch: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[GenerationResult]:
+        rendered = [render_prompt(self.processor, self.chat_template, r.parts, r.system) for r in batch]
+        images = [image for _, request_images in rendered for image in request_images]
+        inputs = self.processor(
+            text=[prompt for prompt, _ in rendered],
+            images=images or None,
+            padding=True,
+            return_tensors="pt",
+            return_mm_token_type_ids=True,  # the transformers 5 Qwen-VL forward needs it with images
+        ).to(self.device)
+        greedy = sampling.temperature <= 0
+        # Explicit values for every knob, so a checkpoint's generation_config (e.g. Qwen's top_k=1,
+        # repetition_penalty=1.05) cannot change the distribution: same sampling as vLLM's SamplingParams.
+        knobs = {} if greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        forked = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked):
+            torch.manual_seed(batch_seed([r.seed for r in batch]))
+            sequences = self.model.generate(
+                **inputs,
+                max_new_tokens=sampling.max_tokens,
+                do_sample=not greedy,
+                repetition_penalty=1.0,
+                eos_token_id=self.eos_id,
+                pad_token_id=self.tokenizer.pad_token_id,
+                use_cache=True,
+                **knobs,
+            )
+        new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        return [self._result(request, row) for request, row in zip(batch, new_tokens)]
+
+    def _result(self, request: GenerationRequest, row: list[int]) -> GenerationResult:
+        # Rows that ended early are padded after their end-of-turn token; cut there.
+        stopped = self.eos_id in row
+        kept = row[: row.index(self.eos_id)] if stopped else row
+        return GenerationResult(
+            request_id=request.request_id,
+            text=self.tokenizer.decode(kept, skip_special_tokens=True),
+            num_tokens=len(kept) + int(stopped),
+            finish_reason="stop" if stopped else "length",
+        )
+
+    def close(self) -> None:
+        del self.model
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()

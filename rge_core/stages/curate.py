@@ -1,0 +1,155 @@
+"""Stage 2, curate: pairs + prompt set + generator -> the `rationales` artifact (parquet shards,
+rejects.jsonl, a copy of the prompt set). Sharded and resumable: shards are written atomically, a rerun
+after a crash or kill curates only the missing ones.
+
+    rge curate --config configs/tiny.yaml [--prompt-set prompts/rge-terse] [--set curation.engines=2]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_schemas.io import read_table
+from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
+from rge_core.artifacts.versioning import code_version
+from rge_core.config.schema import Config
+from rge_core.curation.engine_run import CurationJob, run_engine
+from rge_core.curation.shards import shard_file, shard_ranges
+from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.stages.ingest import pairs_image_root
+from rge_core.stages.materialize import local_folder
+from rge_core.stages.prepare import model_folder
+
+_CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
+# Settings that spread or gate the work without changing a single rationale: not part of the version.
+_NOT_IN_VERSION = ("engines", "num_nodes", "node_rank", "max_reject_rate", "prompt_set", "reference")
+SYNTHETIC_FACTS = "synthetic-facts"
+
+
+class CurationError(ValueError):
+    pass
+
+
+def _reference_path(config: Config, store: ArtifactStore, pairs_id: str) -> str:
+    reference = config.curation.reference
+    if reference != SYNTHETIC_FACTS:
+        return str(Path(reference).resolve()) if reference else ""
+    benchmark_id = store.get(pairs_id).manifest.inputs.get("benchmark")
+    if benchmark_id is None:
+        raise CurationError("curation.reference=synthetic-facts needs data.source=synthetic")
+    return str(local_folder(store.get(benchmark_id)) / "facts.parquet")
+
+
+def _run_engines(job: CurationJob, writer: ArtifactWriter, curation) -> None:
+    if job.workers == 1:
+        run_engine(job, 0, writer.has_file)
+        return
+    first = curation.node_rank * curation.engines
+    gpus = _visible_gpus()
+    with tempfile.TemporaryDirectory(prefix="rge-curate-") as scratch:
+        job_file = Path(scratch) / "job.json"
+        job_file.write_text(job.to_json())
+        processes = []
+        for local in range(curation.engines):
+            env = dict(os.environ)
+            if gpus:  # engine k gets its own tensor_parallel_size GPUs
+                tp = curation.tensor_parallel_size
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[local * tp : (local + 1) * tp])
+            command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(first + local)]
+            processes.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
+        failures = [(p.args[-1], p.communicate()[1]) for p in processes]
+        failures = [(engine, err) for (engine, err), p in zip(failures, processes) if p.returncode != 0]
+    if failures:
+        engine, err = failures[0]
+        raise CurationError(f"curation engine {engine} failed:\n{err[-2000:]}")
+
+
+def _visible_gpus() -> list[str]:
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def _summarise(writer: ArtifactWriter, shards: int) -> tuple[pa.Table, list[dict]]:
+    table = pa.concat_tables([read_table(writer.file_url(shard_file(i)), "rationales") for i in range(shards)])
+    rejects = [
+        {k: row[k] for k in ("pair_id", "subset", "reject_reason", "finish_reason", "rationale", "seed")}
+        for row in table.filter(pc.invert(table.column("valid"))).to_pylist()
+    ]
+    return table, rejects
+
+
+def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+    """Write (or reuse, or resume) the rationales artifact; returns its version id."""
+    curation = config.curation
+    pairs_id = inputs["ingest"]
+    prompt_set = load_prompt_set(curation.prompt_set)  # template errors fail here, before any generation
+    pairs_manifest = store.get(pairs_id).manifest
+    check_subsets(prompt_set, list(pairs_manifest.stats["subsets"]))
+    generator_model = curation.generator_model or str(model_folder(config, store, inputs.get("model")))
+    reference = _reference_path(config, store, pairs_id)
+    settings = {k: v for k, v in asdict(curation).items() if k not in _NOT_IN_VERSION}
+    settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
+    settings["reference"] = curation.reference if curation.reference == SYNTHETIC_FACTS else reference
+    versioned_inputs = {"pairs": pairs_id}
+    if curation.generator != "reference":
+        if curation.generator_model or not inputs.get("model"):
+            settings["generator_model"] = generator_model
+        else:
+            versioned_inputs["model"] = inputs["model"]
+    writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True)
+    if writer.exists_complete:
+        return writer.version_id
+    for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
+        rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
+        if not writer.has_file(rel):
+            writer.write_bytes(rel, file.read_bytes())
+    job = CurationJob(
+        curation=curation,
+        pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
+        image_root=str(pairs_image_root(store, pairs_id)),
+        output_url=writer.url,
+        generator_model=generator_model,
+        reference_path=reference,
+        workers=curation.engines * curation.num_nodes,
+    )
+    _run_engines(job, writer, curation)
+    shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
+    missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
+    if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
+        raise CurationError(f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
+    table, rejects = _summarise(writer, shards)
+    writer.write_text("rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
+    reject_rate = len(rejects) / max(table.num_rows, 1)
+    if reject_rate > curation.max_reject_rate:
+        reasons = Counter(r["reject_reason"].split(":")[0] for r in rejects).most_common(3)
+        raise CurationError(
+            f"{writer.version_id}: {len(rejects)} of {table.num_rows} rationales invalid ({reject_rate:.0%} > "
+            f"curation.max_reject_rate={curation.max_reject_rate:.0%}); top reasons {reasons}; see {writer.file_url('rejects.jsonl')}"
+        )
+    valid = table.filter(table.column("valid"))
+    writer.finish(
+        {
+            "rows": table.num_rows,
+            "valid": valid.num_rows,
+            "rejects": len(rejects),
+            "reject_rate": round(reject_rate, 4),
+            "shards": shards,
+            "valid_per_subset": dict(sorted(Counter(valid.column("subset").to_pylist()).items())),
+            "mean_tokens": round(sum(valid.column("num_tokens").to_pylist()) / max(valid.num_rows, 1), 2),
+            "prompt_set": prompt_set.name,
+            "prompt_set_hash": prompt_set.hash,
+            "generator": table.column("generator")[0].as_py(),
+        }
+    )
+    return writer.version_id

@@ -1,0 +1,138 @@
+"""Curate + assemble with the reference generator (fast): validation and rejects, retries, the reject-rate
+gate, resumption, multi-engine sharding, prompt-set changes and artifact reuse."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from data_schemas.io import read_table
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.curation.shards import request_seed, shard_file
+from rge_core.pipeline import run_pipeline
+from rge_core.stages.assemble import in_validation
+from rge_core.stages.curate import CurationError
+from tests.conftest import small_config
+
+# The benchmark's scene facts are written in rge-v1's format (1-4 sentences).
+FACTS = ["curation.generator=reference", "curation.reference=synthetic-facts", "curation.prompt_set=prompts/rge-v1", "curation.shard_size=5"]
+
+
+def rationales(store: ArtifactStore, version: str) -> list[dict]:
+    artifact = store.get(version)
+    shards = artifact.manifest.stats["shards"]
+    return [r for i in range(shards) for r in read_table(artifact.file_url(shard_file(i)), "rationales").to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def facts_run(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("artifacts"))
+    config = small_config(root, *FACTS)
+    return config, ArtifactStore(root), run_pipeline(config, ["assemble"])
+
+
+def test_reference_facts_become_valid_rationales_in_five_shards(facts_run):
+    _, store, results = facts_run
+    manifest = store.get(results["curate"]).manifest
+    rows = rationales(store, results["curate"])
+    assert manifest.stats["shards"] == 5 and len(rows) == 24 and manifest.stats["valid"] == 24
+    assert len({r["pair_id"] for r in rows}) == 24
+    assert {r["prompt_set"] for r in rows} == {"rge-v1"} and {r["prompt_set_hash"] for r in rows} == {manifest.stats["prompt_set_hash"]}
+    assert all(r["finish_reason"] == "stop" and r["template"].endswith(".jinja") for r in rows)
+    assert (Path(store.path(results["curate"])) / "prompt_set" / "manifest.yaml").is_file()
+
+
+def test_assembly_splits_counts_and_card(facts_run):
+    config, store, results = facts_run
+    dataset = store.get(results["assemble"])
+    train = read_table(dataset.file_url("train.parquet"), "training_examples").to_pylist()
+    validation = read_table(dataset.file_url("validation.parquet"), "training_examples").to_pylist() if "validation.parquet" in dataset.manifest.files else []
+    examples = train + validation
+    assert len(examples) == 24 and {e["split"] for e in train} == {"train"}
+    for example in examples:
+        assert (example["split"] == "validation") == in_validation(example["pair_id"], 0, config.assemble.validation_fraction)
+    lengths = sorted(len(e["rationale"]) for e in examples)
+    stats = dataset.manifest.stats
+    assert stats["rationale_chars"]["min"] == lengths[0] and stats["rationale_chars"]["max"] == lengths[-1]
+    assert stats["rationale_chars"]["mean"] == round(sum(lengths) / len(lengths), 1)
+    assert sum(stats["train"]["per_subset"].values()) == len(train)
+    card = dataset.read_bytes("README.md").decode()
+    assert "rge-v1" in card and f"train {len(train)}" in card
+    assert set(dataset.manifest.inputs) == {"pairs", "rationales"}
+
+
+def test_rerun_does_no_work_and_a_new_prompt_set_reuses_pairs(facts_run, tmp_path):
+    config, store, results = facts_run
+    created = {v: store.get(v).manifest.created for v in results.values() if v}
+    assert run_pipeline(config, ["assemble"]) == results
+    assert {v: store.get(v).manifest.created for v in created} == created
+    edited = tmp_path / "rge-v1-edited"
+    shutil.copytree("prompts/rge-v1", edited)
+    template = edited / "vqa.jinja"
+    template.write_text(template.read_text() + "\n{# edited #}\n")
+    changed = small_config(store.root, *FACTS, f"curation.prompt_set={edited}")
+    new = run_pipeline(changed, ["assemble"])
+    assert new["ingest"] == results["ingest"] and new["model"] == results["model"]
+    assert new["curate"] != results["curate"] and new["assemble"] != results["assemble"]
+    assert store.get(new["curate"]).manifest.stats["prompt_set_hash"] != store.get(results["curate"]).manifest.stats["prompt_set_hash"]
+
+
+def write_reference(path: Path, store: ArtifactStore, pairs_id: str) -> None:
+    """Good texts for most pairs; one pair missing, one with a special token, one too short."""
+    pairs = read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").column("pair_id").to_pylist()
+    texts = {pid: f"The query about item {i} leads to its target through the shapes shown." for i, pid in enumerate(pairs)}
+    texts[pairs[1]] = "The answer is <emb> here, which must never be trained on."
+    texts[pairs[2]] = "Too short."
+    del texts[pairs[0]]
+    pq.write_table(pa.table({"pair_id": list(texts), "rationale": list(texts.values())}), path)
+
+
+def test_invalid_rationales_are_retried_then_rejected_with_reasons(facts_run, tmp_path):
+    _, store, results = facts_run
+    reference = tmp_path / "reference.parquet"
+    write_reference(reference, store, results["ingest"])
+    config = small_config(store.root, "curation.generator=reference", f"curation.reference={reference}", "curation.min_chars=16")
+    version = run_pipeline(config, ["curate"])["curate"]
+    manifest = store.get(version).manifest
+    rejects = [json.loads(line) for line in store.get(version).read_bytes("rejects.jsonl").decode().splitlines()]
+    reasons = sorted(r["reject_reason"].split(":")[0] for r in rejects)
+    assert reasons == ["missing", "special tokens", "too short"]
+    assert manifest.stats["rejects"] == 3 and manifest.stats["valid"] == 21
+    rows = {r["pair_id"]: r for r in rationales(store, version)}
+    last_attempt = config.curation.max_retries
+    for pair_id, row in rows.items():  # rejected rows carry the seed of their last retry, valid ones the first
+        attempt = 0 if row["valid"] else last_attempt
+        assert row["seed"] == request_seed(config.curation.sampling.seed, pair_id, attempt)
+
+
+def test_reject_rate_gate_fails_after_writing_then_resumes_without_regenerating(facts_run):
+    _, store, results = facts_run
+    terse = small_config(store.root, *FACTS, "curation.prompt_set=prompts/rge-terse")  # facts are multi-sentence
+    with pytest.raises(CurationError, match=r"24 of 24 rationales invalid .*curation\.max_reject_rate=20%"):
+        run_pipeline(terse, ["curate"])
+    [incomplete] = [p for p in Path(store.root, "rationales").iterdir() if not (p / "manifest.json").exists()]
+    shards = sorted(incomplete.glob("shards/*.parquet"))
+    assert len(shards) == 5 and (incomplete / "rejects.jsonl").is_file()
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    accepted = small_config(store.root, *FACTS, "curation.prompt_set=prompts/rge-terse", "curation.max_reject_rate=1.0")
+    version = run_pipeline(accepted, ["curate"])["curate"]
+    assert version == incomplete.name  # the gate is not part of the version: the same run, resumed
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
+    assert store.get(version).manifest.stats["rejects"] == 24
+
+
+def test_two_engine_processes_write_the_same_rationales(facts_run, tmp_path):
+    _, store, results = facts_run
+    root = str(tmp_path / "two-engines")
+    version = run_pipeline(small_config(root, *FACTS, "curation.engines=2"), ["curate"])["curate"]
+    assert version == results["curate"]
+
+    def without_generator(rows):  # the reference generator is named by its file, which lives under the root
+        return [{k: v for k, v in r.items() if k != "generator"} for r in rows]
+
+    assert without_generator(rationales(ArtifactStore(root), version)) == without_generator(rationales(store, version))

@@ -1,0 +1,185 @@
+"""Generators (rge_core.generation): shared chat rendering, transformers, vLLM (one engine start, in a
+subprocess) and reference texts, on a tiny random Qwen2-VL with real components."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from rge_core.config.schema import SamplingConfig
+from rge_core.generation import GenerationRequest, build_generator
+from rge_core.generation.chat import load_processor, render_prompt
+from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
+
+GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
+
+
+@pytest.fixture(scope="module")
+def lively_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with stronger residual branches. Its tied embeddings otherwise make greedy decoding
+    repeat the prompt's last token ("\\n") whatever the prompt, which would make greedy checks vacuous."""
+    from transformers import AutoModelForImageTextToText
+
+    out = tmp_path_factory.mktemp("lively")
+    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    generator = torch.Generator().manual_seed(0)
+    branches = ("v_proj.weight", "o_proj.weight", "up_proj.weight", "down_proj.weight")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "language_model.layers" in name and name.endswith(branches):
+                param.normal_(0.0, 0.1, generator=generator)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def requests(tmp_path_factory) -> list[GenerationRequest]:
+    """Two-image, one-image and text-only requests (one with a system prompt)."""
+    folder = tmp_path_factory.mktemp("images")
+    paths = []
+    for index, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+        paths.append(str(folder / f"{index}.png"))
+        Image.new("RGB", (64, 64), colour).save(paths[-1])
+
+    def image(i: int) -> dict:
+        return {"type": "image", "path": paths[i]}
+
+    def text(t: str) -> dict:
+        return {"type": "text", "text": t}
+
+    return [
+        GenerationRequest("pair/0", [image(0), image(1), text("Explain how the query leads to the target.")], 11),
+        GenerationRequest("pair/1", [text("Which colour is the largest shape?")], 12, system="Be brief."),
+        GenerationRequest("pair/2", [image(2), text("Describe the scene.")], 13),
+        GenerationRequest("pair/3", [text("Query: a red circle."), image(1), image(0), text("Target?")], 14),
+        GenerationRequest("pair/4", [image(1), text("Describe the scene.")], 15),
+    ]
+
+
+def test_render_prompt_places_image_tokens_in_order_and_ends_with_the_assistant_header(tiny_model_dir, requests):
+    processor, template = load_processor(str(tiny_model_dir))
+    prompt, images = render_prompt(processor, template, requests[3].parts, system="Be exact.")
+    assert prompt.startswith("<|im_start|>system\nBe exact.<|im_end|>\n<|im_start|>user\n")
+    assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    body = "Query: a red circle." + QWEN_IMAGE_TOKENS + QWEN_IMAGE_TOKENS + "Target?"
+    assert body in prompt and prompt.count("<|image_pad|>") == 2
+    assert [image.mode for image in images] == ["RGB", "RGB"]
+    assert [image.getpixel((0, 0)) for image in images] == [(30, 200, 30), (200, 30, 30)]
+    # The tokenizer alone renders the same text; no images, no image tokens.
+    assert render_prompt(processor.tokenizer, template, requests[1].parts)[1] == []
+    with pytest.raises(ValueError, match="at most 2"):
+        render_prompt(processor, template, requests[0].parts + [requests[2].parts[0]])
+
+
+@pytest.fixture(scope="module")
+def hf_generator(lively_model_dir):
+    generator = build_generator("transformers", model=str(lively_model_dir), dtype="float32", batch_size=3)
+    yield generator
+    generator.close()
+
+
+def test_transformers_batches_in_order_within_budget_and_batching_keeps_greedy_output(hf_generator, requests):
+    batched = hf_generator.generate(requests, GREEDY)
+    assert [r.request_id for r in batched] == [r.request_id for r in requests]
+    assert all(0 < r.num_tokens <= GREEDY.max_tokens and r.finish_reason in ("stop", "length") for r in batched)
+    assert all(r.finish_reason == "length" for r in batched if r.num_tokens == GREEDY.max_tokens and r.text)
+    assert len({r.text for r in batched}) > 1  # the prompt matters: the greedy check below is not vacuous
+    one_by_one = [hf_generator.generate([request], GREEDY)[0] for request in requests]
+    assert one_by_one == batched
+
+
+def test_transformers_seeds_make_sampling_reproducible_and_regex_only_warns(hf_generator, requests):
+    sampled = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=6)
+    first = hf_generator.generate(requests, sampled)
+    assert hf_generator.generate(requests, sampled) == first
+    with pytest.warns(UserWarning, match="cannot constrain decoding"):
+        assert hf_generator.generate(requests, sampled, regex="[a-z]+") == first
+
+
+def test_transformers_cuts_each_row_at_its_end_token(hf_generator, requests, monkeypatch):
+    full = hf_generator.generate(requests, GREEDY)
+    # Make request 2's first greedy token the end token: it stops at once, the others run on (padded rows).
+    (stop_id,) = hf_generator.tokenizer.encode(
+        hf_generator.generate(requests[2:3], SamplingConfig(temperature=0.0, max_tokens=1))[0].text,
+        add_special_tokens=False,
+    )
+    monkeypatch.setattr(hf_generator, "eos_id", stop_id)
+    cut = hf_generator.generate(requests, GREEDY)
+    assert (cut[2].text, cut[2].num_tokens, cut[2].finish_reason) == ("", 1, "stop")
+    assert any(r.finish_reason == "length" for r in cut)
+    for whole, part in zip(full, cut):
+        assert whole.text.startswith(part.text)
+        assert part == whole if part.finish_reason == "length" else part.num_tokens <= whole.num_tokens
+
+
+def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, requests, hf_generator, tmp_path):
+    spec = tmp_path / "requests.json"
+    spec.write_text(json.dumps([asdict(r) for r in requests]))
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("vllm_generation_script.py")), str(lively_model_dir), str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = json.loads(done.stdout.split("RESULT ", 1)[1])
+    ids = [r.request_id for r in requests]
+    for name in ("sampled", "reseeded", "regex", "greedy"):
+        assert [row["request_id"] for row in runs[name]] == ids, name
+
+    def texts(name: str) -> dict[str, str]:
+        return {row["request_id"]: row["text"] for row in runs[name]}
+
+    # Same request seed -> same text, whatever the batch order or company; another seed -> other texts.
+    assert texts("shuffled") == texts("sampled")
+    assert texts("alone")[ids[0]] == texts("sampled")[ids[0]]
+    assert sum(texts("reseeded")[i] != texts("sampled")[i] for i in ids) >= len(ids) - 1
+    assert all(row["num_tokens"] <= 12 for row in runs["sampled"])
+
+    for row in runs["regex"]:
+        assert re.fullmatch(r"Reasoning: [a-z ]{10,40}", row["text"]), row
+        assert row["finish_reason"] == "stop"
+
+    # Both engines render through chat.py: identical prompts, so identical greedy tokens (fp32).
+    assert [row["text"] for row in runs["greedy"]] == [r.text for r in hf_generator.generate(requests, GREEDY)]
+
+
+def test_reference_from_parquet_and_jsonl_with_missing_ids(tmp_path, requests):
+    facts = pa.table({"item_id": ["pair/0", "pair/2"], "facts": ["Red then green.", None]})
+    pq.write_table(facts, tmp_path / "f.parquet")
+    lines = [{"pair_id": "pair/1", "text": "T", "rationale": "Count them."},
+             {"pair_id": "pair/3", "rationale": "Blue."}]
+    (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    parquet = build_generator("reference", path=str(tmp_path / "f.parquet"))
+    assert parquet.name == f"reference:{tmp_path / 'f.parquet'}"
+    results = parquet.generate(requests, GREEDY, regex="ignored")
+    assert [(r.request_id, r.text, r.finish_reason) for r in results] == [
+        ("pair/0", "Red then green.", "stop"),
+        ("pair/1", "", "missing"),
+        ("pair/2", "", "missing"),  # a null text counts as missing
+        ("pair/3", "", "missing"),
+        ("pair/4", "", "missing"),
+    ]
+    jsonl = build_generator("reference", path=str(tmp_path / "r.jsonl"))  # rationale wins over text
+    assert [r.text for r in jsonl.generate(requests, GREEDY)] == ["", "Count them.", "", "Blue.", ""]
+    named = build_generator("reference", path=str(tmp_path / "r.jsonl"), text_column="text")
+    assert named.generate(requests[1:2], GREEDY)[0].text == "T"
+    with pytest.raises(ValueError, match="no text column 'nope'"):
+        build_generator("reference", path=str(tmp_path / "r.jsonl"), text_column="nope")
+    with pytest.raises(ValueError, match="unknown generator"):
+        build_generator("openai")

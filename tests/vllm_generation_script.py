@@ -1,0 +1,36 @@
+"""Runs VLLMGenerator (one engine) through the scenarios test_generation.py checks; prints JSON.
+
+    python tests/vllm_generation_script.py MODEL_DIR REQUESTS.json
+
+REQUESTS.json: a list of GenerationRequest fields. Output line: `RESULT {scenario: [result dicts]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import asdict, replace
+
+REGEX = r"Reasoning: [a-z ]{10,40}"
+
+if __name__ == "__main__":  # vLLM may spawn workers, which re-import this module
+    from rge_core.config.schema import SamplingConfig
+    from rge_core.generation import GenerationRequest, build_generator
+
+    model_dir, requests_file = sys.argv[1:3]
+    with open(requests_file) as handle:
+        requests = [GenerationRequest(**fields) for fields in json.load(handle)]
+    shuffled = random.Random(0).sample(requests, len(requests))
+    sampled = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=12)
+    generator = build_generator("vllm", model=model_dir, dtype="float32", max_model_len=1024)
+    runs = {
+        "sampled": generator.generate(requests, sampled),
+        "shuffled": generator.generate(shuffled, sampled),
+        "alone": generator.generate(requests[:1], sampled),
+        "reseeded": generator.generate([replace(r, seed=r.seed + 1000) for r in requests], sampled),
+        "regex": generator.generate(requests, replace(sampled, max_tokens=64), regex=REGEX),
+        "greedy": generator.generate(requests, SamplingConfig(temperature=0.0, max_tokens=10)),
+    }
+    generator.close()
+    print("RESULT " + json.dumps({name: [asdict(r) for r in results] for name, results in runs.items()}))
