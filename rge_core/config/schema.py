@@ -80,6 +80,7 @@ class CurationConfig:
     dtype: str = "auto"
     # Constrain decoding to the prompt set's declared format (vLLM structured outputs, regex).
     structured_output: bool = True
+    structured_backend: str = "guidance"  # vLLM structured-output backend: guidance | xgrammar | outlines
     batch_size: int = 16  # transformers generator
     max_retries: int = 2
     # The stage fails (after writing its shards) when more than this share of pairs stays invalid.

@@ -58,6 +58,7 @@ def _generator(job: CurationJob):
         max_model_len=curation.max_model_len,
         dtype=curation.dtype,
         seed=curation.sampling.seed,
+        structured_backend=curation.structured_backend,
     )
 
 
