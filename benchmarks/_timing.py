@@ -11,6 +11,7 @@ with equal item counts that is the plain speed-up (baseline seconds / seconds).
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -78,3 +79,13 @@ def print_table(title: str, baseline: Timing, others: Sequence[Timing]) -> None:
         print(f"  {label:<{width}}  {timing.median:>9.4f}  {rate:>18}  {timing.ratio(baseline):>6.2f}x")
     for timing in others:
         print(ratio_line(timing, baseline))
+
+
+def parse_args(parser: argparse.ArgumentParser, quick: dict) -> argparse.Namespace:
+    """Parse the command line; `--quick` (the smoke-test size) swaps in `quick` as the defaults."""
+    parser.add_argument("--quick", action="store_true", help="smallest sizes, one repeat (smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        parser.set_defaults(**quick)
+        args = parser.parse_args()
+    return args

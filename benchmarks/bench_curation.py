@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from _timing import Case, measure, print_table
+from _timing import Case, measure, parse_args, print_table
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, GenerationResult, build_generator
 from rge_core.model.tiny import write_tiny_model
@@ -64,11 +64,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16, help="transformers batch size")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="smallest sizes, one repeat (smoke test)")
-    args = parser.parse_args()
-    if args.quick:
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     sampling = SamplingConfig(temperature=0.0, max_tokens=args.max_tokens)
 
     with tempfile.TemporaryDirectory(prefix="bench-curation-") as tmp:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from _timing import Case, measure, print_table
+from _timing import Case, measure, parse_args, print_table
 from rge_core.model.inputs import Query, Target, load_image
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.tiny import write_tiny_model
@@ -72,11 +72,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="smallest sizes, one repeat (smoke test)")
-    args = parser.parse_args()
-    if args.quick:
-        parser.set_defaults(**QUICK)
-        args = parser.parse_args()
+    args = parse_args(parser, QUICK)
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:

@@ -143,3 +143,22 @@ def tiny_rge(tiny_model_dir):
     from rge_core.model.rge_model import RGEModel
 
     return RGEModel.load(str(tiny_model_dir))
+
+
+def run_result_script(script: str, *args: str) -> dict:
+    """Run tests/<script> in a fresh interpreter (vLLM wants its own process and a main guard) and parse
+    the JSON on its `RESULT ` line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.split("RESULT ", 1)[1])

@@ -4,11 +4,8 @@ subprocess) and reference texts, on a tiny random Qwen2-VL with real components.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, build_generator
 from rge_core.generation.chat import load_processor, render_prompt
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
+from tests.conftest import run_result_script
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
 
@@ -128,15 +126,7 @@ def test_transformers_cuts_each_row_at_its_end_token(hf_generator, requests, mon
 def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, requests, hf_generator, tmp_path):
     spec = tmp_path / "requests.json"
     spec.write_text(json.dumps([asdict(r) for r in requests]))
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("vllm_generation_script.py")), str(lively_model_dir), str(spec)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    runs = json.loads(done.stdout.split("RESULT ", 1)[1])
+    runs = run_result_script("vllm_generation_script.py", str(lively_model_dir), str(spec))
     ids = [r.request_id for r in requests]
     for name in ("sampled", "reseeded", "regex", "greedy"):
         assert [row["request_id"] for row in runs[name]] == ids, name

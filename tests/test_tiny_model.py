@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from typer.testing import CliRunner
 from rge_core.cli.main import app
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.model.tiny import ARCHS, write_tiny_model
+from tests.conftest import run_result_script
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 PROMPT = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
@@ -74,15 +72,7 @@ def test_loads_in_transformers_as_the_real_classes(arch_dirs, arch):
 
 def test_loads_and_generates_in_vllm_like_transformers(arch_dirs):
     dirs = [str(arch_dirs[arch]) for arch in sorted(ARCHS)]
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("vllm_smoke.py")), *dirs],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    results = json.loads(done.stdout.split("RESULT ", 1)[1])
+    results = run_result_script("vllm_smoke.py", *dirs)
     for model_dir in dirs:
         reference = greedy_transformers(Path(model_dir))
         assert results[model_dir]["text"] == reference["text"], model_dir
