@@ -97,9 +97,63 @@ class AssembleConfig:
 
 
 @dataclass
+class LoraConfig:
+    enabled: bool = True
+    rank: int = 16
+    alpha: int = 64
+    dropout: float = 0.05
+    use_dora: bool = False
+    # Regex over module names: the language model's attention and MLP projections.
+    target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class TrainConfig:
+    # rge: LM loss on the oracle rationale + InfoNCE on self-generated rationales (the method);
+    # baseline: no rationale, contrastive only; oracle-embed: embeds the ORACLE rationale (leaks the
+    # target into the query — kept only for the leakage diagnostic).
+    method: str = "rge"
+    steps: int = 100
+    batch_size: int = 8  # per process
+    grad_cache_chunk: int = 0  # >0: gradient caching with chunks of this many sequences
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    schedule: str = "cosine"  # cosine | linear | constant
+    max_grad_norm: float = 1.0
+    temperature: float = 0.02
+    w_lm: float = 1.0
+    w_emb: float = 1.0
+    hard_negatives: bool = True
+    # On-the-fly rationale sampling (rge method)
+    rationale_max_new_tokens: int = 256
+    rationale_temperature: float = 1.0
+    rationale_top_p: float = 1.0
+    zero_stage: int = 2
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    precision: str = "fp32"  # fp32 | bf16
+    gradient_checkpointing: bool = False
+    freeze_vision: bool = True
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    checkpoint_every: int = 50
+    log_every: int = 1
+    # Launch: processes per node; `launcher` deepspeed | torchrun | none (nproc must be 1).
+    nproc: int = 1
+    launcher: str = "torchrun"
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29511
+    hostfile: str = ""
+    seed: int = 0
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)
     assemble: AssembleConfig = field(default_factory=AssembleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
