@@ -18,6 +18,7 @@ from rge_core.stages.assemble import assemble
 from rge_core.stages.curate import curate
 from rge_core.stages.ingest import ingest
 from rge_core.stages.prepare import prepare_model
+from rge_core.stages.train import train
 
 StageFn = Callable[[Config, ArtifactStore, dict[str, Optional[str]]], Optional[str]]
 
@@ -33,6 +34,7 @@ STAGES: dict[str, Stage] = {
     "ingest": Stage(ingest),
     "curate": Stage(curate, needs=("ingest", "model")),
     "assemble": Stage(assemble, needs=("ingest", "curate")),
+    "train": Stage(train, needs=("assemble", "model")),
 }
 
 

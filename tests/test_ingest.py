@@ -18,7 +18,7 @@ from rge_core.cli.data_cmd import app as data_app
 from rge_core.cli.main import app
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from rge_core.stages.ingest import pairs_image_root
+from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
 
 from tests.conftest import small_config
@@ -41,7 +41,7 @@ def test_synthetic_ingest_writes_valid_pairs_for_every_subset(synthetic_run):
     assert pairs_artifact.manifest.stats["rejects"] == 0
     benchmark_id = pairs_artifact.manifest.inputs["benchmark"]
     assert store.lineage(results["ingest"]).ancestors() == [benchmark_id]
-    root = pairs_image_root(store, results["ingest"])
+    root = image_root(store, results["ingest"])
     for rel in pairs.column("qry_image").to_pylist() + pairs.column("pos_image").to_pylist():
         assert rel == "" or (root / rel).is_file()
 
@@ -76,7 +76,7 @@ def test_user_folder_bad_rows_become_counted_rejects(tmp_path, data_train_folder
     assert manifest.stats["rejects"] == len(rejects) == 1
     assert manifest.stats["rows"] == 4 + 5 + 3 - 1
     assert (rejects[0]["subset"], rejects[0]["row"], rejects[0]["field"]) == ("CIRR", 1, "qry_image_path")
-    assert pairs_image_root(store, pairs_id) == data_train_folder.resolve()
+    assert image_root(store, pairs_id) == data_train_folder.resolve()
 
 
 def test_memory_root_builds_and_reads_back_through_the_cache(tmp_path, monkeypatch):
@@ -87,7 +87,7 @@ def test_memory_root_builds_and_reads_back_through_the_cache(tmp_path, monkeypat
     store = ArtifactStore("memory://rge-test")
     assert {m.kind for m in store.list()} == {"model", "benchmark", "pairs"}
     assert (local_folder(store.get(results["model"])) / "config.json").is_file()
-    root = pairs_image_root(store, results["ingest"])
+    root = image_root(store, results["ingest"])
     assert str(root).startswith(str(tmp_path / "cache")) and any(root.rglob("*.png"))
     fsspec.filesystem("memory").store.clear()
 
@@ -95,7 +95,7 @@ def test_memory_root_builds_and_reads_back_through_the_cache(tmp_path, monkeypat
 def test_model_core_embeds_and_generates_on_ingested_pairs(synthetic_run, tiny_rge):
     _, store, results = synthetic_run
     pairs = read_table(store.get(results["ingest"]).file_url("pairs.parquet"), "pairs").to_pylist()
-    root = pairs_image_root(store, results["ingest"])
+    root = image_root(store, results["ingest"])
     rows = pairs[::4][:6]  # one pair of each subset
     queries = [Query(r["qry_text"], root / r["qry_image"] if r["qry_image"] else None) for r in rows]
     targets = [Target(r["pos_text"], root / r["pos_image"] if r["pos_image"] else None) for r in rows]

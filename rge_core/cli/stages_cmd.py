@@ -74,4 +74,5 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "ingest": _stage_command("ingest"),
     "curate": curate,
     "assemble": _stage_command("assemble"),
+    "train": _stage_command("train"),
 }

@@ -26,7 +26,7 @@ from rge_core.config.schema import Config
 from rge_core.curation.engine_run import CurationJob, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
-from rge_core.stages.ingest import pairs_image_root
+from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder
 
@@ -117,7 +117,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     job = CurationJob(
         curation=curation,
         pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
-        image_root=str(pairs_image_root(store, pairs_id)),
+        image_root=str(image_root(store, pairs_id)),
         output_url=writer.url,
         generator_model=generator_model,
         reference_path=reference,

@@ -37,7 +37,7 @@ def folder_fingerprint(folder: Path) -> str:
 class _Source:
     train: Path  # the MMEB-train folder
     images: Path  # local image root
-    image_root: str  # how the artifact names the image root (see pairs_image_root)
+    image_root: str  # how the artifact names the image root (see image_root)
     inputs: dict[str, str]  # input artifacts
     identity: dict  # what identifies the source in the version hash
 
@@ -57,13 +57,13 @@ def _source(config: Config, store: ArtifactStore) -> _Source:
     return _Source(folder, images, str(images), {}, identity)
 
 
-def pairs_image_root(store: ArtifactStore, pairs_id: str) -> Path:
-    """Local folder that the image paths of a pairs artifact are relative to."""
-    manifest = store.get(pairs_id).manifest
-    reference = manifest.stats["image_root"]
-    artifact_id, _, rest = reference.partition("/")
-    if artifact_id in manifest.inputs.values():
-        return local_folder(store.get(artifact_id)) / rest
+def image_root(store: ArtifactStore, artifact_id: str) -> Path:
+    """Local folder that the image paths of a pairs or dataset artifact are relative to: its stats name
+    either a folder or `<artifact id>/<path inside it>` (the synthetic benchmark)."""
+    reference = store.get(artifact_id).manifest.stats["image_root"]
+    owner, _, rest = reference.partition("/")
+    if store.is_complete(owner):
+        return local_folder(store.get(owner)) / rest
     return Path(reference)
 
 

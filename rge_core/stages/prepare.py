@@ -34,8 +34,12 @@ def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | 
 
 
 def model_folder(config: Config, store: ArtifactStore, model_id: str | None) -> Path:
-    """Local checkpoint folder for the configured model."""
-    return Path(config.model.path) if model_id is None else local_folder(store.get(model_id))
+    """Local checkpoint folder of a model artifact (trained ones keep it in a sub-folder), or of the
+    configured user checkpoint when there is no artifact."""
+    if model_id is None:
+        return Path(config.model.path)
+    artifact = store.get(model_id)
+    return local_folder(artifact) / artifact.manifest.stats.get("checkpoint", "")
 
 
 def prepare_benchmark(config: Config, store: ArtifactStore) -> str:

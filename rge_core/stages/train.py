@@ -1,0 +1,71 @@
+"""Stage 4, train: dataset + base model -> a trained `model` artifact (merged HF checkpoint in model/,
+step-named checkpoints, metrics.jsonl, the trainer log). Resumable: a rerun after a kill continues from
+the newest complete checkpoint with the same data order.
+
+    rge train --config configs/tiny.yaml [--set train.method=baseline] [--set train.nproc=2]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.versioning import code_version
+from rge_core.config.schema import Config
+from rge_core.stages.ingest import image_root
+from rge_core.stages.materialize import build_folder
+from rge_core.stages.prepare import model_folder
+from rge_core.training.launch import run_trainer
+from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
+
+_CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
+# How the run is spread over processes and logged changes no weight: not part of the version.
+_NOT_IN_VERSION = ("launcher", "nnodes", "node_rank", "master_addr", "master_port", "hostfile", "log_every", "checkpoint_every")
+
+
+def _summary(metrics_file: Path) -> dict:
+    records = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    last = records[-1]
+    return {
+        "steps": last["step"],
+        "final_loss": round(last["loss"], 4),
+        "final_lm_loss": round(last["lm_loss"], 4),
+        "final_emb_loss": round(last["emb_loss"], 4),
+        "first_emb_loss": round(records[0]["emb_loss"], 4),
+        "mean_samples_per_s": round(sum(r["samples_per_s"] for r in records) / len(records), 3),
+    }
+
+
+def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+    dataset_id, base_id = inputs["assemble"], inputs.get("model")
+    base = model_folder(config, store, base_id)
+    settings = {k: v for k, v in asdict(config.train).items() if k not in _NOT_IN_VERSION}
+    lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
+    if not base_id:
+        settings["base_model"] = str(base)
+    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True)
+    if writer.exists_complete:
+        return writer.version_id
+    stats: dict = {}
+
+    def run(folder: Path) -> None:
+        job = TrainJob(
+            train=config.train,
+            base_model=str(base),
+            dataset=store.get(dataset_id).file_url("train.parquet"),
+            image_root=str(image_root(store, dataset_id)),
+            output_dir=str(folder),
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        job_file = folder / "job.json"
+        job_file.write_text(job.to_json())
+        run_trainer(config.train, job_file, folder / "trainer.log")
+        stats.update(_summary(folder / METRICS))
+
+    # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
+    # folder and upload the result.
+    build_folder(writer, run)
+    writer.finish({**stats, "method": config.train.method, "checkpoint": FINAL_MODEL})
+    return writer.version_id

@@ -1,0 +1,48 @@
+"""How the train stage starts the trainer: a `torchrun` or `deepspeed` launcher subprocess with
+train.nproc processes per node (several nodes: train.nnodes / node_rank / master_addr, or a DeepSpeed
+hostfile), or in-process when train.launcher is "none" (then train.nproc must be 1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rge_core.config.schema import TrainConfig
+
+TRAINER_MODULE = "rge_core.training.trainer"
+
+
+def launcher_command(train: TrainConfig, job_file: Path) -> list[str]:
+    if train.launcher == "torchrun":
+        return [
+            sys.executable, "-m", "torch.distributed.run",
+            f"--nproc_per_node={train.nproc}", f"--nnodes={train.nnodes}", f"--node_rank={train.node_rank}",
+            f"--master_addr={train.master_addr}", f"--master_port={train.master_port}",
+            "-m", TRAINER_MODULE, str(job_file),
+        ]  # fmt: skip
+    if train.launcher == "deepspeed":
+        placement = ["--hostfile", train.hostfile] if train.hostfile else [f"--num_nodes={train.nnodes}"]
+        return [
+            sys.executable, "-m", "deepspeed.launcher.runner", *placement, f"--num_gpus={train.nproc}",
+            f"--master_addr={train.master_addr}", f"--master_port={train.master_port}",
+            "--module", TRAINER_MODULE, str(job_file),
+        ]  # fmt: skip
+    raise ValueError(f"train.launcher: {train.launcher!r} is not torchrun, deepspeed or none")
+
+
+def run_trainer(train: TrainConfig, job_file: Path, log_file: Path) -> None:
+    """Run the trainer to completion; a failure raises with the tail of its log."""
+    if train.launcher == "none":
+        if train.nproc != 1 or train.nnodes != 1:
+            raise ValueError("train.launcher: none runs one process; use torchrun or deepspeed for train.nproc > 1")
+        from rge_core.training.trainer import TrainJob, main
+
+        main(TrainJob.from_json(job_file.read_text()))
+        return
+    with log_file.open("w") as log:
+        done = subprocess.run(launcher_command(train, job_file), stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    if done.returncode != 0:
+        tail = log_file.read_text()[-3000:]
+        raise RuntimeError(f"trainer exited with status {done.returncode}; log {log_file}:\n{tail}")

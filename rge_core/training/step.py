@@ -1,0 +1,122 @@
+"""One RGE training step on one process's batch (method in TrainConfig.method):
+
+- rge: LM loss on query + ORACLE rationale + `<emb>` (teacher forcing, prompt masked); the model then
+  samples its own rationales (batched, KV-cached, no grad) and the query embedding comes from
+  query + SELF-GENERATED rationale + `<emb>`; InfoNCE against target (+ hard negative) embeddings.
+- baseline: no rationale anywhere; query + `<emb>`, contrastive loss only (the non-reasoning baseline).
+- oracle-embed: embeds the ORACLE rationale. It leaks the target into the query; kept only for the
+  leakage diagnostic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager, Sequence
+
+import torch
+
+from rge_core.config.schema import TrainConfig
+from rge_core.model.generation import RationaleBatch, Sampling
+from rge_core.model.inputs import assistant_suffix
+from rge_core.model.rge_model import RGEModel
+from rge_core.training.data import Example
+from rge_core.training.losses import info_nce, lm_labels, lm_loss
+
+METHODS = ("rge", "baseline", "oracle-embed")
+
+
+@dataclass
+class StepOutput:
+    loss: float
+    lm_loss: float
+    emb_loss: float
+    accuracy: float
+    generated_tokens: int = 0
+    budget_hits: int = 0  # on-the-fly rationales that ran out of budget before `<emb>`
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def query_rationales(method: str, examples: Sequence[Example], generated: RationaleBatch | None) -> list[str | None]:
+    """What stands between each query and its `<emb>` in the contrastive forward."""
+    if method == "rge":
+        assert generated is not None
+        return list(generated.texts)  # never the oracle: it would leak the target into the query
+    if method == "oracle-embed":
+        return [example.rationale for example in examples]
+    return [None] * len(examples)
+
+
+def lm_batch(rge: RGEModel, examples: Sequence[Example]):
+    """Query + oracle rationale + `<emb>`, right-padded, with labels on the rationale and `<emb>` only."""
+    prompts = [rge.query_prompt(e.query, e.rationale) for e in examples]
+    batch = rge.tokenize(prompts, [e.query.image for e in examples], padding_side="right")
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    starts = []
+    for row, example in enumerate(examples):
+        suffix = rge.tokenizer(assistant_suffix(example.rationale), add_special_tokens=False)["input_ids"]
+        start = lengths[row] - len(suffix)
+        # The chat template ends the prompt with a newline, a pre-token boundary, so the completion
+        # tokenizes the same alone and in context; check rather than trust it.
+        if batch["input_ids"][row, start : lengths[row]].tolist() != suffix:
+            raise ValueError(f"{example.pair_id}: the rationale tokenizes differently inside the prompt")
+        starts.append(start)
+    labels = lm_labels(batch["input_ids"], batch["attention_mask"], torch.tensor(starts, device=batch["input_ids"].device))
+    return batch, labels
+
+
+class RGEStep:
+    def __init__(
+        self,
+        rge: RGEModel,
+        train: TrainConfig,
+        backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward(),
+        generation_context: Callable[[], ContextManager] = contextlib.nullcontext,
+    ):
+        if train.method not in METHODS:
+            raise ValueError(f"train.method: {train.method!r} is not one of {METHODS}")
+        self.rge, self.train, self.backward, self.generation_context = rge, train, backward, generation_context
+
+    def _generate(self, examples: Sequence[Example], seed: int) -> RationaleBatch:
+        sampling = Sampling(do_sample=True, temperature=self.train.rationale_temperature, top_p=self.train.rationale_top_p, seed=seed)
+        self.rge.model.eval()
+        try:
+            with self.generation_context():
+                return self.rge.generate_rationales([e.query for e in examples], self.train.rationale_max_new_tokens, sampling)
+        finally:
+            self.rge.model.train()
+
+    def __call__(self, examples: Sequence[Example], seed: int) -> StepOutput:
+        seconds: dict[str, float] = {}
+        clock = time.perf_counter()
+        lm = torch.zeros(())
+        if self.train.method != "baseline" and self.train.w_lm:
+            batch, labels = lm_batch(self.rge, examples)
+            lm = lm_loss(self.rge.model(**batch).logits, labels)
+        seconds["lm_forward"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        generated = self._generate(examples, seed) if self.train.method == "rge" else None
+        seconds["generation"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        queries = self.rge.embed_queries([e.query for e in examples], query_rationales(self.train.method, examples, generated))
+        targets = self.rge.embed_targets([e.positive for e in examples])
+        negatives = None
+        if self.train.hard_negatives and all(e.negative is not None for e in examples):
+            negatives = self.rge.embed_targets([e.negative for e in examples])
+        emb, stats = info_nce(queries, targets, self.train.temperature, hard_negatives=negatives)
+        seconds["embed_forward"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        w_lm = 0.0 if self.train.method == "baseline" else self.train.w_lm
+        loss = w_lm * lm + self.train.w_emb * emb
+        self.backward(loss)
+        seconds["backward"] = time.perf_counter() - clock
+        return StepOutput(
+            loss=float(loss.detach()),
+            lm_loss=float(lm.detach()),
+            emb_loss=float(emb.detach()),
+            accuracy=float(stats["accuracy"]),
+            generated_tokens=sum(generated.num_tokens) if generated else 0,
+            budget_hits=generated.fallback_count if generated else 0,
+            seconds=seconds,
+        )

@@ -1,0 +1,137 @@
+"""The RGE trainer: one process of a (possibly multi-process, multi-node) DeepSpeed run.
+
+Launched by the train stage (rge_core/training/launch.py), or directly:
+    torchrun --nproc_per_node 2 -m rge_core.training.trainer JOB.json
+    deepspeed --num_gpus 8 --module rge_core.training.trainer JOB.json
+`main(job)` is the same code for launchers, Prefect and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from data_schemas.io import read_table
+from rge_core.config.loader import from_dict
+from rge_core.config.schema import TrainConfig
+from rge_core.model.rge_model import RGEModel
+from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
+from rge_core.training.data import batch_indices, to_examples
+from rge_core.training.distributed import all_reduce_mean
+from rge_core.training.setup import apply_peft, deepspeed_config, optimizer_and_schedule
+from rge_core.training.step import RGEStep
+
+FINAL_MODEL = "model"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    train: TrainConfig
+    base_model: str  # local checkpoint folder to start from
+    dataset: str  # train.parquet of the dataset artifact
+    image_root: str
+    output_dir: str  # local folder: checkpoints/, metrics.jsonl, model/
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TrainJob:
+        data = json.loads(text)
+        data["train"] = from_dict(TrainConfig, data["train"])
+        return cls(**data)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{rank}".encode()).digest()[:4], "big")
+
+
+def _single_process_env() -> None:
+    """Without a launcher, DeepSpeed still wants the torch.distributed variables of a 1-process group."""
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+
+
+def _generation_context(engine, zero_stage: int):
+    import contextlib
+
+    import deepspeed
+
+    if zero_stage < 3:
+        return contextlib.nullcontext
+    # One gather of every parameter for the whole generation, not one per token.
+    return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
+
+
+def _metrics_file(root: Path, start: int):
+    """metrics.jsonl with the lines of steps after the resumed checkpoint dropped (they are redone)."""
+    path = root / METRICS
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= start] if path.exists() else []
+    path.write_text("".join(line + "\n" for line in kept))
+    return path.open("a")
+
+
+def main(job: TrainJob) -> Path:
+    import deepspeed
+
+    train = job.train
+    _single_process_env()
+    deepspeed.init_distributed(verbose=False)
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    torch.manual_seed(train.seed)
+    rge = RGEModel.load(job.base_model)
+    model = apply_peft(rge.model, train)
+    optimizer, schedule = optimizer_and_schedule(model, train)
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(train))
+    rge.model = engine.module
+    root = Path(job.output_dir)
+    start = resume(engine, root)
+    examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
+    run_step = RGEStep(rge, train, backward=engine.backward, generation_context=_generation_context(engine, train.zero_stage))
+    metrics = _metrics_file(root, start) if rank == 0 else None
+    engine.train()
+    for step in range(start, train.steps):
+        torch.manual_seed(step_seed(train.seed, step, rank))  # dropout and sampling: same after a resume
+        indices = batch_indices(len(examples), step, train.batch_size, rank, world, train.seed)
+        clock = time.perf_counter()
+        out = run_step([examples[i] for i in indices], seed=step_seed(train.seed + 1, step, rank))
+        optimizer_clock = time.perf_counter()
+        engine.step()
+        out.seconds["optimizer"] = time.perf_counter() - optimizer_clock
+        elapsed = time.perf_counter() - clock
+        record = {
+            "step": step + 1,
+            "loss": all_reduce_mean(out.loss),
+            "lm_loss": all_reduce_mean(out.lm_loss),
+            "emb_loss": all_reduce_mean(out.emb_loss),
+            "accuracy": all_reduce_mean(out.accuracy),
+            "lr": schedule.get_last_lr()[0] if hasattr(schedule, "get_last_lr") else train.lr,
+            "samples_per_s": train.batch_size * world / elapsed,
+            "generated_tokens_per_s": all_reduce_mean(out.generated_tokens / max(out.seconds["generation"], 1e-9)) * world,
+            "budget_hit_share": all_reduce_mean(out.budget_hits / len(indices)),
+            "seconds": out.seconds,
+        }
+        if metrics is not None and (step + 1) % train.log_every == 0:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+        if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
+            save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
+    state = full_state_dict(engine)
+    if rank == 0:
+        export_hf(state, job.base_model, train, rge.processor, root / FINAL_MODEL)
+        metrics.close()
+    torch.distributed.barrier()
+    return root / FINAL_MODEL
+
+
+if __name__ == "__main__":
+    main(TrainJob.from_json(Path(sys.argv[1]).read_text()))
