@@ -1,0 +1,1 @@
+"""Training: losses (LM + InfoNCE), GradCache chunked backward, distributed helpers."""
