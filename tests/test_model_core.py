@@ -150,3 +150,17 @@ def test_checkpoint_without_emb_gets_it_added_and_embeddings_resized(tmp_path):
 
 def test_loaded_tiny_checkpoint_records_no_change(tiny_rge):
     assert not tiny_rge.emb.added and not tiny_rge.emb.resized
+
+
+def test_always_run_vision_adds_a_dummy_image_row_without_changing_results(tiny_rge):
+    text_only = [Target("three"), Target("four")]
+    with torch.no_grad():
+        plain = tiny_rge.embed_targets(text_only)
+        tiny_rge.always_run_vision = True
+        try:
+            batch = tiny_rge.tokenize([tiny_rge.target_prompt(t) for t in text_only], [None, None])
+            padded = tiny_rge.embed_targets(text_only)
+        finally:
+            tiny_rge.always_run_vision = False
+    assert batch["input_ids"].shape[0] == 3 and batch["image_grid_thw"].shape[0] == 1
+    torch.testing.assert_close(padded, plain, atol=2e-5, rtol=1e-4)

@@ -55,7 +55,7 @@ def generate_rationales(
         use_cache=True,
         **sampling_args,
     )
-    new_tokens = sequences[:, batch["input_ids"].shape[1] :].tolist()
+    new_tokens = sequences[: len(queries), batch["input_ids"].shape[1] :].tolist()  # drops a dummy row
     result = RationaleBatch()
     for row in new_tokens:
         stop = row.index(rge.emb.token_id) if rge.emb.token_id in row else None

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
 
 from rge_core.model.generation import RationaleBatch, Sampling, generate_rationales
 from rge_core.model.inputs import Query, Target, assistant_suffix, load_image, query_content, user_content
-from rge_core.model.special_tokens import EMB_TOKEN
+from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -47,6 +48,10 @@ class RGEModel:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.emb = emb
+        # Under ZeRO-3 every rank must run the same modules in the same order, or the parameter
+        # all-gathers of the vision tower pair up with other collectives and deadlock or crash. The
+        # trainer sets this; batches without an image then carry one extra dummy image row (see tokenize).
+        self.always_run_vision = False
         # Multimodal checkpoints keep the template on the processor; text-only tokenizers on themselves.
         self.chat_template = getattr(processor, "chat_template", None) or self.tokenizer.chat_template
 
@@ -80,8 +85,14 @@ class RGEModel:
 
     # ---- tensors -------------------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str], images: Sequence, padding_side: str = "right") -> BatchFeature:
-        """Batch prompts with their images (None where a prompt has none); pads on `padding_side`."""
-        loaded = [load_image(image) for image in images]
+        """Batch prompts with their images (None where a prompt has none); pads on `padding_side`.
+        With `always_run_vision` an image-free batch gets one extra dummy row with an image at the end:
+        callers use the first len(prompts) rows."""
+        prompts, loaded = list(prompts), [load_image(image) for image in images]
+        if self.always_run_vision and all(image is None for image in loaded):
+            dummy = Image.new("RGB", (28, 28))
+            prompts.append(self.target_prompt(Target(MMEB_IMAGE_PLACEHOLDER, dummy)))
+            loaded.append(dummy)
         present = [image for image in loaded if image is not None]
         self.tokenizer.padding_side = padding_side
         batch = self.processor(
@@ -98,7 +109,7 @@ class RGEModel:
         batch = self.tokenize(prompts, images, padding_side)
         hidden = self.backbone(**batch).last_hidden_state
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), self.emb_positions(batch)]
-        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+        return torch.nn.functional.normalize(pooled[: len(prompts)].float(), dim=-1)
 
     def emb_positions(self, batch: BatchFeature) -> torch.Tensor:
         """Index of the last attended `<emb>` in every row; correct for left and right padding."""

@@ -62,6 +62,7 @@ def lm_batch(rge: RGEModel, examples: Sequence[Example]):
         if batch["input_ids"][row, start : lengths[row]].tolist() != suffix:
             raise ValueError(f"{example.pair_id}: the rationale tokenizes differently inside the prompt")
         starts.append(start)
+    starts += lengths[len(examples) :]  # a dummy image row (ZeRO-3, see RGEModel.tokenize) has no labels
     labels = lm_labels(batch["input_ids"], batch["attention_mask"], torch.tensor(starts, device=batch["input_ids"].device))
     return batch, labels
 

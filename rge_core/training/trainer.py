@@ -93,6 +93,7 @@ def main(job: TrainJob) -> Path:
     optimizer, schedule = optimizer_and_schedule(model, train)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(train))
     rge.model = engine.module
+    rge.always_run_vision = train.zero_stage == 3
     root = Path(job.output_dir)
     start = resume(engine, root)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))

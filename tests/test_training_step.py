@@ -1,0 +1,93 @@
+"""One RGE training step without DeepSpeed: LM label masking, where the contrastive query's rationale comes
+from in each method, and that a LoRA step changes exactly the trainable parameters."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from PIL import Image
+
+from rge_core.config.schema import TrainConfig
+from rge_core.model.inputs import Query, Target
+from rge_core.model.rge_model import RGEModel
+from rge_core.model.special_tokens import EMB_TOKEN
+from rge_core.training.data import Example, batch_indices
+from rge_core.training.setup import apply_peft, lr_factor, optimizer_and_schedule
+from rge_core.training.step import RGEStep, lm_batch
+
+ORACLE = "Oracle marker zebra quartz: the red circle is largest."
+
+
+def examples(count: int = 4) -> list[Example]:
+    colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
+    return [
+        Example(
+            pair_id=f"S/original/{i}",
+            query=Query("<|image_1|>\nRepresent the given image for classification: colour?", Image.new("RGB", (64, 64), colours[i % 4])) if i % 2 == 0 else Query(f"Find the caption number {i}."),
+            rationale=f"{ORACLE} Item {i}.",
+            positive=Target(f"answer {i}"),
+            negative=Target(f"wrong {i}"),
+        )
+        for i in range(count)
+    ]
+
+
+def small_train(**overrides) -> TrainConfig:
+    return TrainConfig(**{"rationale_max_new_tokens": 4, "batch_size": 4, "lr": 1e-2, "warmup_steps": 0, **overrides})
+
+
+def test_lm_labels_cover_exactly_the_oracle_rationale_and_emb(tiny_rge):
+    batch, labels = lm_batch(tiny_rge, examples())
+    for row, example in enumerate(examples()):
+        labelled = batch["input_ids"][row][labels[row] != -100].tolist()
+        assert tiny_rge.tokenizer.decode(labelled) == example.rationale + EMB_TOKEN
+
+
+@pytest.mark.parametrize(("method", "oracle_in_query"), [("rge", False), ("baseline", False), ("oracle-embed", True)])
+def test_contrastive_queries_see_the_oracle_only_in_the_leaky_method(tiny_rge, monkeypatch, method, oracle_in_query):
+    seen: list[str] = []
+    original = RGEModel.embed_queries
+
+    def recording(self, queries, rationales=None):
+        seen.extend(self.query_prompt(q, r) for q, r in zip(queries, rationales or [None] * len(queries)))
+        return original(self, queries, rationales)
+
+    monkeypatch.setattr(RGEModel, "embed_queries", recording)
+    rge = RGEModel(copy.deepcopy(tiny_rge.model), tiny_rge.processor, tiny_rge.emb)
+    out = RGEStep(rge, small_train(method=method))(examples(), seed=0)
+    assert len(seen) == 4 and all(prompt.endswith(EMB_TOKEN) for prompt in seen)
+    assert all(("zebra quartz" in prompt) == oracle_in_query for prompt in seen)
+    if method == "baseline":
+        assert out.lm_loss == 0.0 and all(prompt.endswith("assistant\n" + EMB_TOKEN) for prompt in seen)
+    if method == "rge":
+        assert out.generated_tokens > 0 and out.lm_loss > 0
+
+
+def test_lora_step_changes_adapters_only_and_loss_is_finite(tiny_model_dir):
+    rge = RGEModel.load(str(tiny_model_dir))
+    train = small_train()
+    model = apply_peft(rge.model, train)
+    rge.model = model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer, schedule = optimizer_and_schedule(model, train)
+    out = RGEStep(rge, train)(examples(), seed=0)
+    optimizer.step()
+    assert all(torch.isfinite(torch.tensor(v)) for v in (out.loss, out.lm_loss, out.emb_loss))
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p.detach(), before[name])}
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert changed and changed <= trainable
+    assert all("lora_" in name for name in trainable)
+    assert any("lora_B" in name for name in changed)  # B starts at zero: only a real update moves it
+
+
+def test_schedule_and_batch_order():
+    train = TrainConfig(steps=10, warmup_steps=2, schedule="cosine")
+    assert [round(lr_factor(s, train), 4) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert lr_factor(10, train) == pytest.approx(0.0)
+    first = [batch_indices(10, 0, 2, rank, 2, seed=0) for rank in range(2)]
+    assert first == [batch_indices(10, 0, 2, rank, 2, seed=0) for rank in range(2)]
+    assert not set(first[0]) & set(first[1])
+    epoch = sum((batch_indices(10, s, 2, r, 2, seed=0) for s in range(2) for r in range(2)), [])
+    assert len(set(epoch)) == 8  # one epoch: no example twice
