@@ -22,6 +22,7 @@ from rge_core.model.generation import RationaleBatch, Sampling
 from rge_core.model.inputs import assistant_suffix
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.data import Example
+from rge_core.training.grad_cache import grad_cache_step
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 
 METHODS = ("rge", "baseline", "oracle-embed")
@@ -74,10 +75,15 @@ class RGEStep:
         train: TrainConfig,
         backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward(),
         generation_context: Callable[[], ContextManager] = contextlib.nullcontext,
+        reduction_context: Callable[[], ContextManager] = contextlib.nullcontext,
     ):
+        """`backward` and `reduction_context` are the DeepSpeed engine's `backward` and
+        `coalesce_grad_reduction` in training: with gradient caching one step calls backward several
+        times, and ZeRO must reduce their sum, not just the last call's gradients."""
         if train.method not in METHODS:
             raise ValueError(f"train.method: {train.method!r} is not one of {METHODS}")
-        self.rge, self.train, self.backward, self.generation_context = rge, train, backward, generation_context
+        self.rge, self.train, self.backward = rge, train, backward
+        self.generation_context, self.reduction_context = generation_context, reduction_context
 
     def _generate(self, examples: Sequence[Example], seed: int) -> RationaleBatch:
         sampling = Sampling(do_sample=True, temperature=self.train.rationale_temperature, top_p=self.train.rationale_top_p, seed=seed)
@@ -88,29 +94,72 @@ class RGEStep:
         finally:
             self.rge.model.train()
 
+    def _encoders(self, examples: Sequence[Example], rationales: list[str | None]):
+        """Embedding functions over slices of the batch. Targets come as [positives; hard negatives]
+        of the slice, so a chunk keeps a pair's target and negative together."""
+        with_negatives = self.train.hard_negatives and all(e.negative is not None for e in examples)
+
+        def queries(part: slice) -> torch.Tensor:
+            return self.rge.embed_queries([e.query for e in examples[part]], rationales[part])
+
+        def targets(part: slice) -> torch.Tensor:
+            chosen = examples[part]
+            return self.rge.embed_targets([e.positive for e in chosen] + ([e.negative for e in chosen] if with_negatives else []))
+
+        return queries, targets, with_negatives
+
+    def _contrastive_loss(self, queries: torch.Tensor, targets: torch.Tensor, row_counts: list[int], with_negatives: bool):
+        """InfoNCE over the concatenated chunk outputs of `_encoders` (chunks of `row_counts` queries)."""
+        if not with_negatives:
+            return info_nce(queries, targets, self.train.temperature)
+        positives, negatives, offset = [], [], 0
+        for rows in row_counts:
+            positives.append(targets[offset : offset + rows])
+            negatives.append(targets[offset + rows : offset + 2 * rows])
+            offset += 2 * rows
+        return info_nce(queries, torch.cat(positives), self.train.temperature, hard_negatives=torch.cat(negatives))
+
     def __call__(self, examples: Sequence[Example], seed: int) -> StepOutput:
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
         lm = torch.zeros(())
-        if self.train.method != "baseline" and self.train.w_lm:
+        w_lm = 0.0 if self.train.method == "baseline" else self.train.w_lm
+        if w_lm:
             batch, labels = lm_batch(self.rge, examples)
             lm = lm_loss(self.rge.model(**batch).logits, labels)
         seconds["lm_forward"] = time.perf_counter() - clock
         clock = time.perf_counter()
         generated = self._generate(examples, seed) if self.train.method == "rge" else None
         seconds["generation"] = time.perf_counter() - clock
+        encode_queries, encode_targets, with_negatives = self._encoders(examples, query_rationales(self.train.method, examples, generated))
+        size, chunk = len(examples), self.train.grad_cache_chunk
+        stats: dict = {}
         clock = time.perf_counter()
-        queries = self.rge.embed_queries([e.query for e in examples], query_rationales(self.train.method, examples, generated))
-        targets = self.rge.embed_targets([e.positive for e in examples])
-        negatives = None
-        if self.train.hard_negatives and all(e.negative is not None for e in examples):
-            negatives = self.rge.embed_targets([e.negative for e in examples])
-        emb, stats = info_nce(queries, targets, self.train.temperature, hard_negatives=negatives)
-        seconds["embed_forward"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        w_lm = 0.0 if self.train.method == "baseline" else self.train.w_lm
-        loss = w_lm * lm + self.train.w_emb * emb
-        self.backward(loss)
+        if chunk <= 0:
+            whole = slice(0, size)
+            emb, stats = self._contrastive_loss(encode_queries(whole), encode_targets(whole), [size], with_negatives)
+            seconds["embed_forward"] = time.perf_counter() - clock
+            clock = time.perf_counter()
+            loss = w_lm * lm + self.train.w_emb * emb
+            self.backward(loss)
+        else:
+            # Gradient caching: the LM loss and every replayed chunk backward inside one reduction.
+            rows = [min(chunk, size - start) for start in range(0, size, chunk)]
+
+            def loss_fn(queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+                value, found = self._contrastive_loss(queries, targets, rows, with_negatives)
+                stats.update(found)
+                return value
+
+            def weighted_backward(surrogate: torch.Tensor) -> None:
+                self.backward(self.train.w_emb * surrogate)
+
+            with self.reduction_context():
+                if w_lm:
+                    self.backward(w_lm * lm)
+                emb = grad_cache_step(encode_queries, encode_targets, size, chunk, loss_fn, backward=weighted_backward)
+            loss = w_lm * lm.detach() + self.train.w_emb * emb
+            seconds["embed_forward"] = 0.0  # forwards and backward interleave here; all counted as backward
         seconds["backward"] = time.perf_counter() - clock
         return StepOutput(
             loss=float(loss.detach()),

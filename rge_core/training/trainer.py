@@ -97,7 +97,13 @@ def main(job: TrainJob) -> Path:
     root = Path(job.output_dir)
     start = resume(engine, root)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
-    run_step = RGEStep(rge, train, backward=engine.backward, generation_context=_generation_context(engine, train.zero_stage))
+    run_step = RGEStep(
+        rge,
+        train,
+        backward=engine.backward,
+        generation_context=_generation_context(engine, train.zero_stage),
+        reduction_context=engine.coalesce_grad_reduction,
+    )
     metrics = _metrics_file(root, start) if rank == 0 else None
     engine.train()
     for step in range(start, train.steps):

@@ -1,0 +1,105 @@
+"""`rge train` with real DeepSpeed engines: 2 CPU processes over gloo (torchrun), ZeRO-2 and ZeRO-3, LoRA;
+and a run killed after a checkpoint that resumes to the same result as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rge_core.training.checkpoints import COMPLETE, latest_step
+from tests.test_curate_stage import FACTS
+
+TRAIN = [*FACTS, "train.steps=6", "train.checkpoint_every=2", "train.batch_size=2", "train.rationale_max_new_tokens=8", "train.nproc=2"]
+
+
+def train_command(root: Path, *extra: str) -> list[str]:
+    from tests.conftest import SMALL_SYNTH
+
+    sets = [a for o in [f"run.artifacts_root={root}", *SMALL_SYNTH, *TRAIN, *extra] for a in ("--set", o)]
+    return [sys.executable, "-m", "rge_core.cli.main", "train", "--config", "configs/tiny.yaml", *sets]
+
+
+def run_train(root: Path, *extra: str) -> Path:
+    done = subprocess.run(train_command(root, *extra), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return trained_folder(root)
+
+
+def trained_folder(root: Path) -> Path:
+    [folder] = [p for p in (root / "model").iterdir() if (p / "job.json").exists()]
+    return folder
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def base_folder(root: Path) -> Path:
+    [folder] = [p for p in (root / "model").iterdir() if not (p / "job.json").exists()]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def zero2_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("zero2")
+    run_train(root, "train.zero_stage=2")
+    return root
+
+
+def check_trained(root: Path) -> None:
+    folder = trained_folder(root)
+    assert (folder / "manifest.json").exists()
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 7))
+    assert all(torch.isfinite(torch.tensor([r["loss"], r["lm_loss"], r["emb_loss"]])).all() for r in records)
+    trained, base = weights(folder / "model"), weights(base_folder(root))
+    assert trained.keys() == base.keys()
+    changed = {name for name in base if not torch.equal(trained[name], base[name])}
+    # Saved names follow the checkpoint format (model.layers.*); the vision tower is model.visual.*.
+    lora_targets = {n for n in base if "visual" not in n and any(f".{m}." in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")) and n.endswith("weight")}
+    assert changed == lora_targets  # merged adapters moved every target projection and nothing else
+
+
+def test_zero2_two_processes_train_lora(zero2_run):
+    check_trained(zero2_run)
+    assert latest_step(trained_folder(zero2_run)) == 4  # checkpoints at 2 and 4; the end is the model itself
+
+
+def test_zero3_two_processes_train_lora_with_gradient_caching(tmp_path):
+    run_train(tmp_path, "train.zero_stage=3", "train.grad_cache_chunk=1")
+    check_trained(tmp_path)
+
+
+def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
+    process = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if any((tmp_path / "model").glob(f"*/checkpoints/step-000002/{COMPLETE}")):
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    folder = trained_folder(tmp_path)
+    assert not (folder / "manifest.json").exists() and latest_step(folder) in (2, 4), "the kill must land mid-run"
+    run_train(tmp_path, "train.zero_stage=2")
+    reference = trained_folder(zero2_run)
+    assert folder.name == reference.name
+    resumed = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    uninterrupted = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed] == list(range(1, 7))
+    for mine, theirs in zip(resumed, uninterrupted):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5, abs=1e-6), mine["step"]
+    final, expected = weights(folder / "model"), weights(reference / "model")
+    for name in expected:
+        torch.testing.assert_close(final[name], expected[name], rtol=1e-5, atol=1e-6)
