@@ -16,6 +16,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
 from rge_core.stages.assemble import assemble
 from rge_core.stages.curate import curate
+from rge_core.stages.evaluate import evaluate
 from rge_core.stages.ingest import ingest
 from rge_core.stages.prepare import prepare_model
 from rge_core.stages.train import train
@@ -28,6 +29,10 @@ class Stage:
     run: StageFn
     needs: tuple[str, ...] = ()
 
+    def needed(self, config: Config) -> tuple[str, ...]:
+        # Evaluating a named model needs no training run.
+        return tuple(n for n in self.needs if not (n == "train" and config.eval.model))
+
 
 STAGES: dict[str, Stage] = {
     "model": Stage(prepare_model),
@@ -35,17 +40,18 @@ STAGES: dict[str, Stage] = {
     "curate": Stage(curate, needs=("ingest", "model")),
     "assemble": Stage(assemble, needs=("ingest", "curate")),
     "train": Stage(train, needs=("assemble", "model")),
+    "evaluate": Stage(evaluate, needs=("train",)),
 }
 
 
-def with_dependencies(stages: list[str]) -> list[str]:
+def with_dependencies(stages: list[str], config: Config) -> list[str]:
     """The requested stages plus everything they need, in pipeline order."""
     wanted: set[str] = set()
 
     def add(name: str) -> None:
         if name not in wanted:
             wanted.add(name)
-            for need in STAGES[name].needs:
+            for need in STAGES[name].needed(config):
                 add(need)
 
     for name in stages:
@@ -60,7 +66,7 @@ def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, s
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
     store = ArtifactStore.from_config(config)
     results: dict[str, str | None] = {}
-    for name in with_dependencies(stages or list(STAGES)):
+    for name in with_dependencies(stages or list(STAGES), config):
         stage = STAGES[name]
-        results[name] = stage.run(config, store, {need: results[need] for need in stage.needs})
+        results[name] = stage.run(config, store, {need: results[need] for need in stage.needed(config)})
     return results

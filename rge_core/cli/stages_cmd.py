@@ -30,7 +30,7 @@ def _report(config, results: dict[str, str | None]) -> None:
     Console().print(table)
 
 
-def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | None) -> None:
+def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | None) -> dict[str, str | None]:
     from rge_core.pipeline import run_pipeline  # heavy imports stay out of `rge --help`
 
     try:
@@ -40,6 +40,7 @@ def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | Non
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     _report(config, results)
+    return results
 
 
 def run(
@@ -69,10 +70,35 @@ def curate(
     _run(config, [*(overrides or []), *extra], ["curate"])
 
 
+def evaluate(
+    config: Path = _CONFIG,
+    overrides: Optional[list[str]] = _OVERRIDES,
+    model: Optional[str] = typer.Option(None, "--model", help="Model artifact id or checkpoint folder (eval.model)."),
+    data: Optional[str] = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
+    datasets: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
+    reasoning: Optional[str] = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
+    instructions: Optional[str] = typer.Option(None, "--instructions", help="standard | FILE.yaml (eval.instructions)."),
+    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
+) -> None:
+    """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
+    if reasoning not in (None, "on", "off"):
+        raise typer.BadParameter("on or off", param_hint="--reasoning")
+    named = {"eval.model": model, "eval.data": data, "eval.instructions": instructions, "eval.compare_to": compare_to,
+             "eval.datasets": f"[{datasets}]" if datasets else None,
+             "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or "")}
+    extra = [f"{key}={value}" for key, value in named.items() if value]
+    results = _run(config, [*(overrides or []), *extra], ["evaluate"])
+    loaded = load_config(config, [*(overrides or []), *extra])
+    artifact = ArtifactStore.from_config(loaded).get(results["evaluate"])
+    typer.echo(artifact.read_bytes("summary.md").decode())
+    typer.echo(f"eval artifact: {artifact.url}")
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "run": run,
     "ingest": _stage_command("ingest"),
     "curate": curate,
     "assemble": _stage_command("assemble"),
     "train": _stage_command("train"),
+    "eval": evaluate,
 }

@@ -150,6 +150,24 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    # "synthetic" evaluates the synthetic benchmark's eval split; anything else is an MMEB-eval folder.
+    data: str = "synthetic"
+    image_root: str = ""  # empty: the data folder itself
+    datasets: list[str] = field(default_factory=list)  # empty: every dataset present
+    # Model to evaluate: empty means the train stage's output; else a model artifact id or a folder.
+    model: str = ""
+    reasoning: bool = True  # generate a rationale before `<emb>` (greedy, up to max_new_tokens)
+    max_new_tokens: int = 128
+    # "standard": MMEB's own instructions (comparable with published numbers); else a YAML file mapping
+    # dataset -> {query: ..., candidate: ...} replacement instructions.
+    instructions: str = "standard"
+    batch_size: int = 16
+    chunk_size: int = 256  # items per cached chunk of embeddings (the unit of resumption)
+    compare_to: str = ""  # another eval artifact id: write a side-by-side diff
+
+
+@dataclass
 class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -157,3 +175,4 @@ class Config:
     curation: CurationConfig = field(default_factory=CurationConfig)
     assemble: AssembleConfig = field(default_factory=AssembleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

@@ -1,0 +1,188 @@
+"""Evaluation results and their reports: per-dataset and aggregate tables (Markdown, CSV), a diff of two runs,
+and a comparison with the published MMEB-V1 numbers. Results hold fractions; reports print percentages with
+one decimal (the MMEB convention).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from rge_core.evaluation.mmeb import (CATEGORIES, MMEB_DATASETS, PEERS, PUBLISHED, SPLITS, canonical_name,
+                                     dataset_info, missing_datasets)
+from rge_core.evaluation.scoring import METRICS, Scores, aggregate, score_matrix
+
+LABELS = {"precision@1": "P@1", "hit@5": "Hit@5", "mrr": "MRR", "ndcg@5": "NDCG@5", "overall": "Overall",
+          "classification": "Classification", "vqa": "VQA", "retrieval": "Retrieval", "grounding": "Grounding"}
+_DASH = "–"
+
+
+@dataclass(frozen=True)
+class DatasetResult:
+    """Scores of one dataset. `budget_hits`: queries whose rationale reached the token budget without `<emb>`."""
+
+    category: str
+    split: str  # "IND", "OOD", or "" for a non-MMEB dataset
+    num_queries: int
+    metrics: dict[str, float]  # METRICS, as fractions
+    budget_hits: int = 0
+
+    @classmethod
+    def from_scores(cls, name: str, scores: Scores, budget_hits: int = 0,
+                    extra: Mapping[str, str] | None = None) -> DatasetResult:
+        _, category, split = dataset_info(name, extra)
+        return cls(category, split, len(scores), score_matrix(scores), budget_hits)
+
+
+@dataclass(frozen=True)
+class EvalResults:
+    """Results of one evaluation run, by dataset name; aggregates are computed from them."""
+
+    datasets: dict[str, DatasetResult]
+
+    def categories(self) -> dict[str, str]:
+        return {name: result.category for name, result in self.datasets.items()}
+
+    def aggregates(self) -> dict[str, dict]:
+        return aggregate({name: r.metrics for name, r in self.datasets.items()}, self.categories())
+
+    def to_dict(self) -> dict:
+        """JSON-ready: {"datasets": {name: fields}, "aggregates": aggregate(...)}."""
+        return {"datasets": {name: asdict(r) for name, r in self.datasets.items()}, "aggregates": self.aggregates()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> EvalResults:
+        return cls({name: DatasetResult(**fields) for name, fields in data["datasets"].items()})
+
+
+def _pct(value: float | None) -> str:
+    return _DASH if value is None else f"{100 * value:.1f}"
+
+
+def _delta(a: float | None, b: float | None) -> str:
+    if a is None or b is None:
+        return _DASH
+    return f"{round(100 * (b - a), 1) + 0.0:+.1f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _key(name: str) -> str:
+    return canonical_name(name) or name
+
+
+def _order(names: Sequence[str]) -> list[str]:
+    """MMEB datasets in registry order, then the others by name."""
+    position = {name: i for i, name in enumerate(MMEB_DATASETS)}
+    return sorted(names, key=lambda n: (position.get(_key(n), len(position)), n))
+
+
+def _aggregate_rows(aggregates: Mapping[str, dict]) -> list[list[str]]:
+    return [[LABELS.get(group, group), str(g["num_datasets"]), *(_pct(g["metrics"][m]) for m in METRICS)]
+            for group, g in aggregates.items() if g["num_datasets"]]
+
+
+def summary_markdown(results: EvalResults) -> str:
+    """Per-dataset table, then the aggregates (unweighted means over the datasets present)."""
+    rows = []
+    for name in _order(list(results.datasets)):
+        r = results.datasets[name]
+        share = 100 * r.budget_hits / r.num_queries if r.num_queries else 0.0
+        rows.append([name, r.category, r.split or _DASH, str(r.num_queries),
+                     *(_pct(r.metrics[m]) for m in METRICS), f"{r.budget_hits} ({share:.1f}%)"])
+    parts = ["## Per-dataset scores (%)",
+             _table(["Dataset", "Category", "Split", "Queries", *(LABELS[m] for m in METRICS), "Budget hits"], rows),
+             "## Aggregates (unweighted means over datasets, %)",
+             _table(["Group", "Datasets", *(LABELS[m] for m in METRICS)], _aggregate_rows(results.aggregates()))]
+    missing = _missing_note(results.datasets)
+    return "\n\n".join(parts + ([missing] if missing else [])) + "\n"
+
+
+def _missing_note(names: Sequence[str] | Mapping[str, object]) -> str:
+    """A line naming the MMEB-V1 datasets absent from a run that has some; "" if it has none or all."""
+    missing = missing_datasets(names)
+    if len(missing) in (0, len(MMEB_DATASETS)):
+        return ""
+    return f"Missing MMEB-V1 datasets ({len(missing)} of {len(MMEB_DATASETS)}): {', '.join(missing)}."
+
+
+def summary_csv(results: EvalResults) -> str:
+    """One row per dataset; metrics in percent with one decimal."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["dataset", "category", "split", "num_queries", *(f"{m} (%)" for m in METRICS), "budget_hits"])
+    for name in _order(list(results.datasets)):
+        r = results.datasets[name]
+        writer.writerow([name, r.category, r.split, r.num_queries, *(_pct(r.metrics[m]) for m in METRICS),
+                         r.budget_hits])
+    return out.getvalue()
+
+
+def diff_markdown(a: EvalResults, b: EvalResults, name_a: str, name_b: str,
+                  metrics: Sequence[str] = ("precision@1",)) -> str:
+    """Run `a` next to run `b`, per dataset and per aggregate, with deltas b - a in points. Aggregates are taken
+    over the datasets both runs have, so they compare like with like."""
+    by_a = {_key(n): r for n, r in a.datasets.items()}
+    by_b = {_key(n): r for n, r in b.datasets.items()}
+    header = [f"{LABELS[m]} {side}" for m in metrics for side in (name_a, name_b, "Δ")]
+
+    def side_by_side(ma: Mapping[str, float] | None, mb: Mapping[str, float] | None) -> list[str]:
+        cells = []
+        for m in metrics:
+            va, vb = ma[m] if ma else None, mb[m] if mb else None
+            cells += [_pct(va), _pct(vb), _delta(va, vb)]
+        return cells
+
+    rows = []
+    for name in _order(list(by_a.keys() | by_b.keys())):
+        ra, rb = by_a.get(name), by_b.get(name)
+        rows.append([name, (ra or rb).category, *side_by_side(ra.metrics if ra else None, rb.metrics if rb else None)])
+    common = [n for n in by_a if n in by_b]
+    categories = {n: by_a[n].category for n in common}
+    agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}
+    agg_b = aggregate({n: by_b[n].metrics for n in common}, categories) if common else {}
+    agg_rows = [[LABELS.get(group, group), str(g["num_datasets"]), *side_by_side(g["metrics"], agg_b[group]["metrics"])]
+                for group, g in agg_a.items() if g["num_datasets"]]
+    parts = [f"## {name_a} vs {name_b}: per dataset (%)", _table(["Dataset", "Category", *header], rows),
+             f"## Aggregates over the {len(common)} datasets in both runs (%)",
+             _table(["Group", "Datasets", *header], agg_rows)]
+    for label, only in ((name_a, by_a.keys() - by_b.keys()), (name_b, by_b.keys() - by_a.keys())):
+        if only:
+            parts.append(f"Only in {label} (left out of the aggregates): {', '.join(_order(list(only)))}.")
+    return "\n\n".join(parts) + "\n"
+
+
+def published_comparison_markdown(aggregates: Mapping[str, dict]) -> str:
+    """Our Precision@1 aggregates next to the published RGE-3B and baseline numbers. A group is comparable only
+    when it holds exactly its MMEB-V1 datasets; otherwise it is marked, with how many it has."""
+    expected = {"overall": len(MMEB_DATASETS)}
+    for category, split in MMEB_DATASETS.values():
+        expected[category] = expected.get(category, 0) + 1
+        expected[split] = expected.get(split, 0) + 1
+
+    def count(group: str) -> int:
+        return aggregates[group]["num_datasets"] if group in aggregates else 0
+
+    only_mmeb = count("overall") == sum(count(split) for split in SPLITS)
+    rows, partial = [], False
+    for group in ("overall", *CATEGORIES, *SPLITS):
+        n = count(group)
+        ours = _pct(aggregates[group]["metrics"]["precision@1"]) if n else _DASH
+        if not (only_mmeb and n == expected[group]):
+            ours, partial = f"{ours}*", True
+        rows.append([LABELS.get(group, group), f"{n}/{expected[group]}", ours,
+                     *(f"{reference[group]:.1f}" if group in reference else _DASH for reference in PUBLISHED.values())])
+    parts = ["## Comparison with published MMEB-V1 results (Precision@1, %)",
+             _table(["Group", "Datasets", "Ours", *PUBLISHED], rows)]
+    if partial:
+        parts.append("\\* Not comparable: the group does not hold exactly its MMEB-V1 datasets "
+                     "(some are missing, or non-MMEB datasets are included).")
+    parts.append("Published RGE numbers used the reference code's rewritten instructions; MMEB's standard "
+                 "instructions give the comparable numbers.")
+    parts.append("Peers (overall): " + ", ".join(f"{name} {score:.1f}" for name, score in PEERS.items()) + ".")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,86 @@
+"""Scores of one MMEB dataset from its query x candidate similarities, and their unweighted means over datasets.
+
+MMEB puts the ground truth at candidate 0 of every query's candidate list. Ties are resolved AGAINST the ground
+truth: its rank is the number of other candidates scoring at least as high. So a query counts for Precision@1
+only when candidate 0 scores strictly higher than every other candidate. (MMEB's reference `argmax` picks index
+0 on ties, which would give a degenerate model — constant or collapsed embeddings — a perfect score.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from rge_core.evaluation.mmeb import CATEGORIES, SPLITS, dataset_info
+
+METRICS = ("precision@1", "hit@5", "mrr", "ndcg@5")
+Scores = np.ndarray | Sequence[np.ndarray]
+
+
+def _nan_error(query: int) -> ValueError:
+    return ValueError(f"query {query}: candidate scores contain NaN")
+
+
+def gt_ranks(scores: Scores) -> np.ndarray:
+    """Pessimistic 0-based rank of the ground truth (candidate 0) per query: how many other candidates score >=
+    it. `scores` is a [queries, candidates] matrix, or a list of 1-D rows when queries have different numbers of
+    candidates."""
+    if isinstance(scores, np.ndarray) and scores.ndim == 2:
+        if 0 in scores.shape:
+            raise ValueError(f"expected at least one query and one candidate, got a matrix of shape {scores.shape}")
+        if np.isnan(scores).any():
+            raise _nan_error(int(np.isnan(scores).any(axis=1).argmax()))
+        return (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
+    rows = [np.asarray(row, dtype=float) for row in scores]
+    if not rows:
+        raise ValueError("no queries to score")
+    for query, row in enumerate(rows):
+        if row.ndim != 1 or row.size == 0:
+            raise ValueError(f"query {query}: expected a non-empty 1-D row of candidate scores, got shape {row.shape}")
+        if np.isnan(row).any():
+            raise _nan_error(query)
+    return np.array([int((row[1:] >= row[0]).sum()) for row in rows])
+
+
+def metrics_from_ranks(ranks: np.ndarray) -> dict[str, float]:
+    """Precision@1, Hit@5, MRR and NDCG@5 (one relevant item) as fractions, averaged over queries."""
+    ranks = np.asarray(ranks)
+    ndcg = np.where(ranks < 5, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return {
+        "precision@1": float(np.mean(ranks == 0)),
+        "hit@5": float(np.mean(ranks < 5)),
+        "mrr": float(np.mean(1.0 / (1.0 + ranks))),
+        "ndcg@5": float(np.mean(ndcg)),
+    }
+
+
+def score_matrix(scores: Scores) -> dict[str, float]:
+    """Metrics of one dataset; ground truth at candidate 0, ties never in its favour (see the module docstring)."""
+    return metrics_from_ranks(gt_ranks(scores))
+
+
+def aggregate(per_dataset: Mapping[str, Mapping[str, float]],
+              extra: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """Unweighted means over the datasets present, per group: "overall", each category (MMEB's four, then any
+    other category from `extra`), "IND" and "OOD". Each group is {"num_datasets": n, "metrics": {name: mean}};
+    metrics is {} for a group without datasets. `extra` maps non-MMEB datasets to their category."""
+    members: dict[str, list[str]] = {group: [] for group in ("overall", *CATEGORIES, *SPLITS)}
+    seen: dict[str, str] = {}
+    for name in per_dataset:
+        canonical, category, split = dataset_info(name, extra)
+        if canonical in seen:
+            raise ValueError(f"dataset {canonical!r} given twice: {seen[canonical]!r} and {name!r}")
+        seen[canonical] = name
+        for group in ("overall", category, split):
+            if group:
+                members.setdefault(group, []).append(name)
+    order = ["overall", *CATEGORIES, *sorted(set(members) - {"overall", *CATEGORIES, *SPLITS}), *SPLITS]
+    return {
+        group: {
+            "num_datasets": len(members[group]),
+            "metrics": {m: float(np.mean([per_dataset[n][m] for n in members[group]])) for m in METRICS}
+            if members[group] else {},
+        }
+        for group in order
+    }
