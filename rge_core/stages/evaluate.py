@@ -133,6 +133,7 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
             "missing_mmeb_datasets": len(missing_datasets(list(per_dataset))),
             "candidate_encodings_saved_by_dedup": dedup["references"] - dedup["unique"],
             "candidate_references": dedup["references"],
+            "chunks_encoded": dedup["chunks_encoded"],  # the rest came from the embedding cache
             "budget_hits": sum(r.budget_hits for r in per_dataset.values()),
             "model": model_id or str(model_dir),
             "instructions": instructions,
