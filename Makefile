@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m rge_core.compat.torchvision_cpu
 	touch $(STAMP)
 
+# The whole pipeline (every stage runs what it needs), then the eval table and where the artifacts are.
 demo: setup
-	$(RGE) run --config configs/tiny.yaml
+	$(RGE) eval --config configs/tiny.yaml
 	$(RGE) artifacts list
 
 test: setup
