@@ -1,0 +1,167 @@
+"""RGE training step: reasoning (`rge`) against the non-reasoning `baseline` method, in the same run.
+
+    .venv/bin/python benchmarks/bench_train.py [--steps 5] [--batch-size 8] [--budget 32] [--repeats 3] [--quick]
+
+Both methods train their own copy of the same tiny random Qwen2-VL (`write_tiny_model`, seed 0) with the LoRA
+of configs/tiny.yaml (rank 8, alpha 32, seeded alike) and AdamW, plain torch in one process (no DeepSpeed),
+on the same batches: examples from the synthetic benchmark's training split (`write_benchmark`, seed 0,
+64x64 images preloaded, so no disk reads are timed) with its scene facts as the oracle rationales, drawn
+by `batch_indices` like the trainer does. A timed step is `RGEStep` + `optimizer.step()` + `zero_grad()`.
+  * step time: `rge` (LM loss on the oracle rationale, on-the-fly rationales of --budget tokens, InfoNCE)
+    against `baseline` (InfoNCE on query + `<emb>` only), and where each method's step time goes;
+  * on-the-fly generation: `rge`'s sampling of one batch's queries as one batch, against one query at a time.
+
+Measured on the 2-core CPU VM (torch 2.13.0+cpu, 2 torch threads, load average ~2-3 from other jobs) with
+`.venv/bin/python benchmarks/bench_train.py` (5 steps, batch 8, budget 32, 3 repeats):
+  step time        baseline 0.099 s, rge 0.342 s per step: `ratio: rge step time vs baseline: 3.47x`
+                   (throughput line: `ratio: rge vs baseline: 0.29x`); 152/160 rationales hit the budget
+  rge step shares  generation 48.7%, forwards (lm + embed) 31.4%, backward 19.2%, optimizer 0.5%
+  baseline shares  forwards 64.4%, backward 33.1%, optimizer 2.0%
+  generation       8 queries: one at a time 0.666 s, batched 0.149 s: `ratio: batched generation vs one
+                   query at a time: 4.46x`
+Other runs: step time 3.36-4.18x, generation share 42-50%, batched generation 3.09-4.53x; one run under heavy
+contention (two other torch jobs) gave 3.50x and 1.35x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+
+from _timing import Case, measure, parse_args, print_table
+from rge_core.config.loader import load_config
+from rge_core.config.schema import TrainConfig
+from rge_core.model.generation import Sampling
+from rge_core.model.inputs import Query, load_image
+from rge_core.model.rge_model import RGEModel
+from rge_core.model.tiny import write_tiny_model
+from rge_core.synth.tasks import SUBSETS
+from rge_core.synth.writer import write_benchmark
+from rge_core.training.data import Example, batch_indices, to_examples
+from rge_core.training.setup import apply_peft, optimizer_and_schedule
+from rge_core.training.step import RGEStep
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = {"steps": 1, "batch_size": 2, "budget": 4, "repeats": 1}
+WARMUP = 1  # untimed calls of each case (measure's warmup); their steps are left out of the breakdown
+PARTS = {"generation": ("generation",), "forwards": ("lm_forward", "embed_forward"), "backward": ("backward",),
+         "optimizer": ("optimizer",)}
+
+
+def preloaded(example: Example) -> Example:
+    def load(side):
+        return dataclasses.replace(side, image=load_image(side.image)) if side is not None else None
+
+    return dataclasses.replace(example, query=load(example.query), positive=load(example.positive),
+                               negative=load(example.negative))
+
+
+def synth_examples(root: Path, count: int) -> list[Example]:
+    """At least `count` training examples over all subsets, each with its scene facts as the oracle rationale."""
+    write_benchmark(root, seed=0, train_per_subset=math.ceil(count / len(SUBSETS)), eval_per_subset=0,
+                    candidates=2, image_size=64)
+    facts = {row["item_id"]: row["facts"] for row in pq.read_table(root / "facts.parquet").to_pylist()}
+    rows = []
+    for subset in SUBSETS:
+        table = pq.read_table(root / "train" / subset.name / "original.parquet").to_pylist()
+        rows += [{"pair_id": f"{subset.name}/original/{k}", "qry_text": row["qry"], "qry_image": row["qry_image_path"],
+                  "rationale": facts[f"{subset.name}/original/{k}"], "pos_text": row["pos_text"],
+                  "pos_image": row["pos_image_path"], "neg_text": row["neg_text"], "neg_image": row["neg_image_path"]}
+                 for k, row in enumerate(table)]
+    return [preloaded(example) for example in to_examples(rows, root / "train")]
+
+
+class Trainer:
+    """One method's model, optimizer and step; `run()` trains on the given batches and records each step's
+    seconds (the step's own parts, `optimizer`, and `total`, the whole step's wall time)."""
+
+    def __init__(self, checkpoint: Path, train: TrainConfig, batches: list[list[Example]]):
+        self.rge = RGEModel.load(str(checkpoint))
+        torch.manual_seed(0)  # the same LoRA initialisation for every method
+        self.rge.model = apply_peft(self.rge.model, train)
+        self.rge.model.train()
+        self.optimizer, _ = optimizer_and_schedule(self.rge.model, train)
+        self.step, self.train, self.batches = RGEStep(self.rge, train), train, batches
+        self.records: list[dict[str, float]] = []
+        self.budget_hits = self.generated = 0
+
+    def run(self) -> None:
+        for seed, batch in enumerate(self.batches):
+            start = time.perf_counter()
+            out = self.step(batch, seed=seed)
+            clock = time.perf_counter()
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            end = time.perf_counter()
+            self.records.append({**out.seconds, "optimizer": end - clock, "total": end - start})
+            self.budget_hits += out.budget_hits
+            self.generated += len(batch) if self.train.method == "rge" else 0
+
+    def generate(self, queries: list[Query], batch_size: int) -> None:
+        """The step's on-the-fly sampling (same settings), `batch_size` queries per generate call."""
+        sampling = Sampling(do_sample=True, temperature=self.train.rationale_temperature,
+                            top_p=self.train.rationale_top_p, seed=0)
+        for start in range(0, len(queries), batch_size):
+            self.rge.generate_rationales(queries[start : start + batch_size], self.train.rationale_max_new_tokens,
+                                         sampling)
+
+
+def print_breakdown(trainers: dict[str, Trainer], skip: int) -> None:
+    print("\nwhere the step time goes (mean over the timed steps; shares of the whole step)")
+    print(f"  {'method':<9}  {'step s':>7}" + "".join(f"  {part:>18}" for part in PARTS) + f"  {'other':>7}")
+    for name, trainer in trainers.items():
+        records = trainer.records[skip:]
+        step = statistics.mean(r["total"] for r in records)
+        means = {part: statistics.mean(sum(r[key] for key in keys) for r in records) for part, keys in PARTS.items()}
+        cells = "".join(f"  {means[p]:>8.4f} s {means[p] / step:>6.1%}" for p in PARTS)
+        print(f"  {name:<9}  {step:>7.4f}{cells}  {1 - sum(means.values()) / step:>7.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5, help="training steps per timed run")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--budget", type=int, default=32, help="rationale_max_new_tokens of the rge method")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parse_args(parser, QUICK)
+
+    tiny = load_config(ROOT / "configs" / "tiny.yaml").train
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        examples = synth_examples(Path(tmp) / "synth", args.steps * args.batch_size)
+        checkpoint = write_tiny_model(Path(tmp) / "model", seed=0)
+        batches = [[examples[i] for i in batch_indices(len(examples), step, args.batch_size, 0, 1, seed=0)]
+                   for step in range(args.steps)]
+        trainers = {method: Trainer(checkpoint, dataclasses.replace(
+            tiny, method=method, batch_size=args.batch_size, rationale_max_new_tokens=args.budget), batches)
+            for method in ("baseline", "rge")}
+
+    print(f"{args.steps} steps of batch {args.batch_size}, rationale budget {args.budget} tokens, LoRA rank "
+          f"{tiny.lora.rank} alpha {tiny.lora.alpha}, torch threads {torch.get_num_threads()}; median of "
+          f"{args.repeats} timed runs after {WARMUP} warmup")
+    baseline, rge = measure([Case(name, trainer.run, args.steps, "steps") for name, trainer in trainers.items()],
+                            warmup=WARMUP, repeats=args.repeats)
+    reasoning = trainers["rge"]
+    print(f"rge: {reasoning.budget_hits}/{reasoning.generated} on-the-fly rationales hit the budget without <emb>")
+    print_table("training step (RGEStep + optimizer.step + zero_grad), steps/s", baseline, [rge])
+    print(f"ratio: rge step time vs baseline: {rge.median / baseline.median:.2f}x")
+    print_breakdown(trainers, skip=WARMUP * args.steps)
+
+    queries = [example.query for example in batches[0]]
+    reasoning.rge.model.eval()  # as RGEStep generates
+    single, batched = measure([
+        Case("one query at a time", lambda: reasoning.generate(queries, 1), len(queries), "queries"),
+        Case("batched generation", lambda: reasoning.generate(queries, len(queries)), len(queries), "queries"),
+    ], warmup=WARMUP, repeats=args.repeats)
+    print_table(f"rge on-the-fly generation, {len(queries)} queries, {args.budget} new tokens", single, [batched])
+
+
+if __name__ == "__main__":
+    main()
