@@ -144,7 +144,7 @@ class TrainConfig:
     nnodes: int = 1
     node_rank: int = 0
     master_addr: str = "127.0.0.1"
-    master_port: int = 29511
+    master_port: int = 0  # 0: a free port (single node); set it for several nodes
     hostfile: str = ""
     seed: int = 0
 

@@ -5,6 +5,7 @@ hostfile), or in-process when train.launcher is "none" (then train.nproc must be
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +15,35 @@ from rge_core.config.schema import TrainConfig
 TRAINER_MODULE = "rge_core.training.trainer"
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def master_port(train: TrainConfig) -> int:
+    """train.master_port, or (0, single node) a free port, so concurrent runs on one host never collide."""
+    if train.master_port:
+        return train.master_port
+    if train.nnodes > 1:
+        raise ValueError("train.master_port: set it explicitly for a multi-node run (every node needs the same)")
+    return free_port()
+
+
 def launcher_command(train: TrainConfig, job_file: Path) -> list[str]:
+    port = master_port(train)
     if train.launcher == "torchrun":
         return [
             sys.executable, "-m", "torch.distributed.run",
             f"--nproc_per_node={train.nproc}", f"--nnodes={train.nnodes}", f"--node_rank={train.node_rank}",
-            f"--master_addr={train.master_addr}", f"--master_port={train.master_port}",
+            f"--master_addr={train.master_addr}", f"--master_port={port}",
             "-m", TRAINER_MODULE, str(job_file),
         ]  # fmt: skip
     if train.launcher == "deepspeed":
         placement = ["--hostfile", train.hostfile] if train.hostfile else [f"--num_nodes={train.nnodes}"]
         return [
             sys.executable, "-m", "deepspeed.launcher.runner", *placement, f"--num_gpus={train.nproc}",
-            f"--master_addr={train.master_addr}", f"--master_port={train.master_port}",
+            f"--master_addr={train.master_addr}", f"--master_port={port}",
             "--module", TRAINER_MODULE, str(job_file),
         ]  # fmt: skip
     raise ValueError(f"train.launcher: {train.launcher!r} is not torchrun, deepspeed or none")
