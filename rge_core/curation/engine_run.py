@@ -40,9 +40,7 @@ class CurationJob:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CurationJob:
-        data = json.loads(text)
-        data["curation"] = from_dict(CurationConfig, data["curation"])
-        return cls(**data)
+        return from_dict(cls, json.loads(text))
 
 
 def _generator(job: CurationJob):

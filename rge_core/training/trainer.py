@@ -45,9 +45,7 @@ class TrainJob:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> TrainJob:
-        data = json.loads(text)
-        data["train"] = from_dict(TrainConfig, data["train"])
-        return cls(**data)
+        return from_dict(cls, json.loads(text))
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
