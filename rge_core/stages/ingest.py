@@ -61,10 +61,10 @@ def image_root(store: ArtifactStore, artifact_id: str) -> Path:
     """Local folder that the image paths of a pairs or dataset artifact are relative to: its stats name
     either a folder or `<artifact id>/<path inside it>` (the synthetic benchmark)."""
     reference = store.get(artifact_id).manifest.stats["image_root"]
+    if Path(reference).is_absolute():  # a user's image folder
+        return Path(reference)
     owner, _, rest = reference.partition("/")
-    if store.is_complete(owner):
-        return local_folder(store.get(owner)) / rest
-    return Path(reference)
+    return local_folder(store.get(owner)) / rest
 
 
 def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
