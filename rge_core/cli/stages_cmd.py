@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
+from rge_core.config.schema import Config
 
 _CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset.")
 _OVERRIDES = typer.Option(None, "--set", help="Dotted override key=value (repeatable).")
@@ -30,7 +31,7 @@ def _report(config, results: dict[str, str | None]) -> None:
     Console().print(table)
 
 
-def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | None) -> dict[str, str | None]:
+def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | None) -> tuple[Config, dict[str, str | None]]:
     from rge_core.pipeline import run_pipeline  # heavy imports stay out of `rge --help`
 
     try:
@@ -40,7 +41,7 @@ def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | Non
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     _report(config, results)
-    return results
+    return config, results
 
 
 def run(
@@ -87,9 +88,8 @@ def evaluate(
              "eval.datasets": f"[{datasets}]" if datasets else None,
              "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or "")}
     extra = [f"{key}={value}" for key, value in named.items() if value]
-    results = _run(config, [*(overrides or []), *extra], ["evaluate"])
-    loaded = load_config(config, [*(overrides or []), *extra])
-    artifact = ArtifactStore.from_config(loaded).get(results["evaluate"])
+    resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"])
+    artifact = ArtifactStore.from_config(resolved).get(results["evaluate"])
     typer.echo(artifact.read_bytes("summary.md").decode())
     typer.echo(f"eval artifact: {artifact.url}")
 
