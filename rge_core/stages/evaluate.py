@@ -99,12 +99,12 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     cache.mkdir(parents=True, exist_ok=True)
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows, dedup = [], Counter()
+
+    def image(rel: str) -> Path | None:
+        return image_root / rel if rel else None
+
     for dataset in sorted(set(items.column("dataset").to_pylist())):
         rows = items.filter(pc.equal(items.column("dataset"), dataset)).to_pylist()
-
-        def image(rel: str) -> Path | None:
-            return image_root / rel if rel else None
-
         queries = [Query(rewrite(rewrites, dataset, "query", r["qry_text"], r["item_id"]), image(r["qry_image"])) for r in rows]
         unique: dict[tuple[str, str], int] = {}
         candidate_index = []
