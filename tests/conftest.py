@@ -162,3 +162,17 @@ def run_result_script(script: str, *args: str) -> dict:
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.split("RESULT ", 1)[1])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_rge_cache(tmp_path_factory):
+    """Keep the embedding/artifact read-back cache of the test session out of the project's ./.cache."""
+    import os
+
+    previous = os.environ.get("RGE_CACHE")
+    os.environ["RGE_CACHE"] = str(tmp_path_factory.mktemp("rge-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("RGE_CACHE", None)
+    else:
+        os.environ["RGE_CACHE"] = previous
