@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -109,7 +109,7 @@ def write_tiny_model(out: Path, arch: str = "qwen2-vl", seed: int = 0) -> Path:
     config = build_config(arch, processor.tokenizer)
     assert processor.tokenizer.convert_tokens_to_ids(EMB_TOKEN) < config.text_config.vocab_size
     torch.manual_seed(seed)
-    model: Callable = ARCHS[arch].model_class(config)
+    model = ARCHS[arch].model_class(config)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     out = Path(out)

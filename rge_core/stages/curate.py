@@ -67,8 +67,8 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation) -> None:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[local * tp : (local + 1) * tp])
             command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(first + local)]
             processes.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
-        failures = [(p.args[-1], p.communicate()[1]) for p in processes]
-        failures = [(engine, err) for (engine, err), p in zip(failures, processes) if p.returncode != 0]
+        errors = [process.communicate()[1] for process in processes]  # waits for every engine
+        failures = [(p.args[-1], err) for p, err in zip(processes, errors) if p.returncode != 0]
     if failures:
         engine, err = failures[0]
         raise CurationError(f"curation engine {engine} failed:\n{err[-2000:]}")
