@@ -10,6 +10,7 @@ when its artifact is there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from rge_core.artifacts.store import ArtifactStore
@@ -59,14 +60,33 @@ def with_dependencies(stages: list[str], config: Config) -> list[str]:
     return [name for name in STAGES if name in wanted]
 
 
-def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, str | None]:
-    """Run `stages` (default: all) and what they depend on; returns stage -> artifact version id."""
+def plan(config: Config, stages: list[str] | None = None) -> list[str]:
+    """The stages to run for `stages` (default: all), dependencies included, in order."""
     unknown = sorted(set(stages or []) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
+    return with_dependencies(stages or list(STAGES), config)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    version: Optional[str]
+    reused: bool  # the artifact was complete before the call: nothing was built
+
+
+def run_stage(name: str, config: Config, store: ArtifactStore, done: dict[str, Optional[str]]) -> StageResult:
+    """Run one stage on the versions of the stages it needs (from `done`)."""
+    stage = STAGES[name]
+    started = datetime.now(timezone.utc)
+    version = stage.run(config, store, {need: done[need] for need in stage.needed(config)})
+    reused = version is None or datetime.fromisoformat(store.get(version).manifest.created) < started
+    return StageResult(version, reused)
+
+
+def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, str | None]:
+    """Run `stages` (default: all) and what they depend on; returns stage -> artifact version id."""
     store = ArtifactStore.from_config(config)
     results: dict[str, str | None] = {}
-    for name in with_dependencies(stages or list(STAGES), config):
-        stage = STAGES[name]
-        results[name] = stage.run(config, store, {need: results[need] for need in stage.needed(config)})
+    for name in plan(config, stages):
+        results[name] = run_stage(name, config, store, results).version
     return results

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from data_schemas.io import read_table, write_table
+from rge_core import progress
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import CurationConfig
 from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
@@ -80,9 +81,10 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
         regex=prompt_set.output_regex if curation.structured_output and curation.generator == "vllm" else None,
     )
     try:
-        for index in todo:
+        for done, index in enumerate(todo, 1):
             rows = pairs.slice(ranges[index].start, len(ranges[index])).to_pylist()
             write_table(f"{job.output_url}/{shard_file(index)}", curate_pairs(rows, context), "rationales")
+            progress.report("curate", done, len(todo))
     finally:
         generator.close()
     return len(todo)

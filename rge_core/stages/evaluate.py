@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
@@ -103,7 +104,9 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     def image(rel: str) -> Path | None:
         return image_root / rel if rel else None
 
-    for dataset in sorted(set(items.column("dataset").to_pylist())):
+    datasets = sorted(set(items.column("dataset").to_pylist()))
+    for done, dataset in enumerate(datasets):
+        progress.report("evaluate", done, len(datasets))
         rows = items.filter(pc.equal(items.column("dataset"), dataset)).to_pylist()
         queries = [Query(rewrite(rewrites, dataset, "query", r["qry_text"], r["item_id"]), image(r["qry_image"])) for r in rows]
         unique: dict[tuple[str, str], int] = {}
@@ -123,6 +126,7 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
             {"item_id": r["item_id"], "dataset": dataset, "rationale": text, "num_tokens": n, "hit_budget": hit}
             for r, text, n, hit in zip(rows, q.rationales, q.num_tokens, q.hit_budget)
         ]
+    progress.report("evaluate", len(datasets), len(datasets))
     writer.write_parquet("rationales.parquet", pa.Table.from_pylist(rationale_rows))
     results = EvalResults(per_dataset)
     aggregates = _write_reports(writer, results, store.get(ev.compare_to) if ev.compare_to else None)

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
@@ -61,7 +62,14 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
         folder.mkdir(parents=True, exist_ok=True)
         job_file = folder / "job.json"
         job_file.write_text(job.to_json())
-        run_trainer(config.train, job_file, folder / "trainer.log")
+        metrics = folder / METRICS
+
+        def report_progress() -> None:
+            lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # complete lines only
+            step = json.loads(lines[-1])["step"] if lines else 0
+            progress.report("train", step, config.train.steps)
+
+        run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
         stats.update(_summary(folder / METRICS))
 
     # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch

@@ -8,11 +8,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 from rge_core.config.schema import TrainConfig
 
 TRAINER_MODULE = "rge_core.training.trainer"
+_POLL_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -49,8 +52,9 @@ def launcher_command(train: TrainConfig, job_file: Path) -> list[str]:
     raise ValueError(f"train.launcher: {train.launcher!r} is not torchrun, deepspeed or none")
 
 
-def run_trainer(train: TrainConfig, job_file: Path, log_file: Path) -> None:
-    """Run the trainer to completion; a failure raises with the tail of its log."""
+def run_trainer(train: TrainConfig, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None) -> None:
+    """Run the trainer to completion, calling `while_running` every few seconds (progress reports); a
+    failure raises with the tail of its log."""
     if train.launcher == "none":
         if train.nproc != 1 or train.nnodes != 1:
             raise ValueError("train.launcher: none runs one process; use torchrun or deepspeed for train.nproc > 1")
@@ -59,7 +63,16 @@ def run_trainer(train: TrainConfig, job_file: Path, log_file: Path) -> None:
         main(TrainJob.from_json(job_file.read_text()))
         return
     with log_file.open("w") as log:
-        done = subprocess.run(launcher_command(train, job_file), stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    if done.returncode != 0:
+        launcher = subprocess.Popen(launcher_command(train, job_file), stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        try:
+            while launcher.poll() is None:
+                while_running()
+                time.sleep(_POLL_SECONDS)
+        finally:
+            if launcher.poll() is None:  # interrupted: do not leave the trainers running
+                launcher.terminate()
+                launcher.wait()
+    while_running()
+    if launcher.returncode != 0:
         tail = log_file.read_text()[-3000:]
-        raise RuntimeError(f"trainer exited with status {done.returncode}; log {log_file}:\n{tail}")
+        raise RuntimeError(f"trainer exited with status {launcher.returncode}; log {log_file}:\n{tail}")

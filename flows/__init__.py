@@ -1,0 +1,1 @@
+"""Prefect wiring of the rge stages. Nothing in rge_core imports from here."""
