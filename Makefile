@@ -15,7 +15,7 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test server serve clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,15 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Orchestration (docs/orchestration.md): a local Prefect server, then every deployment of prefect.yaml
+# served from one process; `prefect deployment run rge/full-pipeline` then runs the pipeline.
+PREFECT_API_URL ?= http://127.0.0.1:4200/api
+server: setup
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+serve: setup
+	PREFECT_API_URL=$(PREFECT_API_URL) $(RGE) serve
 
 clean:
 	rm -rf rge-artifacts .cache .pytest_cache

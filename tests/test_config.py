@@ -167,3 +167,10 @@ def test_cli_show() -> None:
     failed = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "data.synth.seed=abc"])
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     assert "data.synth.seed: expected int, got str 'abc'" in failed.stderr
+
+
+def test_every_preset_loads() -> None:
+    """Presets other than tiny.yaml list only what they change; each must still load and be well typed."""
+    for preset in sorted(TINY.parent.glob("*.yaml")):
+        config = load_config(preset, [])
+        assert config.train.steps > 0, preset

@@ -138,7 +138,7 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     checkpoint_every: int = 50
     log_every: int = 1
-    # Launch: processes per node; `launcher` deepspeed | torchrun | none (nproc must be 1).
+    # Launch: processes per node; `launcher` torchrun | deepspeed | slurm (srun in an allocation) | none (nproc 1).
     nproc: int = 1
     launcher: str = "torchrun"
     nnodes: int = 1

@@ -1,6 +1,7 @@
 """How the train stage starts the trainer: a `torchrun` or `deepspeed` launcher subprocess with
 train.nproc processes per node (several nodes: train.nnodes / node_rank / master_addr, or a DeepSpeed
-hostfile), or in-process when train.launcher is "none" (then train.nproc must be 1)."""
+hostfile), `srun` + torchrun on every node of a Slurm allocation (train.launcher: slurm), or in-process
+when train.launcher is "none" (then train.nproc must be 1)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,27 @@ def launcher_command(train: TrainConfig, job_file: Path) -> list[str]:
             f"--master_addr={train.master_addr}", f"--master_port={port}",
             "--module", TRAINER_MODULE, str(job_file),
         ]  # fmt: skip
-    raise ValueError(f"train.launcher: {train.launcher!r} is not torchrun, deepspeed or none")
+    if train.launcher == "slurm":
+        # Inside an allocation (sbatch/salloc): one torchrun per node; the c10d rendezvous on the first
+        # node numbers the nodes, so one command serves them all.
+        return [
+            "srun", f"--nodes={train.nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+            sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={train.nproc}", f"--nnodes={train.nnodes}",
+            "--rdzv_backend=c10d", f"--rdzv_endpoint={_slurm_head(train)}:{port}", f"--rdzv_id={job_file.parent.name}",
+            "-m", TRAINER_MODULE, str(job_file),
+        ]  # fmt: skip
+    raise ValueError(f"train.launcher: {train.launcher!r} is not torchrun, deepspeed, slurm or none")
+
+
+def _slurm_head(train: TrainConfig) -> str:
+    """train.master_addr when set, else the allocation's first node."""
+    if train.master_addr not in ("", "127.0.0.1", "localhost"):
+        return train.master_addr
+    nodes = os.environ.get("SLURM_JOB_NODELIST")
+    if not nodes:
+        raise ValueError("train.launcher: slurm runs inside a Slurm allocation (sbatch/salloc); SLURM_JOB_NODELIST is not set")
+    hosts = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, check=True)
+    return hosts.stdout.split()[0]
 
 
 def run_trainer(train: TrainConfig, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None) -> None:
