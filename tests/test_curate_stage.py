@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_schemas.io import read_table
+from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.curation.shards import request_seed, shard_file
 from rge_core.pipeline import run_pipeline
@@ -129,8 +130,11 @@ def test_reject_rate_gate_fails_after_writing_then_resumes_without_regenerating(
 def test_two_engine_processes_write_the_same_rationales(facts_run, tmp_path):
     _, store, results = facts_run
     root = str(tmp_path / "two-engines")
-    version = run_pipeline(small_config(root, *FACTS, "curation.engines=2"), ["curate"])["curate"]
+    reports = []
+    with progress.listening(lambda *report: reports.append(report)):
+        version = run_pipeline(small_config(root, *FACTS, "curation.engines=2"), ["curate"])["curate"]
     assert version == results["curate"]
+    assert reports and all(stage == "curate" and 0 <= done <= total for stage, done, total in reports)
 
     def without_generator(rows):  # the reference generator is named by its file, which lives under the root
         return [{k: v for k, v in r.items() if k != "generator"} for r in rows]

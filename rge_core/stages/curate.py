@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from data_schemas.io import read_table
+from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
@@ -34,6 +36,7 @@ _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_s
 # Settings that spread or gate the work without changing a single rationale: not part of the version.
 _NOT_IN_VERSION = ("engines", "num_nodes", "node_rank", "max_reject_rate", "prompt_set", "reference")
 SYNTHETIC_FACTS = "synthetic-facts"
+_POLL_SECONDS = 2.0
 
 
 class CurationError(ValueError):
@@ -50,7 +53,7 @@ def _reference_path(config: Config, store: ArtifactStore, pairs_id: str) -> str:
     return str(local_folder(store.get(benchmark_id)) / "facts.parquet")
 
 
-def _run_engines(job: CurationJob, writer: ArtifactWriter, curation) -> None:
+def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int) -> None:
     if job.workers == 1:
         run_engine(job, 0, writer.has_file)
         return
@@ -66,9 +69,13 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation) -> None:
                 tp = curation.tensor_parallel_size
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[local * tp : (local + 1) * tp])
             command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(first + local)]
-            processes.append(subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True))
-        errors = [process.communicate()[1] for process in processes]  # waits for every engine
-        failures = [(p.args[-1], err) for p, err in zip(processes, errors) if p.returncode != 0]
+            log = Path(scratch) / f"engine-{local}.log"
+            with log.open("w") as stderr:
+                processes.append((subprocess.Popen(command, env=env, stderr=stderr), log))
+        while any(p.poll() is None for p, _ in processes):  # progress: shards present on the artifact
+            progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards)
+            time.sleep(_POLL_SECONDS)
+        failures = [(p.args[-1], log.read_text()) for p, log in processes if p.returncode != 0]
     if failures:
         engine, err = failures[0]
         raise CurationError(f"curation engine {engine} failed:\n{err[-2000:]}")
@@ -123,8 +130,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         reference_path=reference,
         workers=curation.engines * curation.num_nodes,
     )
-    _run_engines(job, writer, curation)
     shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
+    _run_engines(job, writer, curation, shards)
     missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
     if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
         raise CurationError(f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
