@@ -130,3 +130,14 @@ def test_cli_prints_the_summary(no_reasoning):
                                     "--model", config.eval.model, "--reasoning", "off"])
     assert done.exit_code == 0, done.output
     assert "| SynthColor |" in done.output and version in done.output
+
+
+def test_a_checkpoint_folder_is_evaluated_like_its_artifact(no_reasoning):
+    """eval.model takes a folder as well as an artifact id: same scores, the folder recorded instead."""
+    config, store, version = no_reasoning
+    folder = local_folder(store.get(config.eval.model))
+    by_folder = run_pipeline(small_config(store.root, *EVAL, f"eval.model={folder}", "eval.reasoning=false"), ["evaluate"])["evaluate"]
+    assert by_folder != version
+    assert store.get(by_folder).manifest.config["model"] == str(folder.resolve())
+    results = [json.loads(store.get(v).read_bytes("results.json"))["datasets"] for v in (version, by_folder)]
+    assert results[0] == results[1]

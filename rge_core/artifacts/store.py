@@ -91,7 +91,8 @@ class ArtifactStore:
         return self._url(self._dir(version_id))
 
     def is_complete(self, version_id: str) -> bool:
-        return self.fs.exists(f"{self._dir(version_id)}/{MANIFEST_NAME}")
+        """Whether `version_id` names a complete artifact here; False for anything else (e.g. a folder path)."""
+        return _VERSION_ID.fullmatch(version_id) is not None and self.fs.exists(f"{self._dir(version_id)}/{MANIFEST_NAME}")
 
     def get(self, version_id: str) -> Artifact:
         manifest_path = f"{self._dir(version_id)}/{MANIFEST_NAME}"
