@@ -36,6 +36,7 @@ demo: setup
 	$(RGE) artifacts list
 
 test: setup
+	@mkdir -p $(PREFECT_HOME)  # Prefect warns when its home's parent is missing
 	$(PY) -m pytest -q
 
 # Orchestration (docs/orchestration.md): a local Prefect server, then every deployment of prefect.yaml
