@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -31,12 +30,12 @@ from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder
+from rge_core.subprocess_wait import wait_polling
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
 # Settings that spread or gate the work without changing a single rationale: not part of the version.
 _NOT_IN_VERSION = ("engines", "num_nodes", "node_rank", "max_reject_rate", "prompt_set", "reference")
 SYNTHETIC_FACTS = "synthetic-facts"
-_POLL_SECONDS = 2.0
 
 
 class CurationError(ValueError):
@@ -72,9 +71,10 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
             log = Path(scratch) / f"engine-{local}.log"
             with log.open("w") as stderr:
                 processes.append((subprocess.Popen(command, env=env, stderr=stderr), log))
-        while any(p.poll() is None for p, _ in processes):  # progress: shards present on the artifact
-            progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards)
-            time.sleep(_POLL_SECONDS)
+        wait_polling(  # progress: shards present on the artifact
+            [p for p, _ in processes],
+            lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
+        )
         failures = [(p.args[-1], log.read_text()) for p, log in processes if p.returncode != 0]
     if failures:
         engine, err = failures[0]

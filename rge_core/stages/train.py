@@ -70,7 +70,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
             progress.report("train", step, config.train.steps)
 
         run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
-        stats.update(_summary(folder / METRICS))
+        stats.update(_summary(metrics))
 
     # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
     # folder and upload the result.

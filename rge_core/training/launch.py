@@ -9,14 +9,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 from rge_core.config.schema import TrainConfig
+from rge_core.subprocess_wait import wait_polling
 
 TRAINER_MODULE = "rge_core.training.trainer"
-_POLL_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -86,9 +85,7 @@ def run_trainer(train: TrainConfig, job_file: Path, log_file: Path, while_runnin
     with log_file.open("w") as log:
         launcher = subprocess.Popen(launcher_command(train, job_file), stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
         try:
-            while launcher.poll() is None:
-                while_running()
-                time.sleep(_POLL_SECONDS)
+            wait_polling([launcher], while_running)
         finally:
             if launcher.poll() is None:  # interrupted: do not leave the trainers running
                 launcher.terminate()
