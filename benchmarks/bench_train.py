@@ -47,7 +47,7 @@ from rge_core.synth.tasks import SUBSETS
 from rge_core.synth.writer import write_benchmark
 from rge_core.training.data import Example, batch_indices, to_examples
 from rge_core.training.setup import apply_peft, optimizer_and_schedule
-from rge_core.training.step import RGEStep
+from rge_core.training.step import RGEStep, rationale_decoding
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"steps": 1, "batch_size": 2, "budget": 4, "repeats": 1}
@@ -107,8 +107,7 @@ class Trainer:
 
     def generate(self, queries: list[Query], batch_size: int) -> None:
         """The step's on-the-fly sampling (same settings), `batch_size` queries per generate call."""
-        sampling = Sampling(do_sample=True, temperature=self.train.rationale_temperature,
-                            top_p=self.train.rationale_top_p, seed=0)
+        sampling = Sampling(rationale_decoding(self.train), seed=0)
         for start in range(0, len(queries), batch_size):
             self.rge.generate_rationales(queries[start : start + batch_size], self.train.rationale_max_new_tokens,
                                          sampling)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, build_generator
-from rge_core.generation.chat import load_processor, render_prompt
+from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
 from tests.conftest import run_result_script
 
@@ -68,7 +68,7 @@ def requests(tmp_path_factory) -> list[GenerationRequest]:
 
 
 def test_render_prompt_places_image_tokens_in_order_and_ends_with_the_assistant_header(tiny_model_dir, requests):
-    processor, template = load_processor(str(tiny_model_dir))
+    processor, template = load_chat_processor(str(tiny_model_dir))
     prompt, images = render_prompt(processor, template, requests[3].parts, system="Be exact.")
     assert prompt.startswith("<|im_start|>system\nBe exact.<|im_end|>\n<|im_start|>user\n")
     assert prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rge_core.model.decoding import Decoding
 from rge_core.model.generation import Sampling
 from rge_core.model.inputs import Query, Target, query_content, user_content
 from rge_core.model.rge_model import RGEModel, ensure_emb_token
@@ -120,7 +121,7 @@ def test_generation_is_batched_like_one_at_a_time(tiny_rge):
 
 
 def test_sampling_with_a_seed_is_reproducible(tiny_rge):
-    sampling = Sampling(do_sample=True, temperature=1.0, top_p=0.95, seed=7)
+    sampling = Sampling(Decoding(temperature=1.0, top_p=0.95), seed=7)
     first = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, sampling=sampling)
     again = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, sampling=sampling)
     greedy = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8)

@@ -34,6 +34,10 @@ class DataConfig:
     # Subsets to ingest; empty means every subset found.
     subsets: list[str] = field(default_factory=list)
     split: str = "original"
+    # Text rewrite files in the RGE release's YAML format (rge_core/data/rewrites.py), applied at ingest:
+    # query rules to `qry`, candidate rules to `pos_text` and `neg_text`. Empty: the texts as they are.
+    query_rewrites: str = ""
+    candidate_rewrites: str = ""
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 
@@ -45,12 +49,20 @@ class ModelConfig:
     arch: str = "qwen2-vl"
     tiny_seed: int = 0
     dtype: str = "float32"
+    # Image resolution bounds in pixels (Qwen-VL's min_pixels / max_pixels), applied alike in curation
+    # (vLLM processor kwargs), training and eval; 0 keeps the checkpoint processor's own bound.
+    min_pixels: int = 0
+    max_pixels: int = 0
 
 
 @dataclass
 class SamplingConfig:
+    # Every decoding knob is explicit, so a checkpoint's generation_config (Qwen2.5-VL ships top_k=1 and
+    # repetition_penalty=1.05) never changes what is sampled. temperature 0 means greedy.
     temperature: float = 0.7
     top_p: float = 0.95
+    top_k: int = 0  # 0: off
+    repetition_penalty: float = 1.0
     max_tokens: int = 256
     # Base seed; every request derives its own from (seed, pair id, attempt), so a resumed or re-sharded
     # run gets the same texts.
@@ -103,6 +115,8 @@ class LoraConfig:
     alpha: int = 64
     dropout: float = 0.05
     use_dora: bool = False
+    # PEFT's init_lora_weights: "default" (Kaiming-uniform A, zero B) or "gaussian" (the RGE release).
+    init_weights: str = "default"
     # Regex over module names: the language model's attention and MLP projections.
     target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -124,11 +138,19 @@ class TrainConfig:
     temperature: float = 0.02
     w_lm: float = 1.0
     w_emb: float = 1.0
+    # A pair's hard negative (when it has one) is an extra column of the contrastive loss.
     hard_negatives: bool = True
-    # On-the-fly rationale sampling (rge method)
+    # mixed: batches drawn from all subsets at once; per-subset: every global batch from one subset, the
+    # RGE release's TaskBatchDataset (rge_core/training/data.py).
+    batching: str = "mixed"
+    # On-the-fly rationale sampling (rge method); rationale_temperature 0 means greedy.
     rationale_max_new_tokens: int = 256
     rationale_temperature: float = 1.0
     rationale_top_p: float = 1.0
+    rationale_top_k: int = 0  # 0: off
+    rationale_repetition_penalty: float = 1.0
+    # rationale_samples.jsonl: rank 0's first log_samples sampled rationales of every logged step.
+    log_samples: int = 8
     zero_stage: int = 2
     offload_optimizer: bool = False
     offload_params: bool = False
@@ -159,9 +181,14 @@ class EvalConfig:
     model: str = ""
     reasoning: bool = True  # generate a rationale before `<emb>` (greedy, up to max_new_tokens)
     max_new_tokens: int = 128
-    # "standard": MMEB's own instructions (comparable with published numbers); else a YAML file mapping
-    # dataset -> {query: ..., candidate: ...} replacement instructions.
-    instructions: str = "standard"
+    # Greedy decoding takes no temperature; the penalty is the one knob that still changes it.
+    repetition_penalty: float = 1.0
+    # Text rewrite files in the RGE release's YAML format (rge_core/data/rewrites.py): query rules apply
+    # to qry_text, candidate rules to every candidate text. Empty: MMEB's own texts.
+    query_rewrites: str = ""
+    candidate_rewrites: str = ""
+    # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category); others count as "other".
+    categories: dict[str, str] = field(default_factory=dict)
     batch_size: int = 16
     chunk_size: int = 256  # items per cached chunk of embeddings (the unit of resumption)
     compare_to: str = ""  # another eval artifact id: write a side-by-side diff

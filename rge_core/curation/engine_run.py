@@ -35,6 +35,8 @@ class CurationJob:
     generator_model: str  # local checkpoint folder (vllm / transformers)
     reference_path: str  # reference generator's file
     workers: int  # engine processes over all nodes; engine k takes shards k, k + workers, ...
+    min_pixels: int = 0  # model.min_pixels / max_pixels: the same image bounds as training and eval
+    max_pixels: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -48,11 +50,15 @@ def _generator(job: CurationJob):
     curation = job.curation
     if curation.generator == "reference":
         return build_generator("reference", path=job.reference_path)
+    bounds = {"min_pixels": job.min_pixels, "max_pixels": job.max_pixels}
     if curation.generator == "transformers":
-        return build_generator("transformers", model=job.generator_model, dtype=curation.dtype, batch_size=curation.batch_size)
+        return build_generator(
+            "transformers", model=job.generator_model, dtype=curation.dtype, batch_size=curation.batch_size, **bounds
+        )
     return build_generator(
         curation.generator,
         model=job.generator_model,
+        **bounds,
         tensor_parallel_size=curation.tensor_parallel_size,
         max_model_len=curation.max_model_len,
         dtype=curation.dtype,

@@ -13,16 +13,13 @@ from PIL import Image
 
 from rge_core.generation.base import MAX_IMAGES
 from rge_core.model.inputs import load_image
+from rge_core.model.processor import chat_template_of, load_processor
 
 
-def load_processor(model: str) -> tuple[Any, str | None]:
-    """The checkpoint's processor (a tokenizer for text-only models) and its chat template."""
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(model)
-    tokenizer = getattr(processor, "tokenizer", processor)
-    # Multimodal checkpoints keep the template on the processor, text-only ones on the tokenizer.
-    return processor, getattr(processor, "chat_template", None) or tokenizer.chat_template
+def load_chat_processor(model: str, min_pixels: int = 0, max_pixels: int = 0) -> tuple[Any, str | None]:
+    """The checkpoint's processor (a tokenizer for text-only models), with the image bounds, and its chat template."""
+    processor = load_processor(model, min_pixels, max_pixels)
+    return processor, chat_template_of(processor)
 
 
 def render_prompt(

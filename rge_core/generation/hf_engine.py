@@ -25,7 +25,8 @@ from transformers import AutoModelForImageTextToText
 
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import GenerationRequest, GenerationResult
-from rge_core.generation.chat import load_processor, render_prompt
+from rge_core.generation.chat import load_chat_processor, render_prompt
+from rge_core.model.decoding import Decoding, generate_kwargs
 
 
 def batch_seed(seeds: Sequence[int]) -> int:
@@ -35,11 +36,14 @@ def batch_seed(seeds: Sequence[int]) -> int:
 
 
 class TransformersGenerator:
-    def __init__(self, model: str, dtype: str = "auto", batch_size: int = 16, device: str | None = None):
+    def __init__(
+        self, model: str, dtype: str = "auto", batch_size: int = 16, device: str | None = None,
+        min_pixels: int = 0, max_pixels: int = 0,
+    ):
         self.name = str(model)
         self.batch_size = batch_size
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.processor, self.chat_template = load_processor(self.name)
+        self.processor, self.chat_template = load_chat_processor(self.name, min_pixels, max_pixels)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # generated tokens must follow every prompt directly
         self.eos_id = self.tokenizer.eos_token_id  # `<|im_end|>` on Qwen chat checkpoints: end of the turn
@@ -72,22 +76,17 @@ class TransformersGenerator:
             return_tensors="pt",
             return_mm_token_type_ids=True,  # the transformers 5 Qwen-VL forward needs it with images
         ).to(self.device)
-        greedy = sampling.temperature <= 0
-        # Explicit values for every knob, so a checkpoint's generation_config (e.g. Qwen's top_k=1,
-        # repetition_penalty=1.05) cannot change the distribution: same sampling as vLLM's SamplingParams.
-        knobs = {} if greedy else {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        decoding = Decoding(sampling.temperature, sampling.top_p, sampling.top_k, sampling.repetition_penalty)
         forked = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=forked):
             torch.manual_seed(batch_seed([r.seed for r in batch]))
             sequences = self.model.generate(
                 **inputs,
                 max_new_tokens=sampling.max_tokens,
-                do_sample=not greedy,
-                repetition_penalty=1.0,
                 eos_token_id=self.eos_id,
                 pad_token_id=self.tokenizer.pad_token_id,
                 use_cache=True,
-                **knobs,
+                **generate_kwargs(decoding),  # every knob explicit: same distribution as vLLM's SamplingParams
             )
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         return [self._result(request, row) for request, row in zip(batch, new_tokens)]

@@ -22,7 +22,8 @@ from typing import Sequence
 
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import MAX_IMAGES, GenerationRequest, GenerationResult
-from rge_core.generation.chat import load_processor, render_prompt
+from rge_core.generation.chat import load_chat_processor, render_prompt
+from rge_core.model.processor import image_size_kwargs
 
 _CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
@@ -38,6 +39,8 @@ class VLLMGenerator:
         enforce_eager: bool | None = None,
         limit_images: int = MAX_IMAGES,
         structured_backend: str = "guidance",
+        min_pixels: int = 0,
+        max_pixels: int = 0,
     ):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -47,7 +50,7 @@ class VLLMGenerator:
             for key, value in _CPU_ENV.items():
                 os.environ.setdefault(key, value)  # read lazily by vLLM when the engine is built
         self.name = str(model)
-        self.processor, self.chat_template = load_processor(self.name)
+        self.processor, self.chat_template = load_chat_processor(self.name, min_pixels, max_pixels)
         self.llm = LLM(
             model=self.name,
             tensor_parallel_size=tensor_parallel_size,
@@ -60,6 +63,11 @@ class VLLMGenerator:
             # llguidance fills the token masks of the prompt sets' bounded regexes 2-9x faster than the
             # default xgrammar here (benchmarks/bench_curation.py), with identical texts.
             structured_outputs_config={"backend": structured_backend},
+            # Request sampling comes only from our SamplingParams, never from the checkpoint's
+            # generation_config.json (Qwen2.5-VL's top_k=1, repetition_penalty=1.05).
+            generation_config="vllm",
+            # The same image resolution bounds as training and eval (rge_core/model/processor.py).
+            mm_processor_kwargs=image_size_kwargs(min_pixels, max_pixels) or None,
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
             # is split across steps; scheduling whole prefills avoids the split.
             **({"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)} if on_cpu else {}),
@@ -82,6 +90,8 @@ class VLLMGenerator:
                 SamplingParams(
                     temperature=sampling.temperature,
                     top_p=sampling.top_p,
+                    top_k=sampling.top_k,
+                    repetition_penalty=sampling.repetition_penalty,
                     max_tokens=sampling.max_tokens,
                     seed=request.seed,
                     structured_outputs=structured,

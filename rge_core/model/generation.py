@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from rge_core.model.decoding import Decoding, generate_kwargs
+
 if TYPE_CHECKING:
     from rge_core.model.inputs import Query
     from rge_core.model.rge_model import RGEModel
@@ -19,9 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Sampling:
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
+    decoding: Decoding = Decoding()  # greedy by default
     seed: int | None = None  # seeds torch's global generator before sampling, for reproducible runs
 
 
@@ -45,15 +45,13 @@ def generate_rationales(
     batch = rge.tokenize([rge.generation_prompt(q) for q in queries], [q.image for q in queries], padding_side="left")
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
-    sampling_args = dict(temperature=sampling.temperature, top_p=sampling.top_p) if sampling.do_sample else {}
     sequences = rge.model.generate(
         **batch,
         max_new_tokens=max_new_tokens,
-        do_sample=sampling.do_sample,
         eos_token_id=rge.emb.token_id,
         pad_token_id=rge.tokenizer.pad_token_id,
         use_cache=True,
-        **sampling_args,
+        **generate_kwargs(sampling.decoding),
     )
     new_tokens = sequences[: len(queries), batch["input_ids"].shape[1] :].tolist()  # drops a dummy row
     result = RationaleBatch()

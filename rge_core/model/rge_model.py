@@ -13,10 +13,11 @@ from typing import Sequence
 
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature
+from transformers import AutoModelForImageTextToText, BatchFeature
 
 from rge_core.model.generation import RationaleBatch, Sampling, generate_rationales
 from rge_core.model.inputs import Query, Target, assistant_suffix, load_image, query_content, user_content
+from rge_core.model.processor import chat_template_of, load_processor
 from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -52,12 +53,13 @@ class RGEModel:
         # all-gathers of the vision tower pair up with other collectives and deadlock or crash. The
         # trainer sets this; batches without an image then carry one extra dummy image row (see tokenize).
         self.always_run_vision = False
-        # Multimodal checkpoints keep the template on the processor; text-only tokenizers on themselves.
-        self.chat_template = getattr(processor, "chat_template", None) or self.tokenizer.chat_template
+        self.chat_template = chat_template_of(processor)
 
     @classmethod
-    def load(cls, path: str, dtype: str = "float32", device: str = "cpu") -> RGEModel:
-        processor = AutoProcessor.from_pretrained(path)
+    def load(cls, path: str, dtype: str = "float32", device: str = "cpu", min_pixels: int = 0, max_pixels: int = 0) -> RGEModel:
+        """`min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
+        the checkpoint's)."""
+        processor = load_processor(path, min_pixels, max_pixels)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
         model.eval()
         return cls(model, processor, ensure_emb_token(model, processor.tokenizer))

@@ -53,6 +53,10 @@ _MIN_PIXELS = 28 * 28
 _MAX_PIXELS = 112 * 112
 
 
+# From Qwen/Qwen2.5-VL-3B-Instruct's generation_config.json.
+QWEN_GENERATION_DEFAULTS = {"do_sample": True, "top_k": 1, "repetition_penalty": 1.05}
+
+
 @dataclass(frozen=True)
 class TinyArch:
     config_class: type
@@ -112,6 +116,9 @@ def write_tiny_model(out: Path, arch: str = "qwen2-vl", seed: int = 0) -> Path:
     model = ARCHS[arch].model_class(config)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = config.text_config.pad_token_id
+    # Qwen2.5-VL-Instruct's shipped decoding defaults: whatever leaves a knob unset decodes greedily with a
+    # repetition penalty, on the tiny model as on the real one (every generate call must set them all).
+    model.generation_config.update(**QWEN_GENERATION_DEFAULTS)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

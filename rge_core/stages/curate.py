@@ -108,6 +108,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     settings = {k: v for k, v in asdict(curation).items() if k not in _NOT_IN_VERSION}
     settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
     settings["reference"] = curation.reference if curation.reference == SYNTHETIC_FACTS else reference
+    if curation.generator != "reference":  # what the generator sees of each image
+        settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     versioned_inputs = {"pairs": pairs_id}
     if curation.generator != "reference":
         if curation.generator_model or not inputs.get("model"):
@@ -129,6 +131,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         generator_model=generator_model,
         reference_path=reference,
         workers=curation.engines * curation.num_nodes,
+        min_pixels=config.model.min_pixels,
+        max_pixels=config.model.max_pixels,
     )
     shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
     _run_engines(job, writer, curation, shards)

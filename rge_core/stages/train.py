@@ -1,5 +1,6 @@
 """Stage 4, train: dataset + base model -> a trained `model` artifact (merged HF checkpoint in model/,
-step-named checkpoints, metrics.jsonl, the trainer log). Resumable: a rerun after a kill continues from
+step-named checkpoints, metrics.jsonl, rationale_samples.jsonl (what the model sampled while it trained),
+the trainer log). Resumable: a rerun after a kill continues from
 the newest complete checkpoint with the same data order.
 
     rge train --config configs/tiny.yaml [--set train.method=baseline] [--set train.nproc=2]
@@ -23,7 +24,8 @@ from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
 # How the run is spread over processes and logged changes no weight: not part of the version.
-_NOT_IN_VERSION = ("launcher", "nnodes", "node_rank", "master_addr", "master_port", "hostfile", "log_every", "checkpoint_every")
+_NOT_IN_VERSION = ("launcher", "nnodes", "node_rank", "master_addr", "master_port", "hostfile", "log_every",
+                   "checkpoint_every", "log_samples")
 
 
 def _summary(metrics_file: Path) -> dict:
@@ -43,6 +45,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
     base = model_folder(config, store, base_id)
     settings = {k: v for k, v in asdict(config.train).items() if k not in _NOT_IN_VERSION}
+    settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
         settings["base_model"] = str(base)
@@ -58,6 +61,8 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
             dataset=store.get(dataset_id).file_url("train.parquet"),
             image_root=str(image_root(store, dataset_id)),
             output_dir=str(folder),
+            min_pixels=config.model.min_pixels,
+            max_pixels=config.model.max_pixels,
         )
         folder.mkdir(parents=True, exist_ok=True)
         job_file = folder / "job.json"

@@ -18,6 +18,7 @@ from typing import Callable, ContextManager, Sequence
 import torch
 
 from rge_core.config.schema import TrainConfig
+from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch, Sampling
 from rge_core.model.inputs import assistant_suffix
 from rge_core.model.rge_model import RGEModel
@@ -26,6 +27,11 @@ from rge_core.training.grad_cache import grad_cache_step
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 
 METHODS = ("rge", "baseline", "oracle-embed")
+
+
+def rationale_decoding(train: TrainConfig) -> Decoding:
+    """How the model samples its own rationales in training (rationale_temperature 0: greedy)."""
+    return Decoding(train.rationale_temperature, train.rationale_top_p, train.rationale_top_k, train.rationale_repetition_penalty)
 
 
 @dataclass
@@ -37,6 +43,7 @@ class StepOutput:
     generated_tokens: int = 0
     budget_hits: int = 0  # on-the-fly rationales that ran out of budget before `<emb>`
     seconds: dict[str, float] = field(default_factory=dict)
+    rationales: RationaleBatch | None = None  # what the model sampled for the batch's queries (rge)
 
 
 def query_rationales(method: str, examples: Sequence[Example], generated: RationaleBatch | None) -> list[str | None]:
@@ -86,7 +93,7 @@ class RGEStep:
         self.generation_context, self.reduction_context = generation_context, reduction_context
 
     def _generate(self, examples: Sequence[Example], seed: int) -> RationaleBatch:
-        sampling = Sampling(do_sample=True, temperature=self.train.rationale_temperature, top_p=self.train.rationale_top_p, seed=seed)
+        sampling = Sampling(rationale_decoding(self.train), seed=seed)
         self.rge.model.eval()
         try:
             with self.generation_context():
@@ -169,4 +176,5 @@ class RGEStep:
             generated_tokens=sum(generated.num_tokens) if generated else 0,
             budget_hits=generated.fallback_count if generated else 0,
             seconds=seconds,
+            rationales=generated,
         )

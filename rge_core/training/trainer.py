@@ -30,6 +30,7 @@ from rge_core.training.step import RGEStep
 
 FINAL_MODEL = "model"
 METRICS = "metrics.jsonl"
+RATIONALE_SAMPLES = "rationale_samples.jsonl"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class TrainJob:
     base_model: str  # local checkpoint folder to start from
     dataset: str  # train.parquet of the dataset artifact
     image_root: str
-    output_dir: str  # local folder: checkpoints/, metrics.jsonl, model/
+    output_dir: str  # local folder: checkpoints/, metrics.jsonl, rationale_samples.jsonl, model/
+    min_pixels: int = 0  # model.min_pixels / max_pixels: the image bounds of curation and eval too
+    max_pixels: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -70,12 +73,23 @@ def _generation_context(engine, zero_stage: int):
     return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
 
 
-def _metrics_file(root: Path, start: int):
-    """metrics.jsonl with the lines of steps after the resumed checkpoint dropped (they are redone)."""
-    path = root / METRICS
+def _step_log(path: Path, start: int):
+    """A per-step JSONL log (metrics, rationale samples) opened for appending, with the lines of steps after
+    the resumed checkpoint dropped (they are redone)."""
     kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= start] if path.exists() else []
     path.write_text("".join(line + "\n" for line in kept))
     return path.open("a")
+
+
+def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> list[dict]:
+    """rationale_samples.jsonl lines: the first `limit` on-the-fly rationales of a step."""
+    if rationales is None:
+        return []
+    rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.hit_budget)
+    return [
+        {"step": step, "pair_id": pair_id, "rationale": text, "num_tokens": tokens, "hit_budget": hit}
+        for pair_id, text, tokens, hit in list(rows)[:limit]
+    ]
 
 
 def main(job: TrainJob) -> Path:
@@ -86,7 +100,7 @@ def main(job: TrainJob) -> Path:
     deepspeed.init_distributed(verbose=False)
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     torch.manual_seed(train.seed)
-    rge = RGEModel.load(job.base_model)
+    rge = RGEModel.load(job.base_model, min_pixels=job.min_pixels, max_pixels=job.max_pixels)
     model = apply_peft(rge.model, train)
     optimizer, schedule = optimizer_and_schedule(model, train)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(train))
@@ -102,13 +116,15 @@ def main(job: TrainJob) -> Path:
         generation_context=_generation_context(engine, train.zero_stage),
         reduction_context=engine.coalesce_grad_reduction,
     )
-    metrics = _metrics_file(root, start) if rank == 0 else None
+    metrics = _step_log(root / METRICS, start) if rank == 0 else None
+    samples = _step_log(root / RATIONALE_SAMPLES, start) if rank == 0 else None
     engine.train()
     for step in range(start, train.steps):
         torch.manual_seed(step_seed(train.seed, step, rank))  # dropout and sampling: same after a resume
         indices = batch_indices(len(examples), step, train.batch_size, rank, world, train.seed)
         clock = time.perf_counter()
-        out = run_step([examples[i] for i in indices], seed=step_seed(train.seed + 1, step, rank))
+        batch = [examples[i] for i in indices]
+        out = run_step(batch, seed=step_seed(train.seed + 1, step, rank))
         optimizer_clock = time.perf_counter()
         engine.step()
         out.seconds["optimizer"] = time.perf_counter() - optimizer_clock
@@ -128,12 +144,16 @@ def main(job: TrainJob) -> Path:
         if metrics is not None and (step + 1) % train.log_every == 0:
             metrics.write(json.dumps(record) + "\n")
             metrics.flush()
+            lines = sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples)
+            samples.write("".join(json.dumps(line) + "\n" for line in lines))
+            samples.flush()
         if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
     state = full_state_dict(engine)
     if rank == 0:
         export_hf(state, job.base_model, train, rge.processor, root / FINAL_MODEL)
         metrics.close()
+        samples.close()
     torch.distributed.barrier()
     return root / FINAL_MODEL
 
