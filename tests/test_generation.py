@@ -18,10 +18,14 @@ from PIL import Image
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, build_generator
 from rge_core.generation.chat import load_chat_processor, render_prompt
+from rge_core.generation.hf_engine import TransformersGenerator
+from rge_core.model.inputs import Target
+from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
 from tests.conftest import run_result_script
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
+BOUNDS = {"min_pixels": 112 * 112, "max_pixels": 224 * 224}  # as in vllm_generation_script.py
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +149,21 @@ def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, reques
         assert row["finish_reason"] == "stop"
 
     # Both engines render through chat.py: identical prompts, so identical greedy tokens (fp32).
-    assert [row["text"] for row in runs["greedy"]] == [r.text for r in hf_generator.generate(requests, GREEDY)]
+    hf_greedy = hf_generator.generate(requests, GREEDY)
+    assert [row["text"] for row in runs["greedy"]] == [r.text for r in hf_greedy]
+    assert [row["prompt_tokens"] for row in runs["greedy"]] == [r.prompt_tokens for r in hf_greedy]
+
+    # Image bounds: vLLM, the transformers generator and the RGE model (training, eval) turn each image into
+    # the same number of tokens, and the bounds change that number (64 px images: 4 tokens -> 16).
+    bounded = TransformersGenerator(str(lively_model_dir), dtype="float32", **BOUNDS)
+    assert [row["prompt_tokens"] for row in runs["bounded"]] == [r.prompt_tokens for r in bounded.generate(requests, GREEDY)]
+    images = [sum(part["type"] == "image" for part in r.parts) for r in requests]
+    grown = [b["prompt_tokens"] - g["prompt_tokens"] for b, g in zip(runs["bounded"], runs["greedy"])]
+    assert grown == [12 * n for n in images] and any(images)
+    rge = RGEModel.load(str(lively_model_dir), **BOUNDS)
+    image = requests[0].parts[0]["path"]  # 64 x 64 pixels
+    pads = rge.tokenize([rge.target_prompt(Target("<|image_1|>x", image))], [image])["input_ids"]
+    assert int((pads == rge.model.config.image_token_id).sum()) == 16
 
 
 def test_reference_from_parquet_and_jsonl_with_missing_ids(tmp_path, requests):

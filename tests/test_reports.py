@@ -10,8 +10,9 @@ import io
 import json
 
 import numpy as np
+import pytest
 
-from rge_core.evaluation.mmeb import MMEB_DATASETS
+from rge_core.evaluation.mmeb import MMEB_DATASETS, RELEASE_REWRITES
 from rge_core.evaluation.reports import (DatasetResult, EvalResults, diff_markdown, published_comparison_markdown,
                                          summary_csv, summary_markdown)
 
@@ -64,7 +65,7 @@ def test_summary_csv():
     assert [row["dataset"] for row in rows] == ["ImageNet-1K", "VizWiz", "RefCOCO", "SynthColor"]
     assert rows[0] == {"dataset": "ImageNet-1K", "category": "classification", "split": "IND", "num_queries": "1000",
                        "precision@1 (%)": "50.0", "hit@5 (%)": "90.0", "mrr (%)": "62.5", "ndcg@5 (%)": "70.0",
-                       "budget_hits": "12"}
+                       "budget_hits": "12", "gt_copy_rows": "0"}
     assert rows[2]["precision@1 (%)"] == "80.2" and rows[3]["split"] == ""
 
 
@@ -94,21 +95,34 @@ def test_diff_shows_deltas_and_missing_datasets():
     assert "Only in rge (left out of the aggregates): OVEN." in text
 
 
-def test_published_comparison_full_run_is_comparable():
+RELEASE = {side: {"path": f"/data/{name}", "sha256": sha256} for side, (name, sha256) in RELEASE_REWRITES.items()}
+NO_REWRITES = {"query": None, "candidate": None}
+
+
+def test_published_comparison_full_run_with_the_release_rewrites_is_comparable():
     run = EvalResults({name: _result(name, 0.7) for name in MMEB_DATASETS})
-    text = published_comparison_markdown(run.aggregates())
+    text = published_comparison_markdown(run.aggregates(), RELEASE)
     assert "| Overall | 36/36 | 70.0 | 70.1 | 65.2 |" in text
     assert "| Grounding | 4/4 | 70.0 | 90.1 | – |" in text
     assert "| OOD | 16/16 | 70.0 | 63.7 | – |" in text
     assert "*" not in text and "VLM2Vec-7B 65.8" in text
+    assert "queries: the release's instruction_replacements-eval.yaml" in text
+
+
+@pytest.mark.parametrize("rewrites", [NO_REWRITES, {**RELEASE, "candidate": {"path": "mine.yaml", "sha256": "0" * 64}}])
+def test_published_comparison_without_the_release_rewrites_is_not_comparable(rewrites):
+    run = EvalResults({name: _result(name, 0.7) for name in MMEB_DATASETS})
+    text = published_comparison_markdown(run.aggregates(), rewrites)
+    assert "| Overall | 36/36 | 70.0* | 70.1 | 65.2 |" in text and "Not comparable" in text
+    assert ("MMEB's own texts" in text) == (rewrites is NO_REWRITES)
 
 
 def test_published_comparison_marks_partial_runs():
     run = EvalResults({name: _result(name, 0.7) for name in list(MMEB_DATASETS)[:-1]})  # no Visual7W-Pointing
-    text = published_comparison_markdown(run.aggregates())
+    text = published_comparison_markdown(run.aggregates(), RELEASE)
     assert "| Overall | 35/36 | 70.0* | 70.1 | 65.2 |" in text
     assert "| Grounding | 3/4 | 70.0* |" in text
     assert "| Classification | 10/10 | 70.0 | 64.4 | – |" in text
     assert "Not comparable" in text
-    synth = published_comparison_markdown(_run().aggregates())
+    synth = published_comparison_markdown(_run().aggregates(), RELEASE)
     assert "| Retrieval | 0/12 | –* |" in synth and "| VQA | 1/10 | 30.0* |" in synth

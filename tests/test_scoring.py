@@ -112,11 +112,12 @@ def test_aggregate_by_hand():
     assert agg["retrieval"]["metrics"] == {}
 
 
-def test_aggregate_rejects_a_dataset_given_twice_and_unknown_ones():
+def test_aggregate_rejects_a_dataset_given_twice_and_counts_unknown_ones_as_other():
     with pytest.raises(ValueError, match="ImageNet-1K"):
         aggregate({"ImageNet_1K": _m(0.5), "ImageNet-1K": _m(0.4)})
-    with pytest.raises(KeyError, match="SynthColor"):
-        aggregate({"SynthColor": _m(0.5)})
+    agg = aggregate({"SynthColor": _m(0.5), "VOC2007": _m(0.1)})
+    assert agg["other"]["num_datasets"] == 1 and agg["overall"]["num_datasets"] == 2
+    assert agg["IND"]["num_datasets"] == 1  # only registry sets have a split
 
 
 def test_registry_counts():
@@ -146,8 +147,7 @@ def test_dataset_info_spellings(name, expected):
 
 def test_dataset_info_extra_and_unknown():
     assert dataset_info("SynthVQA", {"SynthVQA": "vqa"}) == ("SynthVQA", "vqa", "")
-    with pytest.raises(KeyError, match="SynthVQA"):
-        dataset_info("SynthVQA")
+    assert dataset_info("SynthVQA") == ("SynthVQA", "other", "")
 
 
 def test_missing_datasets():

@@ -78,13 +78,15 @@ def evaluate(
     data: Optional[str] = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
     datasets: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
     reasoning: Optional[str] = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
-    instructions: Optional[str] = typer.Option(None, "--instructions", help="standard | FILE.yaml (eval.instructions)."),
+    query_rewrites: Optional[str] = typer.Option(None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."),
+    candidate_rewrites: Optional[str] = typer.Option(None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
 ) -> None:
     """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
     if reasoning not in (None, "on", "off"):
         raise typer.BadParameter("on or off", param_hint="--reasoning")
-    named = {"eval.model": model, "eval.data": data, "eval.instructions": instructions, "eval.compare_to": compare_to,
+    named = {"eval.model": model, "eval.data": data, "eval.query_rewrites": query_rewrites,
+             "eval.candidate_rewrites": candidate_rewrites, "eval.compare_to": compare_to,
              "eval.datasets": f"[{datasets}]" if datasets else None,
              "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or "")}
     extra = [f"{key}={value}" for key, value in named.items() if value]

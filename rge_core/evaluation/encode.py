@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from rge_core.fileio import atomic_write_bytes
+from rge_core.model.decoding import Decoding
+from rge_core.model.generation import Sampling
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 
@@ -43,12 +45,13 @@ def _load(path: Path) -> Encoded:
 
 
 @torch.inference_mode()
-def _encode_queries(rge: RGEModel, queries: Sequence[Query], reasoning: bool, max_new_tokens: int, batch_size: int) -> Encoded:
+def _encode_queries(rge: RGEModel, queries: Sequence[Query], reasoning: bool, max_new_tokens: int, decoding: Decoding,
+                    batch_size: int) -> Encoded:
     parts = []
     for start in range(0, len(queries), batch_size):
         batch = list(queries[start : start + batch_size])
         if reasoning:
-            generated = rge.generate_rationales(batch, max_new_tokens)
+            generated = rge.generate_rationales(batch, max_new_tokens, Sampling(decoding))
             texts, tokens, hits = generated.texts, generated.num_tokens, generated.hit_budget
         else:
             texts, tokens, hits = [""] * len(batch), [0] * len(batch), [False] * len(batch)
@@ -102,8 +105,12 @@ def encode_cached(cache: Path, name: str, items: Sequence, encode, chunk_size: i
     return result
 
 
-def encode_queries(rge, queries, cache: Path, name: str, reasoning: bool, max_new_tokens: int, batch_size: int, chunk_size: int) -> Encoded:
-    return encode_cached(cache, name, queries, lambda chunk: _encode_queries(rge, chunk, reasoning, max_new_tokens, batch_size), chunk_size)
+def encode_queries(rge, queries, cache: Path, name: str, reasoning: bool, max_new_tokens: int, decoding: Decoding,
+                   batch_size: int, chunk_size: int) -> Encoded:
+    def encode(chunk):
+        return _encode_queries(rge, chunk, reasoning, max_new_tokens, decoding, batch_size)
+
+    return encode_cached(cache, name, queries, encode, chunk_size)
 
 
 def encode_targets(rge, targets, cache: Path, name: str, batch_size: int, chunk_size: int) -> Encoded:

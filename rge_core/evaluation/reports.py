@@ -10,8 +10,8 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from rge_core.evaluation.mmeb import (CATEGORIES, MMEB_DATASETS, PEERS, PUBLISHED, SPLITS, canonical_name,
-                                     dataset_info, missing_datasets)
+from rge_core.evaluation.mmeb import (CATEGORIES, MMEB_DATASETS, PEERS, PUBLISHED, RELEASE_REWRITES, SPLITS,
+                                     canonical_name, dataset_info, missing_datasets)
 from rge_core.evaluation.scoring import METRICS, Scores, aggregate, score_matrix
 
 LABELS = {"precision@1": "P@1", "hit@5": "Hit@5", "mrr": "MRR", "ndcg@5": "NDCG@5", "overall": "Overall",
@@ -21,19 +21,21 @@ _DASH = "–"
 
 @dataclass(frozen=True)
 class DatasetResult:
-    """Scores of one dataset. `budget_hits`: queries whose rationale reached the token budget without `<emb>`."""
+    """Scores of one dataset. `budget_hits`: queries whose rationale reached the token budget without `<emb>`;
+    `gt_copy_rows`: queries whose distractors repeat the ground truth (scored as the ground truth)."""
 
     category: str
     split: str  # "IND", "OOD", or "" for a non-MMEB dataset
     num_queries: int
     metrics: dict[str, float]  # METRICS, as fractions
     budget_hits: int = 0
+    gt_copy_rows: int = 0
 
     @classmethod
     def from_scores(cls, name: str, scores: Scores, budget_hits: int = 0,
-                    extra: Mapping[str, str] | None = None) -> DatasetResult:
+                    extra: Mapping[str, str] | None = None, gt_copy_rows: int = 0) -> DatasetResult:
         _, category, split = dataset_info(name, extra)
-        return cls(category, split, len(scores), score_matrix(scores), budget_hits)
+        return cls(category, split, len(scores), score_matrix(scores), budget_hits, gt_copy_rows)
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,10 @@ def summary_markdown(results: EvalResults) -> str:
         r = results.datasets[name]
         share = 100 * r.budget_hits / r.num_queries if r.num_queries else 0.0
         rows.append([name, r.category, r.split or _DASH, str(r.num_queries),
-                     *(_pct(r.metrics[m]) for m in METRICS), f"{r.budget_hits} ({share:.1f}%)"])
+                     *(_pct(r.metrics[m]) for m in METRICS), f"{r.budget_hits} ({share:.1f}%)", str(r.gt_copy_rows)])
     parts = ["## Per-dataset scores (%)",
-             _table(["Dataset", "Category", "Split", "Queries", *(LABELS[m] for m in METRICS), "Budget hits"], rows),
+             _table(["Dataset", "Category", "Split", "Queries", *(LABELS[m] for m in METRICS), "Budget hits",
+                     "Rows with GT copies"], rows),
              "## Aggregates (unweighted means over datasets, %)",
              _table(["Group", "Datasets", *(LABELS[m] for m in METRICS)], _aggregate_rows(results.aggregates()))]
     missing = _missing_note(results.datasets)
@@ -115,11 +118,12 @@ def summary_csv(results: EvalResults) -> str:
     """One row per dataset; metrics in percent with one decimal."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["dataset", "category", "split", "num_queries", *(f"{m} (%)" for m in METRICS), "budget_hits"])
+    writer.writerow(["dataset", "category", "split", "num_queries", *(f"{m} (%)" for m in METRICS), "budget_hits",
+                     "gt_copy_rows"])
     for name in _order(list(results.datasets)):
         r = results.datasets[name]
         writer.writerow([name, r.category, r.split, r.num_queries, *(_pct(r.metrics[m]) for m in METRICS),
-                         r.budget_hits])
+                         r.budget_hits, r.gt_copy_rows])
     return out.getvalue()
 
 
@@ -157,9 +161,28 @@ def diff_markdown(a: EvalResults, b: EvalResults, name_a: str, name_b: str,
     return "\n\n".join(parts) + "\n"
 
 
-def published_comparison_markdown(aggregates: Mapping[str, dict]) -> str:
+def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:
+    """(whether the run used the release's rewrite files on both sides, a sentence saying what it used)."""
+    used = []
+    for side, (name, sha256) in RELEASE_REWRITES.items():
+        record, label = rewrites.get(side), {"query": "queries", "candidate": "candidates"}[side]
+        if record is None:
+            used.append(f"{label}: MMEB's own texts")
+        elif record["sha256"] == sha256:
+            used.append(f"{label}: the release's {name}")
+        else:
+            used.append(f"{label}: {record['path']} (not the release's {name})")
+    release = all((rewrites.get(side) or {}).get("sha256") == sha256 for side, (_, sha256) in RELEASE_REWRITES.items())
+    files = " and ".join(f"`{name}`" for name, _ in RELEASE_REWRITES.values())
+    return release, (f"Texts of this run: {'; '.join(used)}. The published RGE-3B numbers were measured with the "
+                     f"RGE release's rewrite files ({files}, passed as eval.query_rewrites and "
+                     "eval.candidate_rewrites): a run is comparable with them only with those files, on all 36 datasets.")
+
+
+def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]) -> str:
     """Our Precision@1 aggregates next to the published RGE-3B and baseline numbers. A group is comparable only
-    when it holds exactly its MMEB-V1 datasets; otherwise it is marked, with how many it has."""
+    when it holds exactly its MMEB-V1 datasets and the texts were rewritten with the release's files
+    (`rewrites`: side -> {"path", "sha256"} or None); otherwise it is marked, with how many datasets it has."""
     expected = {"overall": len(MMEB_DATASETS)}
     for category, split in MMEB_DATASETS.values():
         expected[category] = expected.get(category, 0) + 1
@@ -168,21 +191,21 @@ def published_comparison_markdown(aggregates: Mapping[str, dict]) -> str:
     def count(group: str) -> int:
         return aggregates[group]["num_datasets"] if group in aggregates else 0
 
+    release_texts, texts_note = _rewrites_note(rewrites)
     only_mmeb = count("overall") == sum(count(split) for split in SPLITS)
     rows, partial = [], False
     for group in ("overall", *CATEGORIES, *SPLITS):
         n = count(group)
         ours = _pct(aggregates[group]["metrics"]["precision@1"]) if n else _DASH
-        if not (only_mmeb and n == expected[group]):
+        if not (release_texts and only_mmeb and n == expected[group]):
             ours, partial = f"{ours}*", True
         rows.append([LABELS.get(group, group), f"{n}/{expected[group]}", ours,
                      *(f"{reference[group]:.1f}" if group in reference else _DASH for reference in PUBLISHED.values())])
     parts = ["## Comparison with published MMEB-V1 results (Precision@1, %)",
              _table(["Group", "Datasets", "Ours", *PUBLISHED], rows)]
     if partial:
-        parts.append("\\* Not comparable: the group does not hold exactly its MMEB-V1 datasets "
-                     "(some are missing, or non-MMEB datasets are included).")
-    parts.append("Published RGE numbers used the reference code's rewritten instructions; MMEB's standard "
-                 "instructions give the comparable numbers.")
+        parts.append("\\* Not comparable: the run did not use the release's rewrite files, or the group does not "
+                     "hold exactly its MMEB-V1 datasets (some are missing, or non-MMEB datasets are included).")
+    parts.append(texts_note)
     parts.append("Peers (overall): " + ", ".join(f"{name} {score:.1f}" for name, score in PEERS.items()) + ".")
     return "\n\n".join(parts) + "\n"

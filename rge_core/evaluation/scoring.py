@@ -4,6 +4,8 @@ MMEB puts the ground truth at candidate 0 of every query's candidate list. Ties 
 truth: its rank is the number of other candidates scoring at least as high. So a query counts for Precision@1
 only when candidate 0 scores strictly higher than every other candidate. (MMEB's reference `argmax` picks index
 0 on ties, which would give a degenerate model — constant or collapsed embeddings — a perfect score.)
+The one exception: a distractor identical to the ground truth (same text, same image) is the ground truth and
+is left out before ranking (`distinct_from_gt`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,14 @@ Scores = np.ndarray | Sequence[np.ndarray]
 
 def _nan_error(query: int) -> ValueError:
     return ValueError(f"query {query}: candidate scores contain NaN")
+
+
+def distinct_from_gt(candidates: Sequence) -> list[int]:
+    """Positions of a row's candidates to rank: 0 and every other candidate that is not the same item as it.
+    Some MMEB rows list the ground truth again among their distractors; that copy encodes identically, so
+    it would tie with candidate 0 and turn every hit into a miss. It is the ground truth, not a competitor
+    (the release's `argmax` counts it a hit too). `candidates` are comparable item keys, e.g. (text, image)."""
+    return [0] + [pos for pos in range(1, len(candidates)) if candidates[pos] != candidates[0]]
 
 
 def gt_ranks(scores: Scores) -> np.ndarray:

@@ -34,6 +34,7 @@ class GenerationResult:
     text: str
     num_tokens: int  # generated tokens, the closing end-of-turn token included
     finish_reason: str  # "stop" (end of turn / regex complete) | "length" (max_tokens hit) | "missing" (reference)
+    prompt_tokens: int = 0  # the prompt's length in tokens, image tokens included (0 where there is no model)
 
 
 class Generator(Protocol):

@@ -89,9 +89,10 @@ class TransformersGenerator:
                 **generate_kwargs(decoding),  # every knob explicit: same distribution as vLLM's SamplingParams
             )
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
-        return [self._result(request, row) for request, row in zip(batch, new_tokens)]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        return [self._result(request, row, n) for request, row, n in zip(batch, new_tokens, prompt_tokens)]
 
-    def _result(self, request: GenerationRequest, row: list[int]) -> GenerationResult:
+    def _result(self, request: GenerationRequest, row: list[int], prompt_tokens: int) -> GenerationResult:
         # Rows that ended early are padded after their end-of-turn token; cut there.
         stopped = self.eos_id in row
         kept = row[: row.index(self.eos_id)] if stopped else row
@@ -100,6 +101,7 @@ class TransformersGenerator:
             text=self.tokenizer.decode(kept, skip_special_tokens=True),
             num_tokens=len(kept) + int(stopped),
             finish_reason="stop" if stopped else "length",
+            prompt_tokens=prompt_tokens,
         )
 
     def close(self) -> None:

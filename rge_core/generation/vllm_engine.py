@@ -107,6 +107,7 @@ class VLLMGenerator:
                     text=completion.text,
                     num_tokens=len(completion.token_ids),
                     finish_reason=completion.finish_reason,
+                    prompt_tokens=len(output.prompt_token_ids),
                 )
             )
         return results

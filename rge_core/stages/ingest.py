@@ -1,5 +1,6 @@
 """Stage 1, ingest: an MMEB-train-format folder (or the synthetic benchmark) -> the canonical `pairs`
-artifact (pairs.parquet, rejects.jsonl, image_root in its stats).
+artifact (pairs.parquet, rejects.jsonl, image_root in its stats), its texts rewritten by the files of
+data.query_rewrites / data.candidate_rewrites when set (rge_core/data/rewrites.py).
 
     rge ingest --config configs/tiny.yaml
 """
@@ -12,16 +13,22 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from data_schemas.io import write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
+from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
+from rge_core.data.rewrites import RewriteFile, load_rewrites
+from rge_core.evaluation.mmeb import MMEB_DATASETS
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import prepare_benchmark
 
 SYNTHETIC = "synthetic"
 _CODE = ["rge_core/data", "data_schemas", "rge_core/stages/ingest.py"]
+_REWRITTEN = {"query": ("qry_text",), "candidate": ("pos_text", "neg_text")}  # columns of each side
 
 
 def folder_fingerprint(folder: Path) -> str:
@@ -67,10 +74,55 @@ def image_root(store: ArtifactStore, artifact_id: str) -> Path:
     return local_folder(store.get(owner)) / rest
 
 
+def _rewrites(config: Config) -> dict[str, RewriteFile | None]:
+    data = config.data
+    return {side: load_rewrites(getattr(data, f"{side}_rewrites"), f"data.{side}_rewrites") for side in _REWRITTEN}
+
+
+def _check_rewrites(rewrites: dict[str, RewriteFile | None], train: Path) -> None:
+    # The release's files name all 36 MMEB sets whatever a training folder holds; other names must be here.
+    present = [*list_subsets(train, TRAIN_SPLITS), *MMEB_DATASETS]
+    for side, rewrite_file in rewrites.items():
+        if rewrite_file is not None:
+            rewrite_file.check_datasets(present, f"data.{side}_rewrites")
+
+
+def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> tuple[pa.Table, dict]:
+    """The pairs with each side's texts rewritten, and per side the file's record with how many texts of
+    each subset its rules changed (a subset whose rules change nothing shows 0)."""
+    subsets = pairs.column("subset").to_pylist()
+    # A pair without a hard negative keeps neg_text "": a "\n" there would read as a negative downstream.
+    has_negative = [bool(text or image) for text, image in
+                    zip(pairs.column("neg_text").to_pylist(), pairs.column("neg_image").to_pylist())]
+    records: dict[str, dict | None] = {}
+    for side, columns in _REWRITTEN.items():
+        rewrite_file = rewrites[side]
+        if rewrite_file is None:
+            records[side] = None
+            continue
+        rules = {subset: rewrite_file.rules_for(subset) for subset in sorted(set(subsets))}
+        changed = {subset: 0 for subset, found in rules.items() if found is not None}
+        for name in columns:
+            texts = pairs.column(name).to_pylist()
+            for row, (subset, text) in enumerate(zip(subsets, texts)):
+                if name == "neg_text" and not has_negative[row]:
+                    continue
+                if rules[subset] is not None and rules[subset].apply(text) != text:
+                    changed[subset] += 1
+                texts[row] = rewrite_file.rewrite(subset, text)
+            pairs = pairs.set_column(pairs.column_names.index(name), name, pa.array(texts, pa.string()))
+        records[side] = {**rewrite_file.record(), "changed": changed}
+    return pairs, records
+
+
 def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
+    rewrites = _rewrites(config)  # bad files fail before the synthetic benchmark is built
     source = _source(config, store)
+    _check_rewrites(rewrites, source.train)
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
+    if any(rewrites.values()):
+        settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
     writer = store.open("pairs", settings, inputs=source.inputs, code=code_version(_CODE))
     if writer.exists_complete:
         return writer.version_id
@@ -80,6 +132,7 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     )
     if pairs.num_rows == 0:
         raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
+    pairs, rewrite_stats = _rewrite_pairs(pairs, rewrites)
     write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
     writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
     per_subset = Counter(pairs.column("subset").to_pylist())
@@ -89,6 +142,7 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
             "rejects": len(rejects),
             "subsets": dict(sorted(per_subset.items())),
             "image_root": source.image_root,
+            "rewrites": rewrite_stats,
         }
     )
     return writer.version_id

@@ -10,12 +10,18 @@ import torch
 from rge_core.config.schema import TrainConfig
 
 
+# train.lora.init_weights -> PEFT's init_lora_weights (True: Kaiming-uniform A, zero B).
+_LORA_INIT = {"default": True, "gaussian": "gaussian"}
+
+
 def apply_peft(model, train: TrainConfig):
     """Wrap `model` with LoRA/DoRA adapters (train.lora.enabled) or leave it whole; freeze the vision tower."""
     if train.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
         lora = train.lora
+        if lora.init_weights not in _LORA_INIT:
+            raise ValueError(f"train.lora.init_weights: {lora.init_weights!r} is not one of {sorted(_LORA_INIT)}")
         model = get_peft_model(
             model,
             LoraConfig(
@@ -24,6 +30,7 @@ def apply_peft(model, train: TrainConfig):
                 lora_dropout=lora.dropout,
                 use_dora=lora.use_dora,
                 target_modules=lora.target_modules,  # a regex: full match over module names
+                init_lora_weights=_LORA_INIT[lora.init_weights],
             ),
         )
     elif train.freeze_vision:

@@ -1,0 +1,146 @@
+"""The evaluate stage on any MMEB-format folder: datasets outside the 36 MMEB-V1 sets, release-format rewrite
+files, distractors identical to the ground truth, and settings that are checked before any encoding."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.data.rewrites import RewriteError
+from rge_core.evaluation.plan import EvalSettingError
+from rge_core.model.inputs import Query, Target
+from rge_core.model.rge_model import RGEModel
+from rge_core.pipeline import run_pipeline
+from tests.conftest import small_config
+
+NO_REASONING = ["eval.reasoning=false", "eval.batch_size=8"]
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (200, 30, 200)]
+
+
+def write_folder(folder: Path) -> Path:
+    """Two datasets with names MMEB does not have. PetShots: image query -> text candidates, and every
+    row lists its ground truth again as the last distractor. ShopQA: text query -> image candidates."""
+    for index, colour in enumerate(COLOURS):
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), colour).save(folder / "img" / f"{index}.png")
+    labels = ["a red pet", "a green pet", "a blue pet", "a yellow pet", "a cyan pet", "a pink pet"]
+    pets = {
+        "qry_text": ["<|image_1|>\nRepresent the given image for classification"] * 6,
+        "qry_img_path": [f"img/{i}.png" for i in range(6)],
+        "tgt_text": [[labels[i], labels[(i + 1) % 6], labels[(i + 2) % 6], labels[i]] for i in range(6)],
+        "tgt_img_path": [[""] * 4 for _ in range(6)],
+    }
+    shop = {
+        "qry_text": [f"Find the product photo number {i}" for i in range(6)],
+        "qry_img_path": [""] * 6,
+        "tgt_text": [["<|image_1|>\nRepresent the given image."] * 3 for _ in range(6)],
+        "tgt_img_path": [[f"img/{i}.png", f"img/{(i + 1) % 6}.png", f"img/{(i + 3) % 6}.png"] for i in range(6)],
+    }
+    for name, columns in (("PetShots", pets), ("ShopQA", shop)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(columns), folder / name / "test.parquet")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval-folders")
+    folder = write_folder(root / "my-eval")
+    model = run_pipeline(small_config(str(root)), ["model"])["model"]
+    return root, folder, model
+
+
+def evaluate(setup, *extra: str) -> str:
+    root, folder, model = setup
+    config = small_config(str(root), f"eval.data={folder}", f"eval.model={model}", *NO_REASONING, *extra)
+    return run_pipeline(config, ["evaluate"])["evaluate"]
+
+
+@pytest.fixture(scope="module")
+def plain(setup):
+    return evaluate(setup, "eval.categories={ShopQA: retrieval}")
+
+
+def results(setup, version: str) -> dict:
+    return json.loads(ArtifactStore(str(setup[0])).get(version).read_bytes("results.json"))
+
+
+def test_datasets_outside_mmeb_count_in_overall_and_their_category(setup, plain):
+    data = results(setup, plain)
+    assert {name: d["category"] for name, d in data["datasets"].items()} == {"PetShots": "other", "ShopQA": "retrieval"}
+    groups = {group: g["num_datasets"] for group, g in data["aggregates"].items()}
+    assert groups["overall"] == 2 and groups["other"] == 1 and groups["retrieval"] == 1
+    assert groups["IND"] == groups["OOD"] == 0
+
+
+def test_a_distractor_identical_to_the_ground_truth_is_the_ground_truth(setup, plain, tiny_model_dir):
+    """Checked against an independent encoding: the copy is left out, the other distractors must score lower."""
+    _, folder, _ = setup
+    data = results(setup, plain)["datasets"]["PetShots"]
+    assert data["gt_copy_rows"] == 6
+    rge = RGEModel.load(str(tiny_model_dir))
+    rows = pq.read_table(folder / "PetShots" / "test.parquet").to_pylist()
+    hits = 0
+    with torch.no_grad():
+        for row in rows:
+            query = rge.embed_queries([Query(row["qry_text"], folder / row["qry_img_path"])])[0]
+            scores = rge.embed_targets([Target(text) for text in row["tgt_text"]]) @ query
+            assert scores[3] == scores[0]  # the copy encodes identically: a tie that used to count as a miss
+            hits += bool((scores[0] > scores[1:3]).all())
+    assert data["metrics"]["precision@1"] == pytest.approx(hits / len(rows)) and hits > 0
+    stats = ArtifactStore(str(setup[0])).get(plain).manifest.stats
+    assert stats["gt_copy_rows"] == {"PetShots": 6}
+
+
+def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(setup, plain, tmp_path):
+    queries = tmp_path / "queries.yaml"
+    queries.write_text('PetShots:\n  original: "for classification"\n  replacement: "by the colour of the pet"\n'
+                       'ShopQA:\n  prefix_add: "Shopping: "\n', encoding="utf-8")
+    candidates = tmp_path / "candidates.yaml"
+    candidates.write_text('PetShots:\n  prefix_add: "Summarise in one word: "\n', encoding="utf-8")
+    rewritten = evaluate(setup, "eval.categories={ShopQA: retrieval}", f"eval.query_rewrites={queries}",
+                         f"eval.candidate_rewrites={candidates}", f"eval.compare_to={plain}")
+    assert rewritten != plain
+    before, after = (results(setup, v)["datasets"] for v in (plain, rewritten))
+    assert [before[name]["metrics"] for name in sorted(before)] != [after[name]["metrics"] for name in sorted(after)]
+    artifact = ArtifactStore(str(setup[0])).get(rewritten)
+    recorded = artifact.manifest.stats["rewrites"]
+    assert recorded["query"] == {"path": str(queries.resolve()), "sha256": hashlib.sha256(queries.read_bytes()).hexdigest()}
+    assert recorded["candidate"]["sha256"] == hashlib.sha256(candidates.read_bytes()).hexdigest()
+    assert artifact.manifest.config["rewrites"] == recorded  # in the version, too
+    assert "not the release's instruction_replacements-eval.yaml" in artifact.read_bytes("published.md").decode()
+    assert "PetShots" in artifact.read_bytes("diff.md").decode()
+
+
+@pytest.mark.parametrize(("extra", "error", "message"), [
+    (["eval.datasets=[PetShots, Nope]"], EvalSettingError, r"eval.datasets: Nope not in"),
+    (["eval.categories={Nope: vqa}"], EvalSettingError, r"eval.categories: Nope is not a dataset"),
+    (["eval.categories={VOC2007: vqa}"], EvalSettingError, r"eval.categories: VOC2007 is an MMEB-V1 dataset"),
+    (["eval.compare_to=eval-0123456789abcdef"], EvalSettingError, r"eval.compare_to: eval-0123456789abcdef is not"),
+    (["eval.model=/nonexistent/checkpoint"], EvalSettingError, r"eval.model: /nonexistent/checkpoint is neither"),
+])
+def test_bad_settings_fail_before_any_model_is_loaded(setup, monkeypatch, extra, error, message):
+    monkeypatch.setattr(RGEModel, "load", lambda *a, **k: pytest.fail("loaded a model before checking the settings"))
+    with pytest.raises(error, match=message):
+        evaluate(setup, *extra)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('PetShots:\n  prefix: "x"\n', r"PetShots.*prefix"),  # unknown key
+    ('PetShots:\n  prefix_add: 3\n', r"PetShots.*prefix_add"),  # not a string
+    ('NoSuchSet:\n  prefix_add: "x"\n', r"NoSuchSet"),  # a dataset neither present nor in MMEB
+])
+def test_bad_rewrite_files_fail_naming_file_dataset_and_key(setup, monkeypatch, tmp_path, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    monkeypatch.setattr(RGEModel, "load", lambda *a, **k: pytest.fail("loaded a model before checking the settings"))
+    with pytest.raises(RewriteError, match=rf"eval.query_rewrites: {bad}.*{message}"):
+        evaluate(setup, f"eval.query_rewrites={bad}")
