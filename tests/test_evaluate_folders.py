@@ -116,6 +116,7 @@ def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(se
     assert recorded["query"] == {"path": str(queries.resolve()), "sha256": hashlib.sha256(queries.read_bytes()).hexdigest()}
     assert recorded["candidate"]["sha256"] == hashlib.sha256(candidates.read_bytes()).hexdigest()
     assert artifact.manifest.config["rewrites"] == recorded  # in the version, too
+    assert artifact.manifest.stats["rewritten_texts"] == {"query": {"PetShots": 6, "ShopQA": 6}, "candidate": {"PetShots": 24}}
     assert "not the release's instruction_replacements-eval.yaml" in artifact.read_bytes("published.md").decode()
     assert "PetShots" in artifact.read_bytes("diff.md").decode()
 

@@ -67,6 +67,12 @@ class RewriteFile:
             text = rules.apply(text)
         return text if text.endswith("\n") else text + "\n"
 
+    def changed(self, dataset: str, text: str) -> bool:
+        """Whether the dataset's rules (not the newline) change `text`: a rule that changes nothing in a whole
+        dataset usually means the data's wording differs from what the file expects."""
+        rules = self.rules_for(dataset)
+        return rules is not None and rules.apply(text) != text
+
     def check_datasets(self, present: Iterable[str], setting: str) -> None:
         """Fail on datasets the file names that are not in `present`: a typo would silently rewrite nothing."""
         present = sorted(set(present))

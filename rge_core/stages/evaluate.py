@@ -53,8 +53,13 @@ def _write_reports(writer, results: EvalResults, plan: EvalPlan) -> dict:
     return aggregates
 
 
-def _rewrite(rewrites, dataset: str, text: str) -> str:
-    return rewrites.rewrite(dataset, text) if rewrites is not None else text
+def _rewrite(rewrites, dataset: str, text: str, changed: Counter) -> str:
+    """The text as evaluated; counts the texts whose dataset rules changed them (not just the newline)."""
+    if rewrites is None:
+        return text
+    if rewrites.rules_for(dataset) is not None:  # a dataset with rules that change nothing shows 0
+        changed[dataset] += rewrites.changed(dataset, text)
+    return rewrites.rewrite(dataset, text)
 
 
 def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
@@ -83,6 +88,7 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     cache.mkdir(parents=True, exist_ok=True)
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows, counts = [], Counter()
+    changed = {"query": Counter(), "candidate": Counter()}
 
     def image(rel: str) -> Path | None:
         return plan.image_root / rel if rel else None
@@ -90,11 +96,13 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     for done, dataset in enumerate(plan.datasets):
         progress.report("evaluate", done, len(plan.datasets))
         rows = items.filter(pc.equal(items.column("dataset"), dataset)).to_pylist()
-        queries = [Query(_rewrite(plan.query_rewrites, dataset, r["qry_text"]), image(r["qry_image"])) for r in rows]
+        queries = [Query(_rewrite(plan.query_rewrites, dataset, r["qry_text"], changed["query"]), image(r["qry_image"]))
+                   for r in rows]
         unique: dict[tuple[str, str], int] = {}
         candidate_index, gt_copy_rows = [], 0
         for r in rows:
-            keys = [(_rewrite(plan.candidate_rewrites, dataset, t), i) for t, i in zip(r["tgt_text"], r["tgt_image"])]
+            keys = [(_rewrite(plan.candidate_rewrites, dataset, t, changed["candidate"]), i)
+                    for t, i in zip(r["tgt_text"], r["tgt_image"])]
             kept = distinct_from_gt(keys)
             gt_copy_rows += len(kept) < len(keys)
             counts["references"] += len(keys)
@@ -128,6 +136,8 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
             "gt_copy_rows": {name: r.gt_copy_rows for name, r in per_dataset.items() if r.gt_copy_rows},
             "model": plan.model_id or str(plan.model_dir),
             "rewrites": plan.rewrite_records(),
+            # texts per dataset that the rewrite rules changed (beyond the newline), per side
+            "rewritten_texts": {side: dict(sorted(counts.items())) for side, counts in changed.items()},
             "reasoning": ev.reasoning,
         }
     )

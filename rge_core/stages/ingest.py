@@ -107,8 +107,7 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
             for row, (subset, text) in enumerate(zip(subsets, texts)):
                 if name == "neg_text" and not has_negative[row]:
                     continue
-                if rules[subset] is not None and rules[subset].apply(text) != text:
-                    changed[subset] += 1
+                changed[subset] += rewrite_file.changed(subset, text)
                 texts[row] = rewrite_file.rewrite(subset, text)
             pairs = pairs.set_column(pairs.column_names.index(name), name, pa.array(texts, pa.string()))
         records[side] = {**rewrite_file.record(), "changed": changed}
