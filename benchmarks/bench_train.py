@@ -72,7 +72,7 @@ def synth_examples(root: Path, count: int) -> list[Example]:
     rows = []
     for subset in SUBSETS:
         table = pq.read_table(root / "train" / subset.name / "original.parquet").to_pylist()
-        rows += [{"pair_id": f"{subset.name}/original/{k}", "qry_text": row["qry"], "qry_image": row["qry_image_path"],
+        rows += [{"pair_id": f"{subset.name}/original/{k}", "subset": subset.name, "qry_text": row["qry"], "qry_image": row["qry_image_path"],
                   "rationale": facts[f"{subset.name}/original/{k}"], "pos_text": row["pos_text"],
                   "pos_image": row["pos_image_path"], "neg_text": row["neg_text"], "neg_image": row["neg_image_path"]}
                  for k, row in enumerate(table)]
@@ -136,7 +136,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         examples = synth_examples(Path(tmp) / "synth", args.steps * args.batch_size)
         checkpoint = write_tiny_model(Path(tmp) / "model", seed=0)
-        batches = [[examples[i] for i in batch_indices(len(examples), step, args.batch_size, 0, 1, seed=0)]
+        subsets = tuple(example.subset for example in examples)
+        batches = [[examples[i] for i in batch_indices(subsets, step, args.batch_size, 0, 1, seed=0)]
                    for step in range(args.steps)]
         trainers = {method: Trainer(checkpoint, dataclasses.replace(
             tiny, method=method, batch_size=args.batch_size, rationale_max_new_tokens=args.budget), batches)

@@ -1,5 +1,5 @@
-"""Losses against independent computations (numpy / per-token loops), and InfoNCE across 2 gloo processes
-against the single-process full batch."""
+"""Losses against independent computations (numpy / per-token and per-row loops), and InfoNCE (with and
+without masked hard negatives) across 2 gloo processes against the single-process full batch."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 import torch.multiprocessing as mp
 
 from rge_core.training.distributed import all_reduce_mean, world
-from rge_core.training.losses import lm_labels, lm_loss, info_nce
+from rge_core.training.losses import info_nce, lm_labels, lm_loss
+from tests.reference_losses import per_row_info_nce
 
 X = -100
 
@@ -85,6 +86,34 @@ def test_info_nce_matches_numpy_with_and_without_hard_negatives():
     assert seen and all(0.0 < a < 1.0 for a in seen)
 
 
+def test_masked_hard_negatives_match_a_log_softmax_over_the_real_columns_only():
+    q = _unit((6, 8), 1)
+    t = torch.nn.functional.normalize(torch.cat([q[:3] + 0.3 * _unit((3, 8), 2), _unit((3, 8), 3)]), dim=-1)
+    # Negatives close to their queries: using a masked one would move the loss a lot.
+    hn = torch.nn.functional.normalize(q + 0.3 * _unit((6, 8), 4), dim=-1)
+    mask = [True, False, True, False, False, True]
+    for temperature in (0.05, 0.5):
+        ours = [x.double().clone().requires_grad_() for x in (q, t, hn)]
+        loss, stats = info_nce(*ours[:2], temperature, hard_negatives=ours[2], negative_mask=torch.tensor(mask))
+        loss.backward()
+        theirs = [x.double().clone().requires_grad_() for x in (q, t, hn)]
+        expected = per_row_info_nce(*theirs, mask, temperature)
+        expected.backward()
+        assert abs(loss.item() - expected.item()) < 1e-5 * max(1.0, expected.item())
+        for mine, reference in zip(ours, theirs):
+            torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-5, atol=1e-5)
+        assert not ours[2].grad[[not real for real in mask]].any()  # a pair without a negative has no column
+        ref = _reference_info_nce(q.double().numpy(), t.double().numpy(), temperature, hn[mask].double().numpy())
+        for key in ("accuracy", "pos_sim", "hard_neg_sim"):
+            assert abs(stats[key] - ref[key]) < 1e-5, key
+        assert 0.0 < stats["accuracy"] < 1.0
+    # The two ends: every negative real is the unmasked loss, none real is the loss without negatives.
+    every = info_nce(q, t, 0.1, hard_negatives=hn, negative_mask=torch.ones(6, dtype=torch.bool))[0]
+    none = info_nce(q, t, 0.1, hard_negatives=hn, negative_mask=torch.zeros(6, dtype=torch.bool))[0]
+    assert every.item() == info_nce(q, t, 0.1, hard_negatives=hn)[0].item()
+    assert abs(none.item() - info_nce(q, t, 0.1)[0].item()) < 1e-6
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,6 +121,9 @@ def _free_port() -> int:
 
 
 WORLD, B, D, TEMPERATURE = 2, 3, 5, 0.1
+# Which pairs have a hard negative: some on rank 0, none on rank 1 (which must still join the gathers).
+MASK = torch.tensor([True, False, True, False, False, False])
+CASES = {"plain": (False, None), "hard": (True, None), "masked": (True, MASK)}  # name: (hard negatives, mask)
 
 
 def _global_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -104,9 +136,10 @@ def _distributed_worker(rank: int, port: int, out: str) -> None:
     try:
         local = [x[rank * B : (rank + 1) * B] for x in _global_batch()]
         result: dict = {"world": world(), "mean": all_reduce_mean(float(rank + 1))}
-        for name, with_hard in (("plain", False), ("hard", True)):
+        for name, (with_hard, mask) in CASES.items():
             q, t, hn = (x.clone().requires_grad_() for x in local)
-            loss, stats = info_nce(q, t, TEMPERATURE, hard_negatives=hn if with_hard else None)
+            local_mask = None if mask is None else mask[rank * B : (rank + 1) * B]
+            loss, stats = info_nce(q, t, TEMPERATURE, hard_negatives=hn if with_hard else None, negative_mask=local_mask)
             loss.backward()
             accuracy = all_reduce_mean(stats["accuracy"])
             result[name] = {"loss": loss.detach(), "q": q.grad, "t": t.grad, "hn": hn.grad, "accuracy": accuracy}
@@ -125,9 +158,9 @@ def test_info_nce_two_gloo_processes_match_full_batch(tmp_path: Path):
     assert all(abs(r["mean"] - 1.5) < 1e-12 for r in results)
 
     q_all, t_all, hn_all = _global_batch()
-    for name, with_hard in (("plain", False), ("hard", True)):
+    for name, (with_hard, mask) in CASES.items():
         q, t, hn = (x.clone().requires_grad_() for x in (q_all, t_all, hn_all))
-        full, stats = info_nce(q, t, TEMPERATURE, hard_negatives=hn if with_hard else None)
+        full, stats = info_nce(q, t, TEMPERATURE, hard_negatives=hn if with_hard else None, negative_mask=mask)
         full.backward()
         # Global objective = mean of the ranks' losses; each rank's grads are WORLD x those of that mean.
         assert abs(sum(r[name]["loss"].item() for r in results) / WORLD - full.item()) < 1e-6

@@ -16,19 +16,21 @@ from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.training.data import Example, batch_indices
 from rge_core.training.setup import apply_peft, lr_factor, optimizer_and_schedule
 from rge_core.training.step import RGEStep, lm_batch
+from tests.reference_losses import per_row_info_nce
 
 ORACLE = "Oracle marker zebra quartz: the red circle is largest."
 
 
-def examples(count: int = 4) -> list[Example]:
+def examples(count: int = 4, without_negative: tuple[int, ...] = ()) -> list[Example]:
     colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]
     return [
         Example(
             pair_id=f"S/original/{i}",
+            subset="S",
             query=Query("<|image_1|>\nRepresent the given image for classification: colour?", Image.new("RGB", (64, 64), colours[i % 4])) if i % 2 == 0 else Query(f"Find the caption number {i}."),
             rationale=f"{ORACLE} Item {i}.",
             positive=Target(f"answer {i}"),
-            negative=Target(f"wrong {i}"),
+            negative=None if i in without_negative else Target(f"wrong {i}"),
         )
         for i in range(count)
     ]
@@ -63,6 +65,10 @@ def test_contrastive_queries_see_the_oracle_only_in_the_leaky_method(tiny_rge, m
         assert out.lm_loss == 0.0 and all(prompt.endswith("assistant\n" + EMB_TOKEN) for prompt in seen)
     if method == "rge":
         assert out.generated_tokens > 0 and out.lm_loss > 0
+        # The embedded query is exactly query + the rationale the model sampled in this step + <emb>.
+        generated = out.rationales.texts
+        assert sum(map(bool, generated)) >= 3
+        assert seen == [rge.generation_prompt(e.query) + text + EMB_TOKEN for e, text in zip(examples(), generated)]
 
 
 def test_lora_step_changes_adapters_only_and_loss_is_finite(tiny_model_dir):
@@ -86,29 +92,60 @@ def test_schedule_and_batch_order():
     train = TrainConfig(steps=10, warmup_steps=2, schedule="cosine")
     assert [round(lr_factor(s, train), 4) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
     assert lr_factor(10, train) == pytest.approx(0.0)
-    first = [batch_indices(10, 0, 2, rank, 2, seed=0) for rank in range(2)]
-    assert first == [batch_indices(10, 0, 2, rank, 2, seed=0) for rank in range(2)]
+    subsets = ("S",) * 10
+    first = [batch_indices(subsets, 0, 2, rank, 2, seed=0) for rank in range(2)]
+    assert first == [batch_indices(subsets, 0, 2, rank, 2, seed=0) for rank in range(2)]
     assert not set(first[0]) & set(first[1])
-    epoch = sum((batch_indices(10, s, 2, r, 2, seed=0) for s in range(2) for r in range(2)), [])
+    epoch = sum((batch_indices(subsets, s, 2, r, 2, seed=0) for s in range(2) for r in range(2)), [])
     assert len(set(epoch)) == 8  # one epoch: no example twice
 
 
-@pytest.mark.parametrize("method", ["rge", "baseline"])
-def test_gradient_cached_step_matches_the_whole_batch_step(tiny_model_dir, method):
-    def step(chunk: int):
+def test_pairs_keep_their_hard_negative_when_another_pair_has_none(tiny_rge, monkeypatch):
+    """Pair 1 has no hard negative: the others' negatives are still columns (once the whole batch lost
+    them), and nothing stands in for the missing one."""
+    embedded: list[str] = []
+    original = RGEModel.embed_targets
+
+    def recording(self, targets):
+        embedded.extend(target.text for target in targets)
+        return original(self, targets)
+
+    monkeypatch.setattr(RGEModel, "embed_targets", recording)
+    rge = RGEModel(copy.deepcopy(tiny_rge.model), tiny_rge.processor, tiny_rge.emb)
+    batch, train = examples(without_negative=(1,)), small_train(method="baseline")
+    out = RGEStep(rge, train)(batch, seed=0)
+    assert embedded == [f"answer {i}" for i in range(4)] + ["wrong 0", "wrong 2", "wrong 3"]
+
+    with torch.no_grad():  # baseline: no rationale, no sampling; the same calls give the same embeddings
+        queries = rge.embed_queries([e.query for e in batch], [None] * 4)
+        targets = original(rge, [e.positive for e in batch] + [e.negative for e in batch if e.negative])
+    negatives = torch.stack([targets[4], torch.zeros_like(targets[0]), targets[5], targets[6]])
+    expected = per_row_info_nce(queries.double(), targets[:4].double(), negatives.double(), [True, False, True, True], train.temperature)
+    assert out.emb_loss == pytest.approx(expected.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize(("method", "chunk", "without_negative"), [
+    ("rge", 2, ()),
+    ("baseline", 2, ()),
+    # Pairs 0 and 3 without a negative: chunks of 2 hold one negative each, of 3 leave the last chunk none.
+    ("rge", 2, (0, 3)),
+    ("baseline", 3, (0, 3)),
+])
+def test_gradient_cached_step_matches_the_whole_batch_step(tiny_model_dir, method, chunk, without_negative):
+    def step(grad_cache_chunk: int):
         rge = RGEModel.load(str(tiny_model_dir))
-        train = small_train(method=method, grad_cache_chunk=chunk, lora=LoraConfig(dropout=0.0))
+        train = small_train(method=method, grad_cache_chunk=grad_cache_chunk, lora=LoraConfig(dropout=0.0))
         torch.manual_seed(0)  # LoRA's A matrices: the same initial adapters for both runs
         rge.model = apply_peft(rge.model, train)
         for name, parameter in rge.model.named_parameters():
             if "lora_B" in name:  # B starts at zero; make the adapters matter for the gradients
                 torch.nn.init.normal_(parameter, std=0.02)
-        out = RGEStep(rge, train)(examples(), seed=3)
+        out = RGEStep(rge, train)(examples(without_negative=without_negative), seed=3)
         grads = {n: p.grad.clone() for n, p in rge.model.named_parameters() if p.requires_grad}
         return out, grads
 
     whole, whole_grads = step(0)
-    cached, cached_grads = step(2)
+    cached, cached_grads = step(chunk)
     assert cached.loss == pytest.approx(whole.loss, rel=1e-5)
     assert cached.emb_loss == pytest.approx(whole.emb_loss, rel=1e-5) and cached.accuracy == whole.accuracy
     assert whole_grads.keys() == cached_grads.keys()

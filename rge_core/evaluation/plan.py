@@ -13,6 +13,7 @@ from rge_core.config.schema import Config
 from rge_core.data.layout import EVAL_SPLIT, DataFolder
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
+from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import SYNTHETIC, folder_fingerprint
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder, prepare_benchmark
@@ -103,6 +104,7 @@ def _compare_to(config: Config, store: ArtifactStore) -> Artifact | None:
 
 def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> EvalPlan:
     ev = config.eval
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     model_id, model_dir = _model(config, store, inputs)
     folder, image_root, data_inputs, identity, synthetic = _data(config, store)
     datasets = _datasets(config, folder)

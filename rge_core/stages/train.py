@@ -12,14 +12,20 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import fsspec
+import pyarrow.parquet as pq
+
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
+from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import build_folder
 from rge_core.stages.prepare import model_folder
+from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
+from rge_core.training.setup import check_lora
 from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
@@ -41,8 +47,20 @@ def _summary(metrics_file: Path) -> dict:
     }
 
 
+def _check_batches(config: Config, dataset_url: str) -> None:
+    """Fail on an impossible batching here, in seconds, not in every trainer process after the launch."""
+    with fsspec.open(dataset_url, "rb") as handle:
+        subsets = pq.read_table(handle, columns=["subset"]).column("subset").to_pylist()
+    # A DeepSpeed hostfile may hold more processes than nproc * nnodes; the trainer checks again.
+    check_batching(subsets, config.train.batching, config.train.batch_size * config.train.nproc * config.train.nnodes)
+
+
 def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
+    # Settings the trainer processes would reject only after the launch, checked here in seconds.
+    _check_batches(config, store.get(dataset_id).file_url("train.parquet"))
+    check_lora(config.train)
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     base = model_folder(config, store, base_id)
     settings = {k: v for k, v in asdict(config.train).items() if k not in _NOT_IN_VERSION}
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]

@@ -41,35 +41,47 @@ def info_nce(
     targets: torch.Tensor,
     temperature: float,
     hard_negatives: torch.Tensor | None = None,
+    negative_mask: torch.Tensor | None = None,
     gather: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """InfoNCE over L2-normalised embeddings (dot product = cosine similarity).
 
     Columns are every rank's targets (gathered with gradient when a process group with world_size > 1 is
-    initialised and gather=True), then every rank's hard negatives if given ([B, D], one per query). The
-    positive of local query i is column rank * B + i. Returns the cross-entropy averaged over LOCAL queries,
-    so the global objective is the mean of the ranks' losses; with the SUM-backward of the gather, each
-    rank's gradients are world_size times those of that global mean, which the data-parallel gradient
-    averaging divides back out.
+    initialised and gather=True), then every rank's hard negatives if given ([B, D], one row per query).
+    `negative_mask` ([B] bool, default all true) marks the rows of hard_negatives that are real: the
+    columns of the others are left out of every query's softmax and of the stats. So pairs with and
+    without a negative share a batch while every rank gathers the same shapes. The positive of local
+    query i is column rank * B + i. Returns the cross-entropy averaged over LOCAL queries, so the global
+    objective is the mean of the ranks' losses; with the SUM-backward of the gather, each rank's gradients
+    are world_size times those of that global mean, which the data-parallel gradient averaging divides
+    back out.
 
     stats (local, detached): accuracy (argmax == positive), pos_sim (mean positive cosine),
     hard_neg_sim (mean over queries of the most similar negative's cosine)."""
     assert queries.shape == targets.shape, f"queries {tuple(queries.shape)} vs targets {tuple(targets.shape)}"
-    assert hard_negatives is None or hard_negatives.shape == targets.shape, "one hard negative per query"
+    assert hard_negatives is None or hard_negatives.shape == targets.shape, "one hard negative row per query"
+    assert negative_mask is None or (hard_negatives is not None and negative_mask.shape == targets.shape[:1])
     rank, _ = world() if gather else (0, 1)
     columns = gather_with_grad(targets) if gather else targets
+    absent = torch.zeros(columns.shape[0], dtype=torch.bool, device=queries.device)  # columns to leave out
     if hard_negatives is not None:
-        columns = torch.cat([columns, gather_with_grad(hard_negatives) if gather else hard_negatives])
-    sims = queries.float() @ columns.float().T
+        negatives = gather_with_grad(hard_negatives) if gather else hard_negatives
+        columns = torch.cat([columns, negatives])
+        real = torch.ones(negatives.shape[0], dtype=torch.bool, device=queries.device)
+        if negative_mask is not None:
+            with torch.no_grad():  # the mask is data; gathered as uint8, which every backend takes
+                real = (gather_with_grad(negative_mask.to(torch.uint8)) if gather else negative_mask).bool()
+        absent = torch.cat([absent, ~real])
+    sims = (queries.float() @ columns.float().T).masked_fill(absent, float("-inf"))
     positives = torch.arange(queries.shape[0], device=queries.device) + rank * queries.shape[0]
     loss = F.cross_entropy(sims / temperature, positives)
     with torch.no_grad():
         rows = torch.arange(queries.shape[0], device=queries.device)
-        negatives = sims.detach().clone()
-        negatives[rows, positives] = float("-inf")
+        others = sims.detach().clone()
+        others[rows, positives] = float("-inf")
         stats = {
             "accuracy": (sims.argmax(dim=1) == positives).float().mean().item(),
             "pos_sim": sims[rows, positives].mean().item(),
-            "hard_neg_sim": negatives.max(dim=1).values.mean().item(),
+            "hard_neg_sim": others.max(dim=1).values.mean().item(),
         }
     return loss, stats

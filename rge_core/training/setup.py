@@ -14,14 +14,19 @@ from rge_core.config.schema import TrainConfig
 _LORA_INIT = {"default": True, "gaussian": "gaussian"}
 
 
+def check_lora(train: TrainConfig) -> None:
+    """The LoRA settings PEFT would only reject inside every trainer process; the train stage checks first."""
+    if train.lora.init_weights not in _LORA_INIT:
+        raise ValueError(f"train.lora.init_weights: {train.lora.init_weights!r} is not one of {sorted(_LORA_INIT)}")
+
+
 def apply_peft(model, train: TrainConfig):
     """Wrap `model` with LoRA/DoRA adapters (train.lora.enabled) or leave it whole; freeze the vision tower."""
     if train.lora.enabled:
         from peft import LoraConfig, get_peft_model
 
+        check_lora(train)
         lora = train.lora
-        if lora.init_weights not in _LORA_INIT:
-            raise ValueError(f"train.lora.init_weights: {lora.init_weights!r} is not one of {sorted(_LORA_INIT)}")
         model = get_peft_model(
             model,
             LoraConfig(

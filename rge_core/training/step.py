@@ -102,29 +102,37 @@ class RGEStep:
             self.rge.model.train()
 
     def _encoders(self, examples: Sequence[Example], rationales: list[str | None]):
-        """Embedding functions over slices of the batch. Targets come as [positives; hard negatives]
-        of the slice, so a chunk keeps a pair's target and negative together."""
-        with_negatives = self.train.hard_negatives and all(e.negative is not None for e in examples)
+        """Embedding functions over slices of the batch, and which pairs bring a hard negative. A slice's
+        targets come as [its positives; the hard negatives of its pairs that have one], so a chunk keeps a
+        pair's target and negative together and no placeholder negative is embedded."""
+        has_negative = [self.train.hard_negatives and e.negative is not None for e in examples]
 
         def queries(part: slice) -> torch.Tensor:
             return self.rge.embed_queries([e.query for e in examples[part]], rationales[part])
 
         def targets(part: slice) -> torch.Tensor:
             chosen = examples[part]
-            return self.rge.embed_targets([e.positive for e in chosen] + ([e.negative for e in chosen] if with_negatives else []))
+            negatives = [e.negative for e, has in zip(chosen, has_negative[part]) if has]
+            return self.rge.embed_targets([e.positive for e in chosen] + negatives)
 
-        return queries, targets, with_negatives
+        return queries, targets, has_negative
 
-    def _contrastive_loss(self, queries: torch.Tensor, targets: torch.Tensor, row_counts: list[int], with_negatives: bool):
-        """InfoNCE over the concatenated chunk outputs of `_encoders` (chunks of `row_counts` queries)."""
-        if not with_negatives:
-            return info_nce(queries, targets, self.train.temperature)
+    def _contrastive_loss(self, queries: torch.Tensor, targets: torch.Tensor, parts: list[slice], has_negative: list[bool]):
+        """InfoNCE over the concatenated target outputs of `_encoders` for `parts`. With train.hard_negatives
+        the negatives go in as a [B, D] block with a mask (zero rows for pairs without one) whatever this
+        batch holds: every rank must make the same gathers, with the same shapes."""
         positives, negatives, offset = [], [], 0
-        for rows in row_counts:
+        for part in parts:
+            rows, count = part.stop - part.start, sum(has_negative[part])
             positives.append(targets[offset : offset + rows])
-            negatives.append(targets[offset + rows : offset + 2 * rows])
-            offset += 2 * rows
-        return info_nce(queries, torch.cat(positives), self.train.temperature, hard_negatives=torch.cat(negatives))
+            negatives.append(targets[offset + rows : offset + rows + count])
+            offset += rows + count
+        positive = torch.cat(positives)
+        if not self.train.hard_negatives:
+            return info_nce(queries, positive, self.train.temperature)
+        mask = torch.tensor(has_negative, device=positive.device)
+        block = positive.new_zeros(positive.shape).index_copy(0, mask.nonzero().flatten(), torch.cat(negatives))
+        return info_nce(queries, positive, self.train.temperature, hard_negatives=block, negative_mask=mask)
 
     def __call__(self, examples: Sequence[Example], seed: int) -> StepOutput:
         seconds: dict[str, float] = {}
@@ -138,23 +146,23 @@ class RGEStep:
         clock = time.perf_counter()
         generated = self._generate(examples, seed) if self.train.method == "rge" else None
         seconds["generation"] = time.perf_counter() - clock
-        encode_queries, encode_targets, with_negatives = self._encoders(examples, query_rationales(self.train.method, examples, generated))
+        encode_queries, encode_targets, has_negative = self._encoders(examples, query_rationales(self.train.method, examples, generated))
         size, chunk = len(examples), self.train.grad_cache_chunk
         stats: dict = {}
         clock = time.perf_counter()
         if chunk <= 0:
             whole = slice(0, size)
-            emb, stats = self._contrastive_loss(encode_queries(whole), encode_targets(whole), [size], with_negatives)
+            emb, stats = self._contrastive_loss(encode_queries(whole), encode_targets(whole), [whole], has_negative)
             seconds["embed_forward"] = time.perf_counter() - clock
             clock = time.perf_counter()
             loss = w_lm * lm + self.train.w_emb * emb
             self.backward(loss)
         else:
             # Gradient caching: the LM loss and every replayed chunk backward inside one reduction.
-            rows = [min(chunk, size - start) for start in range(0, size, chunk)]
+            parts = [slice(start, min(start + chunk, size)) for start in range(0, size, chunk)]  # as grad_cache_step cuts
 
             def loss_fn(queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-                value, found = self._contrastive_loss(queries, targets, rows, with_negatives)
+                value, found = self._contrastive_loss(queries, targets, parts, has_negative)
                 stats.update(found)
                 return value
 

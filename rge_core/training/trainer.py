@@ -109,6 +109,7 @@ def main(job: TrainJob) -> Path:
     root = Path(job.output_dir)
     start = resume(engine, root)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
+    subsets = tuple(e.subset for e in examples)
     run_step = RGEStep(
         rge,
         train,
@@ -121,7 +122,7 @@ def main(job: TrainJob) -> Path:
     engine.train()
     for step in range(start, train.steps):
         torch.manual_seed(step_seed(train.seed, step, rank))  # dropout and sampling: same after a resume
-        indices = batch_indices(len(examples), step, train.batch_size, rank, world, train.seed)
+        indices = batch_indices(subsets, step, train.batch_size, rank, world, train.seed, train.batching)
         clock = time.perf_counter()
         batch = [examples[i] for i in indices]
         out = run_step(batch, seed=step_seed(train.seed + 1, step, rank))
