@@ -4,6 +4,7 @@ gate, resumption, multi-engine sharding, prompt-set changes and artifact reuse."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -84,11 +85,13 @@ def test_rerun_does_no_work_and_a_new_prompt_set_reuses_pairs(facts_run, tmp_pat
 
 
 def write_reference(path: Path, store: ArtifactStore, pairs_id: str) -> None:
-    """Good texts for most pairs; one pair missing, one with a special token, one too short."""
+    """Good texts for most pairs; one pair missing, one with a special token, one too short, one within the
+    characters but over the prompt set's token budget."""
     pairs = read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").column("pair_id").to_pylist()
     texts = {pid: f"The query about item {i} leads to its target through the shapes shown." for i, pid in enumerate(pairs)}
     texts[pairs[1]] = "The answer is <emb> here, which must never be trained on."
     texts[pairs[2]] = "Too short."
+    texts[pairs[3]] = "The query leads to its target through " + "the shapes and colours shown, " * 30 + "in order."
     del texts[pairs[0]]
     pq.write_table(pa.table({"pair_id": list(texts), "rationale": list(texts.values())}), path)
 
@@ -98,12 +101,16 @@ def test_invalid_rationales_are_retried_then_rejected_with_reasons(facts_run, tm
     reference = tmp_path / "reference.parquet"
     write_reference(reference, store, results["ingest"])
     config = small_config(store.root, "curation.generator=reference", f"curation.reference={reference}", "curation.min_chars=16")
+    assert config.curation.prompt_set == "prompts/rge-terse" and config.curation.max_chars >= 1000
     version = run_pipeline(config, ["curate"])["curate"]
     manifest = store.get(version).manifest
     rejects = [json.loads(line) for line in store.get(version).read_bytes("rejects.jsonl").decode().splitlines()]
     reasons = sorted(r["reject_reason"].split(":")[0] for r in rejects)
-    assert reasons == ["missing", "special tokens", "too short"]
-    assert manifest.stats["rejects"] == 3 and manifest.stats["valid"] == 21
+    assert reasons == ["missing", "special tokens", "too long", "too short"]
+    # Counted with the tokenizer of the pipeline's model (the tiny model artifact) against rge-terse's budget.
+    [too_long] = [r["reject_reason"] for r in rejects if r["reject_reason"].startswith("too long")]
+    assert re.fullmatch(r"too long: \d+ tokens > 128 \(prompt set budget\)", too_long)
+    assert manifest.stats["rejects"] == 4 and manifest.stats["valid"] == 20
     rows = {r["pair_id"]: r for r in rationales(store, version)}
     last_attempt = config.curation.max_retries
     for pair_id, row in rows.items():  # rejected rows carry the seed of their last retry, valid ones the first

@@ -1,11 +1,12 @@
-"""Every rationale validation rule, and the request seeds that make curation resumable."""
+"""Every rationale validation rule (the token budget with the tiny model's tokenizer), and the request
+seeds that make curation resumable."""
 
 from __future__ import annotations
 
 import pytest
 
 from rge_core.curation.shards import request_seed, shard_ranges
-from rge_core.curation.validate import FORBIDDEN_TOKENS, RationaleRules, reject_reason
+from rge_core.curation.validate import FORBIDDEN_TOKENS, RationaleRules, reject_reason, token_counter
 
 RULES = RationaleRules(min_chars=10, max_chars=60, output_regex=r"Reasoning: [A-Za-z ,.]+")
 GOOD = "Reasoning: the red circle is the largest, so red."
@@ -40,6 +41,23 @@ def test_special_tokens_are_rejected(token):
 def test_rules_apply_in_order_first_failure_wins():
     assert reject_reason("x", "length", RULES).startswith("unfinished")
     assert reject_reason("<emb>" * 20, "stop", RULES).startswith("too long")
+
+
+def test_token_budget_counts_with_the_model_tokenizer(tiny_model_dir):
+    from transformers import AutoProcessor
+
+    count = token_counter(str(tiny_model_dir))
+    rules = RationaleRules(10, 5000, r"Reasoning: [A-Za-z ,.]+", max_tokens=128, count_tokens=count)
+    under = "Reasoning: the red circle is the largest shape, so the answer is red."
+    over = "Reasoning: " + "the red circle is larger than the blue square, " * 20 + "so red."
+    assert count(under) <= 128 < count(over) and len(over) < 5000  # over the budget, within the characters
+    assert reject_reason(under, "stop", rules) == ""
+    assert reject_reason(over, "stop", rules) == f"too long: {count(over)} tokens > 128 (prompt set budget)"
+    # The count training sees: the checkpoint's own tokenizer, no special tokens added.
+    tokenizer = AutoProcessor.from_pretrained(tiny_model_dir).tokenizer
+    assert count(over) == len(tokenizer(over, add_special_tokens=False)["input_ids"])
+    with pytest.raises(ValueError, match="count_tokens"):
+        RationaleRules(10, 60, ".+", max_tokens=128)
 
 
 def test_request_seeds_depend_on_pair_and_attempt_only():

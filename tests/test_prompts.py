@@ -59,6 +59,13 @@ def test_shipped_sets_load_and_cover_all_training_subsets(name: str) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", prompt_set.hash)
 
 
+def test_token_budget_is_declared_or_absent(tmp_path: Path) -> None:
+    assert load_prompt_set("rge-v1").max_tokens == 128  # RGE's rationale budget
+    folder = _copy(tmp_path)
+    _edit(folder / "manifest.yaml", "  max_tokens: 128\n", "")
+    assert load_prompt_set(folder).max_tokens is None  # optional: no token rule
+
+
 def test_sets_differ_and_load_by_relative_path_or_name() -> None:
     v1, terse = (load_prompt_set(name) for name in SETS)
     assert v1.hash != terse.hash and v1.output_regex != terse.output_regex
@@ -67,8 +74,11 @@ def test_sets_differ_and_load_by_relative_path_or_name() -> None:
 
 def test_regexes_compile_for_vllm_structured_output() -> None:
     xgrammar = pytest.importorskip("xgrammar")  # vLLM's default structured-output backend
+    llguidance = pytest.importorskip("llguidance")  # the guidance backend (configs/tiny.yaml)
     for name in SETS:
-        xgrammar.Grammar.from_regex(load_prompt_set(name).output_regex)
+        regex = load_prompt_set(name).output_regex
+        xgrammar.Grammar.from_regex(regex)
+        assert llguidance.LLMatcher.validate_grammar(llguidance.LLMatcher.grammar_from_regex(regex)) == ""
 
 
 def test_hash_is_stable_and_tracks_every_byte(tmp_path: Path) -> None:
@@ -155,7 +165,10 @@ def test_bad_regex(tmp_path: Path, regex: str, reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "reason"),
-    [("version: 1", "version: '1'", "version must be int"), ("version: 1", "version: true", "version must be int"),
+    [("max_tokens: 128", "max_tokens: 0", "max_tokens must be a positive int"),
+     ("max_tokens: 128", "max_tokens: '128'", "max_tokens must be int"),
+     ("max_tokens: 128", "max_tokens: true", "max_tokens must be int"),
+     ("version: 1", "version: '1'", "version must be int"), ("version: 1", "version: true", "version must be int"),
      ("version: 1", "version: 1\nauthor: me", "unknown key"), ("name: rge-v1\n", "", "lacks 'name'"),
      ("  grounding: grounding.jinja", "  grounding: ../grounding.jinja", "inside the set folder")],
 )
@@ -249,14 +262,12 @@ def test_clean_text_drops_placeholder() -> None:
 GOOD_V1 = ("The photo shows a large olive fish held by an angler. Its thick body, small scales and "
            "barbels at the mouth point to a tench, a freshwater carp.")
 BAD_V1 = [
-    "Tiny.",  # too short a sentence
-    GOOD_V1[:-1],  # no final period
+    "Tiny.",  # too short
+    GOOD_V1[:-1],  # no final punctuation
     GOOD_V1.replace(". Its", ".\nIts"),  # line break
     GOOD_V1 + " <emb>",  # special token
     "**The fish** is a tench, judging by its olive body.",  # markdown
-    "A long sentence about fish " * 16 + ".",  # a sentence over 400 characters
-    " ".join([GOOD_V1] * 3),  # 6 sentences
-    "The chart peaks at 3.5 percent.",  # a period inside a sentence
+    "A long sentence about fish " * 40 + ".",  # over the regex's 1,000 characters
 ]
 GOOD_TERSE = ["Its olive body and barbel mouth mark the fish held by the angler as a tench.",
               "The tallest bar reads 17.5 percent, the highest value on the chart."]
@@ -266,7 +277,7 @@ BAD_TERSE = ["It is a fish. It is a tench.", "is it a tench?", "Short.", "The fi
 
 def test_matches_format() -> None:
     v1, terse = (load_prompt_set(name) for name in SETS)
-    assert matches_format(v1, GOOD_V1)
+    assert matches_format(v1, GOOD_V1) and matches_format(v1, "The chart peaks at 3.5 percent.")
     assert not [t for t in BAD_V1 if matches_format(v1, t)]
     assert all(matches_format(terse, t) for t in GOOD_TERSE)
     assert not [t for t in BAD_TERSE if matches_format(terse, t)]

@@ -18,7 +18,7 @@ from rge_core import progress
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import CurationConfig
 from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
-from rge_core.curation.validate import RationaleRules
+from rge_core.curation.validate import RationaleRules, token_counter
 from rge_core.fileio import read_bytes
 from rge_core.generation.base import build_generator
 from rge_core.prompts.prompt_set import load_prompt_set
@@ -34,6 +34,9 @@ class CurationJob:
     output_url: str  # the (incomplete) rationales artifact folder
     generator_model: str  # local checkpoint folder (vllm / transformers)
     reference_path: str  # reference generator's file
+    # The pipeline's model (the student, not the generator): its tokenizer counts rationale tokens against
+    # the prompt set's output_format.max_tokens.
+    tokenizer_path: str
     workers: int  # engine processes over all nodes; engine k takes shards k, k + workers, ...
     min_pixels: int = 0  # model.min_pixels / max_pixels: the same image bounds as training and eval
     max_pixels: int = 0
@@ -76,12 +79,15 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
     if not todo:
         return 0
     prompt_set = load_prompt_set(curation.prompt_set)
+    budget = prompt_set.max_tokens
+    rules = RationaleRules(curation.min_chars, curation.max_chars, prompt_set.output_regex, budget,
+                           token_counter(job.tokenizer_path) if budget is not None else None)
     generator = _generator(job)
     context = ShardContext(
         prompt_set=prompt_set,
         generator=generator,
         sampling=curation.sampling,
-        rules=RationaleRules(curation.min_chars, curation.max_chars, prompt_set.output_regex),
+        rules=rules,
         max_retries=curation.max_retries,
         image_root=Path(job.image_root),
         regex=prompt_set.output_regex if curation.structured_output and curation.generator == "vllm" else None,

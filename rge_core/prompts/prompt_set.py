@@ -32,7 +32,8 @@ TARGET_IMAGE = "\x00target_image\x00"
 # Relative set paths (e.g. the config default "prompts/rge-v1") also resolve against the checkout.
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _MANIFEST_KEYS = {"name": str, "version": int, "description": str, "output_format": dict, "templates": dict}
-_FORMAT_KEYS = {"description": str, "regex": str}
+_FORMAT_KEYS = {"description": str, "regex": str, "max_tokens": int}
+_OPTIONAL_FORMAT_KEYS = frozenset({"max_tokens"})  # a set need not declare a token budget
 # What vLLM's structured-output backends (xgrammar, outlines, guidance) reject or handle badly.
 _UNSUPPORTED_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|P)|\\[1-9]")
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
@@ -49,6 +50,7 @@ class PromptSet:
     description: str
     output_regex: str
     output_description: str
+    max_tokens: int | None  # rationale budget in tokens of the pipeline's model (its tokenizer); None: no budget
     templates: dict[str, str]  # family -> template source
     mapping: dict[str, str]  # subset -> family
     path: Path
@@ -109,7 +111,8 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     output = manifest["output_format"]
     prompt_set = PromptSet(
         name=manifest["name"], version=manifest["version"], description=manifest["description"],
-        output_regex=output["regex"], output_description=output["description"], templates=templates,
+        output_regex=output["regex"], output_description=output["description"],
+        max_tokens=output.get("max_tokens"), templates=templates,
         mapping=mapping, path=folder,
         hash=set_hash({MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}),
         template_hashes={family: hashlib.sha256(data).hexdigest() for family, data in raw.items()},
@@ -168,13 +171,17 @@ def _parse_yaml(data: bytes, path: Path) -> Any:
         raise PromptSetError(f"{path}: invalid YAML: {exc}") from exc
 
 
-def _check_keys(value: Any, keys: dict[str, type], where: str, path: Path) -> None:
+def _check_keys(
+    value: Any, keys: dict[str, type], where: str, path: Path, optional: frozenset[str] = frozenset(),
+) -> None:
     if not isinstance(value, dict):
         raise PromptSetError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
     if unknown := sorted(set(value) - set(keys)):
         raise PromptSetError(f"{path}: unknown key(s) in {where}: {', '.join(map(str, unknown))}")
     for key, kind in keys.items():
         if key not in value:
+            if key in optional:
+                continue
             raise PromptSetError(f"{path}: {where} lacks {key!r}")
         # bool is an int subclass; `version: true` is a mistake, not version 1.
         if not isinstance(value[key], kind) or isinstance(value[key], bool):
@@ -183,7 +190,10 @@ def _check_keys(value: Any, keys: dict[str, type], where: str, path: Path) -> No
 
 def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     _check_keys(manifest, _MANIFEST_KEYS, "manifest", path)
-    _check_keys(manifest["output_format"], _FORMAT_KEYS, "output_format", path)
+    _check_keys(manifest["output_format"], _FORMAT_KEYS, "output_format", path, _OPTIONAL_FORMAT_KEYS)
+    if manifest["output_format"].get("max_tokens", 1) < 1:
+        raise PromptSetError(f"{path}: output_format.max_tokens must be a positive int, "
+                             f"got {manifest['output_format']['max_tokens']}")
     regex = manifest["output_format"]["regex"]
     try:
         compiled = re.compile(regex)

@@ -26,6 +26,7 @@ from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.curation.engine_run import CurationJob, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
+from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
@@ -100,10 +101,12 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     """Write (or reuse, or resume) the rationales artifact; returns its version id."""
     curation = config.curation
     pairs_id = inputs["ingest"]
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)  # bad bounds fail before any engine starts
     prompt_set = load_prompt_set(curation.prompt_set)  # template errors fail here, before any generation
     pairs_manifest = store.get(pairs_id).manifest
     check_subsets(prompt_set, list(pairs_manifest.stats["subsets"]))
-    generator_model = curation.generator_model or str(model_folder(config, store, inputs.get("model")))
+    pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
+    generator_model = curation.generator_model or pipeline_model
     reference = _reference_path(config, store, pairs_id)
     settings = {k: v for k, v in asdict(curation).items() if k not in _NOT_IN_VERSION}
     settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
@@ -111,11 +114,15 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     if curation.generator != "reference":  # what the generator sees of each image
         settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     versioned_inputs = {"pairs": pairs_id}
-    if curation.generator != "reference":
-        if curation.generator_model or not inputs.get("model"):
-            settings["generator_model"] = generator_model
-        else:
+    # The pipeline's model generates when no generator_model is named, and its tokenizer counts the budget.
+    generates = curation.generator != "reference"
+    if (generates and not curation.generator_model) or prompt_set.max_tokens is not None:
+        if inputs.get("model"):
             versioned_inputs["model"] = inputs["model"]
+        else:
+            settings["model"] = pipeline_model
+    if generates and curation.generator_model:
+        settings["generator_model"] = curation.generator_model
     writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True)
     if writer.exists_complete:
         return writer.version_id
@@ -130,6 +137,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         output_url=writer.url,
         generator_model=generator_model,
         reference_path=reference,
+        tokenizer_path=pipeline_model,
         workers=curation.engines * curation.num_nodes,
         min_pixels=config.model.min_pixels,
         max_pixels=config.model.max_pixels,
