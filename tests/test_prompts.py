@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rge_core.prompts import (
     PromptSet, PromptSetError, check_subsets, clean_text, load_prompt_set, matches_format, render_pair,
@@ -46,7 +47,8 @@ def _error(folder: Path) -> str:
 @pytest.mark.parametrize("name", SETS)
 def test_shipped_sets_load_and_cover_all_training_subsets(name: str) -> None:
     prompt_set = load_prompt_set(PROMPTS / name)
-    assert (prompt_set.name, prompt_set.version) == (name, 1)
+    manifest = yaml.safe_load((PROMPTS / name / "manifest.yaml").read_text())
+    assert (prompt_set.name, prompt_set.version) == (name, manifest["version"])
     assert set(prompt_set.templates) == set(FAMILIES)
     assert {s.name for s in SYNTH_SUBSETS} == set(SYNTH)  # the synthetic benchmark still has these subsets
     check_subsets(prompt_set, MMEB_TRAIN + tuple(SYNTH))
@@ -168,8 +170,8 @@ def test_bad_regex(tmp_path: Path, regex: str, reason: str) -> None:
     [("max_tokens: 128", "max_tokens: 0", "max_tokens must be a positive int"),
      ("max_tokens: 128", "max_tokens: '128'", "max_tokens must be int"),
      ("max_tokens: 128", "max_tokens: true", "max_tokens must be int"),
-     ("version: 1", "version: '1'", "version must be int"), ("version: 1", "version: true", "version must be int"),
-     ("version: 1", "version: 1\nauthor: me", "unknown key"), ("name: rge-v1\n", "", "lacks 'name'"),
+     ("version: 2", "version: '2'", "version must be int"), ("version: 2", "version: true", "version must be int"),
+     ("version: 2", "version: 2\nauthor: me", "unknown key"), ("name: rge-v1\n", "", "lacks 'name'"),
      ("  grounding: grounding.jinja", "  grounding: ../grounding.jinja", "inside the set folder")],
 )
 def test_bad_manifest(tmp_path: Path, old: str, new: str, reason: str) -> None:
