@@ -100,14 +100,15 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
         if rewrite_file is None:
             records[side] = None
             continue
-        rules = {subset: rewrite_file.rules_for(subset) for subset in sorted(set(subsets))}
-        changed = {subset: 0 for subset, found in rules.items() if found is not None}
+        # Only subsets the file has rules for; one whose rules change nothing shows 0.
+        changed = {subset: 0 for subset in sorted(set(subsets)) if rewrite_file.rules_for(subset) is not None}
         for name in columns:
             texts = pairs.column(name).to_pylist()
             for row, (subset, text) in enumerate(zip(subsets, texts)):
                 if name == "neg_text" and not has_negative[row]:
                     continue
-                changed[subset] += rewrite_file.changed(subset, text)
+                if subset in changed:
+                    changed[subset] += rewrite_file.changed(subset, text)
                 texts[row] = rewrite_file.rewrite(subset, text)
             pairs = pairs.set_column(pairs.column_names.index(name), name, pa.array(texts, pa.string()))
         records[side] = {**rewrite_file.record(), "changed": changed}
