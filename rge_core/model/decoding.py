@@ -25,10 +25,11 @@ class Decoding:
 
 def generate_kwargs(decoding: Decoding) -> dict:
     """do_sample, temperature, top_p, top_k and repetition_penalty for `model.generate`. Greedy decoding
-    passes neutral sampling values (transformers ignores them without do_sample, but leaving them unset
-    would let the checkpoint's values through); the repetition penalty applies in both modes."""
+    passes transformers' own defaults as sampling values: greedy ignores them, leaving them unset would let
+    the checkpoint's values through, and any other value draws a "flags are not valid" warning. The
+    repetition penalty applies in both modes."""
     if decoding.greedy:
-        sampling = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 0}
+        sampling = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50}
     else:
         sampling = {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k}
     return {**sampling, "repetition_penalty": decoding.repetition_penalty}
