@@ -78,8 +78,10 @@ def evaluate(
     data: Optional[str] = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
     datasets: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
     reasoning: Optional[str] = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
-    query_rewrites: Optional[str] = typer.Option(None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."),
-    candidate_rewrites: Optional[str] = typer.Option(None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."),
+    query_rewrites: Optional[str] = typer.Option(
+        None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."),
+    candidate_rewrites: Optional[str] = typer.Option(
+        None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."),
     compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
 ) -> None:
     """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""

@@ -67,7 +67,8 @@ def _data(config: Config, store: ArtifactStore) -> tuple[Path, Path, dict[str, s
     if not folder.is_dir():
         raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic')")
     root = Path(ev.image_root).resolve() if ev.image_root else folder
-    return folder, root, {}, {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder)}, {}
+    identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder)}
+    return folder, root, {}, identity, {}
 
 
 def _datasets(config: Config, folder: Path) -> list[str]:
@@ -87,7 +88,8 @@ def _categories(config: Config, present: list[str], synthetic: dict[str, str]) -
             raise EvalSettingError(f"eval.categories: {name} is an MMEB-V1 dataset; its category is "
                                    f"{MMEB_DATASETS[canonical_name(name)][0]} and cannot be changed")
         if name not in present:
-            raise EvalSettingError(f"eval.categories: {name} is not a dataset of this evaluation ({', '.join(present)})")
+            raise EvalSettingError(
+                f"eval.categories: {name} is not a dataset of this evaluation ({', '.join(present)})")
         if not category.strip():
             raise EvalSettingError(f"eval.categories: {name} has an empty category")
     return {**synthetic, **chosen}

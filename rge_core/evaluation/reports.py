@@ -176,7 +176,8 @@ def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:
     files = " and ".join(f"`{name}`" for name, _ in RELEASE_REWRITES.values())
     return release, (f"Texts of this run: {'; '.join(used)}. The published RGE-3B numbers were measured with the "
                      f"RGE release's rewrite files ({files}, passed as eval.query_rewrites and "
-                     "eval.candidate_rewrites): a run is comparable with them only with those files, on all 36 datasets.")
+                     "eval.candidate_rewrites): a run is comparable with them only with those files, on all 36 "
+                     "datasets.")
 
 
 def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]) -> str:

@@ -56,7 +56,9 @@ class RGEModel:
         self.chat_template = chat_template_of(processor)
 
     @classmethod
-    def load(cls, path: str, dtype: str = "float32", device: str = "cpu", min_pixels: int = 0, max_pixels: int = 0) -> RGEModel:
+    def load(
+        cls, path: str, dtype: str = "float32", device: str = "cpu", min_pixels: int = 0, max_pixels: int = 0
+    ) -> RGEModel:
         """`min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
         the checkpoint's)."""
         processor = load_processor(path, min_pixels, max_pixels)

@@ -66,8 +66,9 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     ev = config.eval
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     decoding = Decoding(temperature=0.0, repetition_penalty=ev.repetition_penalty)  # greedy, as MMEB evals are
-    settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens, "repetition_penalty": ev.repetition_penalty,
-                "rewrites": plan.rewrite_records(), "categories": plan.categories, "datasets": ev.datasets,
+    settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens,
+                "repetition_penalty": ev.repetition_penalty, "rewrites": plan.rewrite_records(),
+                "categories": plan.categories, "datasets": ev.datasets,
                 "image_bounds": [config.model.min_pixels, config.model.max_pixels], **plan.data_identity}
     lineage = dict(plan.data_inputs)
     if plan.model_id:
@@ -84,7 +85,8 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
     key = json.dumps([plan.model_id or str(plan.model_dir), plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
                       ev.repetition_penalty, settings["image_bounds"]])
-    cache = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache_root = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / "eval-embeddings"
+    cache = cache_root / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows, counts = [], Counter()

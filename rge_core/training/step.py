@@ -31,7 +31,9 @@ METHODS = ("rge", "baseline", "oracle-embed")
 
 def rationale_decoding(train: TrainConfig) -> Decoding:
     """How the model samples its own rationales in training (rationale_temperature 0: greedy)."""
-    return Decoding(train.rationale_temperature, train.rationale_top_p, train.rationale_top_k, train.rationale_repetition_penalty)
+    return Decoding(
+        train.rationale_temperature, train.rationale_top_p, train.rationale_top_k, train.rationale_repetition_penalty
+    )
 
 
 @dataclass
