@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from rge_core.evaluation.mmeb import MMEB_DATASETS, spelling_key
+
 KEYS = ("value_map", "original", "replacement", "prefix_add", "suffix_add")
 
 
@@ -56,28 +58,28 @@ class RewriteFile:
 
     @cached_property
     def _by_key(self) -> dict[str, RewriteRules]:
-        return {_key(name): rules for name, rules in self.rules.items()}
+        return {spelling_key(name): rules for name, rules in self.rules.items()}
 
     def rules_for(self, dataset: str) -> RewriteRules | None:
-        return self._by_key.get(_key(dataset))
+        return self._by_key.get(spelling_key(dataset))
+
+    def apply(self, dataset: str, text: str) -> tuple[str, bool]:
+        """(the text as rewritten, whether the dataset's rules changed it beyond the newline). A rule that
+        changes nothing in a whole dataset usually means the data's wording differs from what the file expects."""
+        rules = self.rules_for(dataset)
+        rewritten = rules.apply(text) if rules is not None else text
+        changed = rewritten != text
+        return (rewritten if rewritten.endswith("\n") else rewritten + "\n"), changed
 
     def rewrite(self, dataset: str, text: str) -> str:
-        rules = self.rules_for(dataset)
-        if rules is not None:
-            text = rules.apply(text)
-        return text if text.endswith("\n") else text + "\n"
-
-    def changed(self, dataset: str, text: str) -> bool:
-        """Whether the dataset's rules (not the newline) change `text`: a rule that changes nothing in a whole
-        dataset usually means the data's wording differs from what the file expects."""
-        rules = self.rules_for(dataset)
-        return rules is not None and rules.apply(text) != text
+        return self.apply(dataset, text)[0]
 
     def check_datasets(self, present: Iterable[str], setting: str) -> None:
-        """Fail on datasets the file names that are not in `present`: a typo would silently rewrite nothing."""
+        """Fail on datasets the file names that are neither in `present` nor MMEB-V1 sets (the release's files
+        name all 36, whatever a folder holds): a typo would silently rewrite nothing."""
         present = sorted(set(present))
-        known = {_key(name) for name in present}
-        absent = [name for name in self.rules if _key(name) not in known]
+        known = {spelling_key(name) for name in [*present, *MMEB_DATASETS]}
+        absent = [name for name in self.rules if spelling_key(name) not in known]
         if absent:
             raise RewriteError(f"{setting}: {self.path}: dataset {', '.join(absent)} not present "
                                f"(present: {', '.join(present)})")
@@ -112,10 +114,6 @@ def load_rewrites(path: str, setting: str) -> RewriteFile | None:
         rules[dataset] = _rules(entry, f"{where}: {dataset}")
     _check_spellings(rules, where)
     return RewriteFile(str(resolved), hashlib.sha256(data).hexdigest(), rules)
-
-
-def _key(name: str) -> str:
-    return name.replace("-", "_")
 
 
 def _got(value: object) -> str:
@@ -160,7 +158,7 @@ def _check_spellings(rules: dict[str, RewriteRules], where: str) -> None:
     applies would depend on how a folder spells the name. The release's files list both, identically."""
     first: dict[str, str] = {}
     for name, entry in rules.items():
-        other = first.setdefault(_key(name), name)
+        other = first.setdefault(spelling_key(name), name)
         if other != name and rules[other] != entry:
             raise RewriteError(f"{where}: {other} and {name} are the same dataset with different rules; keep one")
 

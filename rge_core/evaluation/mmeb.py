@@ -51,16 +51,17 @@ PEERS: dict[str, float] = {
 }
 
 
-def _key(name: str) -> str:
+def spelling_key(name: str) -> str:
+    """One key for both spellings of a dataset name ('ImageNet_1K' and 'ImageNet-1K')."""
     return name.replace("_", "-")
 
 
-_BY_KEY = {_key(name): name for name in MMEB_DATASETS}
+_BY_KEY = {spelling_key(name): name for name in MMEB_DATASETS}
 
 
 def canonical_name(name: str) -> str | None:
     """The MMEB name of `name` in either spelling ('ImageNet_1K' -> 'ImageNet-1K'); None if not an MMEB dataset."""
-    return name if name in MMEB_DATASETS else _BY_KEY.get(_key(name))
+    return name if name in MMEB_DATASETS else _BY_KEY.get(spelling_key(name))
 
 
 OTHER = "other"  # category of a non-MMEB dataset that no setting places

@@ -114,8 +114,8 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None
     for side in ("query", "candidate"):
         setting = f"eval.{side}_rewrites"
         rewrites[side] = load_rewrites(getattr(ev, f"{side}_rewrites"), setting)
-        if rewrites[side] is not None:  # the release's files name all 36 MMEB sets, whatever a folder holds
-            rewrites[side].check_datasets([*datasets, *MMEB_DATASETS], setting)
+        if rewrites[side] is not None:
+            rewrites[side].check_datasets(datasets, setting)
     return EvalPlan(
         model_id=model_id,
         model_dir=model_dir,

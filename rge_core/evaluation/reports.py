@@ -163,16 +163,14 @@ def diff_markdown(a: EvalResults, b: EvalResults, name_a: str, name_b: str,
 
 def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:
     """(whether the run used the release's rewrite files on both sides, a sentence saying what it used)."""
-    used = []
+    used, release = [], True
     for side, (name, sha256) in RELEASE_REWRITES.items():
         record, label = rewrites.get(side), {"query": "queries", "candidate": "candidates"}[side]
-        if record is None:
-            used.append(f"{label}: MMEB's own texts")
-        elif record["sha256"] == sha256:
+        if record is not None and record["sha256"] == sha256:
             used.append(f"{label}: the release's {name}")
-        else:
-            used.append(f"{label}: {record['path']} (not the release's {name})")
-    release = all((rewrites.get(side) or {}).get("sha256") == sha256 for side, (_, sha256) in RELEASE_REWRITES.items())
+            continue
+        release = False
+        used.append(f"{label}: MMEB's own texts" if record is None else f"{label}: {record['path']} (not the release's {name})")
     files = " and ".join(f"`{name}`" for name, _ in RELEASE_REWRITES.values())
     return release, (f"Texts of this run: {'; '.join(used)}. The published RGE-3B numbers were measured with the "
                      f"RGE release's rewrite files ({files}, passed as eval.query_rewrites and "

@@ -50,7 +50,8 @@ class VLLMGenerator:
             for key, value in _CPU_ENV.items():
                 os.environ.setdefault(key, value)  # read lazily by vLLM when the engine is built
         self.name = str(model)
-        self.processor, self.chat_template = load_chat_processor(self.name, min_pixels, max_pixels)
+        # Only renders the chat template; vLLM's own processor resizes the images (mm_processor_kwargs below).
+        self.processor, self.chat_template = load_chat_processor(self.name)
         self.llm = LLM(
             model=self.name,
             tensor_parallel_size=tensor_parallel_size,

@@ -111,11 +111,11 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     settings = {k: v for k, v in asdict(curation).items() if k not in _NOT_IN_VERSION}
     settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
     settings["reference"] = curation.reference if curation.reference == SYNTHETIC_FACTS else reference
-    if curation.generator != "reference":  # what the generator sees of each image
+    generates = curation.generator != "reference"
+    if generates:  # what the generator sees of each image
         settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     versioned_inputs = {"pairs": pairs_id}
     # The pipeline's model generates when no generator_model is named, and its tokenizer counts the budget.
-    generates = curation.generator != "reference"
     if (generates and not curation.generator_model) or prompt_set.max_tokens is not None:
         if inputs.get("model"):
             versioned_inputs["model"] = inputs["model"]

@@ -57,9 +57,10 @@ def _rewrite(rewrites, dataset: str, text: str, changed: Counter) -> str:
     """The text as evaluated; counts the texts whose dataset rules changed them (not just the newline)."""
     if rewrites is None:
         return text
+    rewritten, was_changed = rewrites.apply(dataset, text)
     if rewrites.rules_for(dataset) is not None:  # a dataset with rules that change nothing shows 0
-        changed[dataset] += rewrites.changed(dataset, text)
-    return rewrites.rewrite(dataset, text)
+        changed[dataset] += was_changed
+    return rewritten
 
 
 def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:

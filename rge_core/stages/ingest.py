@@ -22,7 +22,6 @@ from rge_core.config.schema import Config
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
-from rge_core.evaluation.mmeb import MMEB_DATASETS
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import prepare_benchmark
 
@@ -80,8 +79,7 @@ def _rewrites(config: Config) -> dict[str, RewriteFile | None]:
 
 
 def _check_rewrites(rewrites: dict[str, RewriteFile | None], train: Path) -> None:
-    # The release's files name all 36 MMEB sets whatever a training folder holds; other names must be here.
-    present = [*list_subsets(train, TRAIN_SPLITS), *MMEB_DATASETS]
+    present = list_subsets(train, TRAIN_SPLITS)
     for side, rewrite_file in rewrites.items():
         if rewrite_file is not None:
             rewrite_file.check_datasets(present, f"data.{side}_rewrites")
@@ -107,9 +105,9 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
             for row, (subset, text) in enumerate(zip(subsets, texts)):
                 if name == "neg_text" and not has_negative[row]:
                     continue
+                texts[row], was_changed = rewrite_file.apply(subset, text)
                 if subset in changed:
-                    changed[subset] += rewrite_file.changed(subset, text)
-                texts[row] = rewrite_file.rewrite(subset, text)
+                    changed[subset] += was_changed
             pairs = pairs.set_column(pairs.column_names.index(name), name, pa.array(texts, pa.string()))
         records[side] = {**rewrite_file.record(), "changed": changed}
     return pairs, records

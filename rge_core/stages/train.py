@@ -57,10 +57,6 @@ def _check_batches(config: Config, dataset_url: str) -> None:
 
 def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
-    # Settings the trainer processes would reject only after the launch, checked here in seconds.
-    _check_batches(config, store.get(dataset_id).file_url("train.parquet"))
-    check_lora(config.train)
-    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     base = model_folder(config, store, base_id)
     settings = {k: v for k, v in asdict(config.train).items() if k not in _NOT_IN_VERSION}
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
@@ -70,13 +66,19 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True)
     if writer.exists_complete:
         return writer.version_id
+    # Settings the trainer processes would reject only after the launch, checked here in seconds (every bad
+    # value is part of the version, so a reused artifact never skips them).
+    dataset_url = store.get(dataset_id).file_url("train.parquet")
+    _check_batches(config, dataset_url)
+    check_lora(config.train)
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     stats: dict = {}
 
     def run(folder: Path) -> None:
         job = TrainJob(
             train=config.train,
             base_model=str(base),
-            dataset=store.get(dataset_id).file_url("train.parquet"),
+            dataset=dataset_url,
             image_root=str(image_root(store, dataset_id)),
             output_dir=str(folder),
             min_pixels=config.model.min_pixels,

@@ -9,6 +9,7 @@ Launched by the train stage (rge_core/training/launch.py), or directly:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -88,7 +89,7 @@ def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> li
     rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.hit_budget)
     return [
         {"step": step, "pair_id": pair_id, "rationale": text, "num_tokens": tokens, "hit_budget": hit}
-        for pair_id, text, tokens, hit in list(rows)[:limit]
+        for pair_id, text, tokens, hit in itertools.islice(rows, limit)
     ]
 
 
