@@ -7,7 +7,7 @@ whose gradient w.r.t. the parameters is exactly that chunk's share of d loss / d
 
 Under DeepSpeed ZeRO pass `backward=engine.backward, reduction_context=engine.coalesce_grad_reduction`:
 one engine.backward per chunk otherwise keeps only the last chunk's gradient on ZeRO-1/2, and
-engine.no_sync() asserts (docs: /work/shared/ENVIRONMENT.md, "DeepSpeed on CPU"). A caller that adds
+engine.no_sync() asserts (docs/environment.md, "DeepSpeed on CPU"). A caller that adds
 other backward calls to the same step (e.g. the LM loss) should pass reduction_context=nullcontext and
 wrap everything in ONE coalesce block itself: each block's exit overwrites the reduced gradients.
 """
