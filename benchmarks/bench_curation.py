@@ -35,6 +35,7 @@ from PIL import Image
 from _timing import Case, measure, parse_args, print_table
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, GenerationResult, build_generator
+from rge_core.model.placement import resolve_placement
 from rge_core.model.tiny import write_tiny_model
 
 QUICK = {"requests": 16, "max_tokens": 4, "batch_size": 8, "repeats": 1}
@@ -76,7 +77,7 @@ def main() -> None:
             for name in ("transformers", "vllm")
         }
         threads_before = torch.get_num_threads()
-        hf = build_generator("transformers", model=model, dtype="float32", batch_size=args.batch_size)
+        hf = build_generator("transformers", model=model, placement=resolve_placement("cpu", "float32"), batch_size=args.batch_size)
         vllm = build_generator("vllm", model=model, dtype="float32", max_model_len=1024)
         generators = {"transformers": hf, "vllm": vllm}
 

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
+from rge_core.model.placement import placement_of
 from rge_core.stages.assemble import assemble
 from rge_core.stages.curate import curate
 from rge_core.stages.evaluate import evaluate
@@ -60,12 +61,20 @@ def with_dependencies(stages: list[str], config: Config) -> list[str]:
     return [name for name in STAGES if name in wanted]
 
 
+def _loads_a_model(name: str, config: Config) -> bool:
+    return name in ("train", "evaluate") or (name == "curate" and config.curation.generator == "transformers")
+
+
 def plan(config: Config, stages: list[str] | None = None) -> list[str]:
-    """The stages to run for `stages` (default: all), dependencies included, in order."""
+    """The stages to run for `stages` (default: all), dependencies included, in order. Fails on a
+    model.device / attn_implementation this machine cannot honour before the first stage starts."""
     unknown = sorted(set(stages or []) - set(STAGES))
     if unknown:
         raise ValueError(f"unknown stages {unknown}; choose from {list(STAGES)}")
-    return with_dependencies(stages or list(STAGES), config)
+    planned = with_dependencies(stages or list(STAGES), config)
+    if any(_loads_a_model(name, config) for name in planned):
+        placement_of(config.model)
+    return planned
 
 
 @dataclass(frozen=True)

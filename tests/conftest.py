@@ -139,6 +139,28 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lively_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with stronger residual branches. Its tied embeddings otherwise make greedy decoding
+    repeat the prompt's last token ("\\n") whatever the prompt, which would make greedy checks vacuous."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    out = tmp_path_factory.mktemp("lively")
+    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
+    model = AutoModelForImageTextToText.from_pretrained(out)
+    generator = torch.Generator().manual_seed(0)
+    branches = ("v_proj.weight", "o_proj.weight", "up_proj.weight", "down_proj.weight")
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "language_model.layers" in name and name.endswith(branches):
+                param.normal_(0.0, 0.1, generator=generator)
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_rge(tiny_model_dir):
     from rge_core.model.rge_model import RGEModel
 

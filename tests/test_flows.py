@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.training.launch import free_port
+from rge_core.launch import free_port
 from tests.conftest import SMALL_SYNTH
 
 BIN = Path(sys.executable).parent

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,31 +19,14 @@ from rge_core.generation import GenerationRequest, build_generator
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.generation.hf_engine import TransformersGenerator
 from rge_core.model.inputs import Target
+from rge_core.model.placement import resolve_placement
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
 from tests.conftest import run_result_script
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
+CPU_FP32 = resolve_placement("cpu", "float32")
 BOUNDS = {"min_pixels": 112 * 112, "max_pixels": 224 * 224}  # as in vllm_generation_script.py
-
-
-@pytest.fixture(scope="module")
-def lively_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny model with stronger residual branches. Its tied embeddings otherwise make greedy decoding
-    repeat the prompt's last token ("\\n") whatever the prompt, which would make greedy checks vacuous."""
-    from transformers import AutoModelForImageTextToText
-
-    out = tmp_path_factory.mktemp("lively")
-    shutil.copytree(tiny_model_dir, out, dirs_exist_ok=True)
-    model = AutoModelForImageTextToText.from_pretrained(out)
-    generator = torch.Generator().manual_seed(0)
-    branches = ("v_proj.weight", "o_proj.weight", "up_proj.weight", "down_proj.weight")
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "language_model.layers" in name and name.endswith(branches):
-                param.normal_(0.0, 0.1, generator=generator)
-    model.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +70,7 @@ def test_render_prompt_places_image_tokens_in_order_and_ends_with_the_assistant_
 
 @pytest.fixture(scope="module")
 def hf_generator(lively_model_dir):
-    generator = build_generator("transformers", model=str(lively_model_dir), dtype="float32", batch_size=3)
+    generator = build_generator("transformers", model=str(lively_model_dir), placement=CPU_FP32, batch_size=3)
     yield generator
     generator.close()
 
@@ -155,7 +137,7 @@ def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, reques
 
     # Image bounds: vLLM, the transformers generator and the RGE model (training, eval) turn each image into
     # the same number of tokens, and the bounds change that number (64 px images: 4 tokens -> 16).
-    bounded = TransformersGenerator(str(lively_model_dir), dtype="float32", **BOUNDS)
+    bounded = TransformersGenerator(str(lively_model_dir), CPU_FP32, **BOUNDS)
     assert [row["prompt_tokens"] for row in runs["bounded"]] == [r.prompt_tokens for r in bounded.generate(requests, GREEDY)]
     images = [sum(part["type"] == "image" for part in r.parts) for r in requests]
     grown = [b["prompt_tokens"] - g["prompt_tokens"] for b, g in zip(runs["bounded"], runs["greedy"])]

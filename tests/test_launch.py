@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from rge_core.config.schema import TrainConfig
-from rge_core.training.launch import launcher_command
+from rge_core.launch import Launch
+from rge_core.launch import launcher_command as _command
+from rge_core.training.launch import TRAINER_MODULE
 
 JOB = Path("/shared/artifacts/model/model-abc/job.json")
+
+
+def launcher_command(train: TrainConfig, job: Path) -> list[str]:
+    return _command(Launch.of(train, "train"), TRAINER_MODULE, job)
 
 
 def _option(command: list[str], name: str) -> str:
@@ -42,3 +48,10 @@ def test_deepspeed_launcher_takes_a_hostfile_and_unknown_launchers_are_named():
     assert command[command.index("--hostfile") + 1] == "/shared/hostfile" and "--module" in command
     with pytest.raises(ValueError, match="'mpirun' is not torchrun, deepspeed, slurm or none"):
         launcher_command(TrainConfig(launcher="mpirun"), JOB)
+
+
+def test_eval_launches_its_shards_with_torchrun_and_names_its_own_settings():
+    command = _command(Launch(launcher="torchrun", nproc=4, section="eval"), "rge_core.evaluation.worker", JOB)
+    assert _option(command, "nproc_per_node") == "4" and command[-3:] == ["-m", "rge_core.evaluation.worker", str(JOB)]
+    with pytest.raises(ValueError, match="eval.launcher: 'mpirun'"):
+        _command(Launch(launcher="mpirun", nproc=2, section="eval"), "rge_core.evaluation.worker", JOB)

@@ -48,7 +48,13 @@ class ModelConfig:
     path: str = "tiny"
     arch: str = "qwen2-vl"
     tiny_seed: int = 0
-    dtype: str = "float32"
+    # Where eval, the trainer and the transformers generator load it (rge_core/model/placement.py):
+    # device auto = this process's GPU (LOCAL_RANK) when there is one, else the CPU; dtype auto = bfloat16
+    # on a GPU, float32 on a CPU (the trainer uses train.precision); attention sdpa | eager |
+    # flash_attention_2 | auto (flash_attention_2 when installed on a GPU, else sdpa).
+    device: str = "auto"
+    dtype: str = "auto"
+    attn_implementation: str = "sdpa"
     # Image resolution bounds in pixels (Qwen-VL's min_pixels / max_pixels), applied alike in curation
     # (vLLM processor kwargs), training and eval; 0 keeps the checkpoint processor's own bound.
     min_pixels: int = 0
@@ -190,7 +196,18 @@ class EvalConfig:
     # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category); others count as "other".
     categories: dict[str, str] = field(default_factory=dict)
     batch_size: int = 16
-    chunk_size: int = 256  # items per cached chunk of embeddings (the unit of resumption)
+    chunk_size: int = 256  # items per cached chunk of embeddings (the unit of resumption and of sharding)
+    # Batch items of similar prompt length inside each chunk: fewer pad tokens, the same embeddings.
+    sort_by_length: bool = True
+    # Query rationales: hf (transformers generate) | vllm (one vLLM engine per process generates them; the
+    # embedding forward stays in transformers).
+    engine: str = "hf"
+    vllm_gpu_memory_utilization: float = 0.4  # the engine's share of the GPU; the transformers embedder needs the rest
+    vllm_max_model_len: int = 4096
+    # Data-parallel encoding: nproc processes (one per GPU) share every dataset's chunks, launched by
+    # torchrun or (launcher: slurm) srun inside an allocation. Changes no score: not part of the version.
+    nproc: int = 1
+    launcher: str = "torchrun"
     compare_to: str = ""  # another eval artifact id: write a side-by-side diff
 
 

@@ -21,6 +21,7 @@ from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, sha
 from rge_core.curation.validate import RationaleRules, token_counter
 from rge_core.fileio import read_bytes
 from rge_core.generation.base import build_generator
+from rge_core.model.placement import resolve_placement
 from rge_core.prompts.prompt_set import load_prompt_set
 
 
@@ -40,6 +41,8 @@ class CurationJob:
     workers: int  # engine processes over all nodes; engine k takes shards k, k + workers, ...
     min_pixels: int = 0  # model.min_pixels / max_pixels: the same image bounds as training and eval
     max_pixels: int = 0
+    device: str = "auto"  # model.device / attn_implementation: where the transformers generator loads
+    attn_implementation: str = "sdpa"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -49,6 +52,11 @@ class CurationJob:
         return from_dict(cls, json.loads(text))
 
 
+def generator_placement(job: CurationJob):
+    """The transformers generator's device, dtype (curation.dtype) and attention."""
+    return resolve_placement(job.device, job.curation.dtype, job.attn_implementation, dtype_setting="curation.dtype")
+
+
 def _generator(job: CurationJob):
     curation = job.curation
     if curation.generator == "reference":
@@ -56,7 +64,8 @@ def _generator(job: CurationJob):
     bounds = {"min_pixels": job.min_pixels, "max_pixels": job.max_pixels}
     if curation.generator == "transformers":
         return build_generator(
-            "transformers", model=job.generator_model, dtype=curation.dtype, batch_size=curation.batch_size, **bounds
+            "transformers", model=job.generator_model, placement=generator_placement(job),
+            batch_size=curation.batch_size, **bounds,
         )
     return build_generator(
         curation.generator,

@@ -1,6 +1,6 @@
 """transformers generator: batched, KV-cached `model.generate` with left padding.
 
-    generator = TransformersGenerator("path/to/checkpoint", batch_size=16)
+    generator = TransformersGenerator("path/to/checkpoint", resolve_placement("auto", "auto"), batch_size=16)
     results = generator.generate(requests, SamplingConfig(temperature=0.0, max_tokens=128))
 
 For CPU machines without vLLM and as a reference for the vLLM engine (same prompts, see chat.py).
@@ -27,6 +27,8 @@ from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.decoding import Decoding, generate_kwargs
+from rge_core.model.placement import Placement, resolve_placement
+from rge_core.model.rge_model import load_location
 
 
 def batch_seed(seeds: Sequence[int]) -> int:
@@ -37,18 +39,21 @@ def batch_seed(seeds: Sequence[int]) -> int:
 
 class TransformersGenerator:
     def __init__(
-        self, model: str, dtype: str = "auto", batch_size: int = 16, device: str | None = None,
-        min_pixels: int = 0, max_pixels: int = 0,
+        self, model: str, placement: Placement | None = None, batch_size: int = 16, min_pixels: int = 0,
+        max_pixels: int = 0,
     ):
         self.name = str(model)
         self.batch_size = batch_size
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        placement = placement or resolve_placement()
+        self.device = placement.device
         self.processor, self.chat_template = load_chat_processor(self.name, min_pixels, max_pixels)
         self.tokenizer = self.processor.tokenizer
         self.tokenizer.padding_side = "left"  # generated tokens must follow every prompt directly
         self.eos_id = self.tokenizer.eos_token_id  # `<|im_end|>` on Qwen chat checkpoints: end of the turn
-        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        self.model = AutoModelForImageTextToText.from_pretrained(self.name, dtype=torch_dtype).to(self.device).eval()
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            self.name, dtype=placement.dtype, attn_implementation=placement.attn_implementation,
+            **load_location(placement.device),
+        ).eval()
 
     def generate(
         self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None

@@ -17,10 +17,9 @@ from transformers import AutoModelForImageTextToText, BatchFeature
 
 from rge_core.model.generation import RationaleBatch, Sampling, generate_rationales
 from rge_core.model.inputs import Query, Target, assistant_suffix, load_image, query_content, user_content
+from rge_core.model.placement import Placement, resolve_placement
 from rge_core.model.processor import chat_template_of, load_processor
 from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -36,11 +35,22 @@ def ensure_emb_token(model, tokenizer) -> EmbTokenSetup:
     if added:
         tokenizer.add_special_tokens({"additional_special_tokens": [EMB_TOKEN]}, replace_extra_special_tokens=False)
     token_id = tokenizer.convert_tokens_to_ids(EMB_TOKEN)
-    rows = model.get_input_embeddings().weight.shape[0]
+    weight = model.get_input_embeddings().weight
+    rows = getattr(weight, "ds_shape", weight.shape)[0]  # a ZeRO-3 partition's local shape is empty
     resized = token_id >= rows
     if resized:
         model.resize_token_embeddings(len(tokenizer))
     return EmbTokenSetup(token_id=token_id, added=added, resized=resized)
+
+
+def load_location(device: torch.device) -> dict:
+    """from_pretrained arguments that put the weights on `device` as they load (no CPU copy first);
+    none under ZeRO-3, where DeepSpeed places the partitions."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if device.type == "cpu" or is_deepspeed_zero3_enabled():
+        return {}
+    return {"device_map": {"": str(device)}}
 
 
 class RGEModel:
@@ -57,12 +67,18 @@ class RGEModel:
 
     @classmethod
     def load(
-        cls, path: str, dtype: str = "float32", device: str = "cpu", min_pixels: int = 0, max_pixels: int = 0
+        cls, path: str, placement: Placement | None = None, min_pixels: int = 0, max_pixels: int = 0
     ) -> RGEModel:
-        """`min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
-        the checkpoint's)."""
+        """Load straight onto `placement`'s device in its dtype (default: the CPU in float32, sdpa).
+        `min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
+        the checkpoint's). Under an active ZeRO-3 config (rge_core/training/zero.py) the weights load
+        partitioned: no process holds a full copy."""
+        placement = placement or resolve_placement("cpu", "float32")
         processor = load_processor(path, min_pixels, max_pixels)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype]).to(device)
+        model = AutoModelForImageTextToText.from_pretrained(
+            path, dtype=placement.dtype, attn_implementation=placement.attn_implementation,
+            **load_location(placement.device),
+        )
         model.eval()
         return cls(model, processor, ensure_emb_token(model, processor.tokenizer))
 

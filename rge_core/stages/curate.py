@@ -24,7 +24,7 @@ from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
-from rge_core.curation.engine_run import CurationJob, run_engine
+from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
@@ -141,7 +141,11 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         workers=curation.engines * curation.num_nodes,
         min_pixels=config.model.min_pixels,
         max_pixels=config.model.max_pixels,
+        device=config.model.device,
+        attn_implementation=config.model.attn_implementation,
     )
+    if curation.generator == "transformers":
+        generator_placement(job)  # a bad device, dtype or attention fails before any engine starts
     shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
     _run_engines(job, writer, curation, shards)
     missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]

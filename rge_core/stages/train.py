@@ -25,7 +25,7 @@ from rge_core.stages.materialize import build_folder
 from rge_core.stages.prepare import model_folder
 from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
-from rge_core.training.setup import check_lora
+from rge_core.training.setup import check_lora, deepspeed_config, training_placement
 from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
@@ -72,6 +72,8 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     _check_batches(config, dataset_url)
     check_lora(config.train)
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
+    deepspeed_config(config.train)  # train.precision
+    training_placement(config.train, config.model.device, config.model.attn_implementation)
     stats: dict = {}
 
     def run(folder: Path) -> None:
@@ -83,6 +85,8 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
             output_dir=str(folder),
             min_pixels=config.model.min_pixels,
             max_pixels=config.model.max_pixels,
+            device=config.model.device,
+            attn_implementation=config.model.attn_implementation,
         )
         folder.mkdir(parents=True, exist_ok=True)
         job_file = folder / "job.json"

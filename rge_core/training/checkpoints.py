@@ -30,12 +30,15 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def full_state_dict(engine) -> dict[str, torch.Tensor]:
-    """Every parameter, gathered from ZeRO-3 partitions when needed (all ranks must call)."""
+def full_state_dict(engine, rank: int) -> dict[str, torch.Tensor]:
+    """Every parameter, gathered from ZeRO-3 partitions when needed (all ranks must call), copied to the
+    CPU on rank 0 only (the others return {}: one CPU copy per node would not fit for large models)."""
     import deepspeed
 
     module = engine.module
     with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+        if rank != 0:
+            return {}
         return {name: tensor.detach().cpu().clone() for name, tensor in module.state_dict().items()}
 
 
@@ -63,7 +66,7 @@ def save_checkpoint(engine, root: Path, step: int, base_dir: str, train, process
         shutil.rmtree(scratch)
     _barrier()
     engine.save_checkpoint(str(scratch), tag="deepspeed")
-    state = full_state_dict(engine)
+    state = full_state_dict(engine, rank)
     if rank == 0:
         export_hf(state, base_dir, train, processor, scratch / "hf")
         (scratch / COMPLETE).write_text(json.dumps({"step": step}))

@@ -3,11 +3,13 @@ AdamW with warmup + cosine/linear/constant decay, and the DeepSpeed config from 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 
 from rge_core.config.schema import TrainConfig
+from rge_core.model.placement import Placement, resolve_attention, resolve_device
 
 
 # train.lora.init_weights -> PEFT's init_lora_weights (True: Kaiming-uniform A, zero B).
@@ -86,3 +88,29 @@ def deepspeed_config(train: TrainConfig) -> dict:
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 10**9,  # our own metrics.jsonl does the logging
     }
+
+
+def training_placement(train: TrainConfig, device: str, attn_implementation: str) -> Placement:
+    """Each trainer process loads onto its local rank's device (model.device) in the training precision
+    (train.precision; model.dtype is eval's and the generators')."""
+    where = resolve_device(device)
+    dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
+    return Placement(where, dtype, resolve_attention(attn_implementation, where))
+
+
+@contextlib.contextmanager
+def partitioned_loading(ds_config: dict):
+    """Under ZeRO-3, models loaded inside this block are built under `deepspeed.zero.Init` by transformers'
+    DeepSpeed integration: every rank keeps only its partition, none materialises a full copy. Outside it
+    (e.g. rank 0's export of the merged model) loads are plain again."""
+    if ds_config["zero_optimization"]["stage"] != 3:
+        yield
+        return
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+    active = HfDeepSpeedConfig(ds_config)  # transformers keeps only a weak reference: hold it here
+    try:
+        yield
+    finally:
+        del active
+        unset_hf_deepspeed_config()

@@ -26,7 +26,13 @@ from rge_core.model.rge_model import RGEModel
 from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
 from rge_core.training.data import batch_indices, to_examples
 from rge_core.training.distributed import all_reduce_mean
-from rge_core.training.setup import apply_peft, deepspeed_config, optimizer_and_schedule
+from rge_core.training.setup import (
+    apply_peft,
+    deepspeed_config,
+    optimizer_and_schedule,
+    partitioned_loading,
+    training_placement,
+)
 from rge_core.training.step import RGEStep
 
 FINAL_MODEL = "model"
@@ -43,6 +49,8 @@ class TrainJob:
     output_dir: str  # local folder: checkpoints/, metrics.jsonl, rationale_samples.jsonl, model/
     min_pixels: int = 0  # model.min_pixels / max_pixels: the image bounds of curation and eval too
     max_pixels: int = 0
+    device: str = "auto"  # model.device / attn_implementation (the dtype is train.precision)
+    attn_implementation: str = "sdpa"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -101,10 +109,15 @@ def main(job: TrainJob) -> Path:
     deepspeed.init_distributed(verbose=False)
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     torch.manual_seed(train.seed)
-    rge = RGEModel.load(job.base_model, min_pixels=job.min_pixels, max_pixels=job.max_pixels)
+    placement = training_placement(train, job.device, job.attn_implementation)
+    if placement.device.type == "cuda":
+        torch.cuda.set_device(placement.device)  # where DeepSpeed and zero.Init put this rank's tensors
+    ds_config = deepspeed_config(train)
+    with partitioned_loading(ds_config):
+        rge = RGEModel.load(job.base_model, placement, job.min_pixels, job.max_pixels)
     model = apply_peft(rge.model, train)
     optimizer, schedule = optimizer_and_schedule(model, train)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(train))
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config)
     rge.model = engine.module
     rge.always_run_vision = train.zero_stage == 3
     root = Path(job.output_dir)
@@ -151,7 +164,7 @@ def main(job: TrainJob) -> Path:
             samples.flush()
         if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
-    state = full_state_dict(engine)
+    state = full_state_dict(engine, rank)
     if rank == 0:
         export_hf(state, job.base_model, train, rge.processor, root / FINAL_MODEL)
         metrics.close()
