@@ -1,8 +1,11 @@
 """Encoding of eval queries (optionally reasoning first) and deduplicated candidates, in chunks cached on
-disk: an interrupted or repeated evaluation reuses every chunk already encoded and encodes nothing twice.
+disk: an interrupted or repeated evaluation reuses every chunk already encoded and encodes nothing twice,
+and eval shard processes (eval.nproc) share the work by chunk through the same cache.
 
-The cache folder is keyed by everything that changes an embedding (model version, instruction set,
-reasoning settings); inside it each dataset side has numbered chunk files, written atomically.
+The cache folder is keyed by everything that changes an embedding (model version, rewrites, reasoning
+settings, dtype); inside it each dataset side has numbered chunk files, written atomically. Inside a
+chunk, items are batched by similar prompt length (eval.sort_by_length): fewer pad tokens, the same
+embeddings up to float rounding.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from rge_core.fileio import atomic_write_bytes
 from rge_core.model.decoding import Decoding
-from rge_core.model.generation import Sampling
+from rge_core.model.generation import RationaleBatch, Sampling
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
+
+RationaleFn = Callable[[Sequence[Query]], RationaleBatch]  # one chunk's queries -> their rationales
 
 
 @dataclass
@@ -30,6 +36,16 @@ class Encoded:
     num_tokens: list[int]
     hit_budget: list[bool]
     chunks_encoded: int = 0  # chunks computed now (the rest came from the cache)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    reasoning: bool
+    max_new_tokens: int
+    decoding: Decoding
+    batch_size: int
+    chunk_size: int
+    sort_by_length: bool = True
 
 
 def _save(path: Path, encoded: Encoded) -> None:
@@ -42,32 +58,6 @@ def _save(path: Path, encoded: Encoded) -> None:
 def _load(path: Path) -> Encoded:
     data = np.load(path, allow_pickle=True)
     return Encoded(data["embeddings"], data["rationales"].tolist(), data["num_tokens"].tolist(), data["hit_budget"].tolist())
-
-
-@torch.inference_mode()
-def _encode_queries(rge: RGEModel, queries: Sequence[Query], reasoning: bool, max_new_tokens: int, decoding: Decoding,
-                    batch_size: int) -> Encoded:
-    parts = []
-    for start in range(0, len(queries), batch_size):
-        batch = list(queries[start : start + batch_size])
-        if reasoning:
-            generated = rge.generate_rationales(batch, max_new_tokens, Sampling(decoding))
-            texts, tokens, hits = generated.texts, generated.num_tokens, generated.hit_budget
-        else:
-            texts, tokens, hits = [""] * len(batch), [0] * len(batch), [False] * len(batch)
-        vectors = rge.embed_queries(batch, texts if reasoning else None)
-        parts.append(Encoded(vectors.cpu().numpy().astype(np.float32), list(texts), list(tokens), list(hits)))
-    return _concat(parts)
-
-
-@torch.inference_mode()
-def _encode_targets(rge: RGEModel, targets: Sequence[Target], batch_size: int) -> Encoded:
-    parts = []
-    for start in range(0, len(targets), batch_size):
-        vectors = rge.embed_targets(list(targets[start : start + batch_size]))
-        n = vectors.shape[0]
-        parts.append(Encoded(vectors.cpu().numpy().astype(np.float32), [""] * n, [0] * n, [False] * n))
-    return _concat(parts)
 
 
 def _concat(parts: list[Encoded]) -> Encoded:
@@ -87,31 +77,127 @@ def _items_key(items: Sequence) -> str:
     return digest.hexdigest()[:16]
 
 
-def encode_cached(cache: Path, name: str, items: Sequence, encode, chunk_size: int) -> Encoded:
-    """Encode `items` with `encode(list) -> Encoded` chunk by chunk, reusing `cache/name-NNNNN-KEY.npz`."""
-    parts, fresh = [], 0
+def chunk_count(items: Sequence, chunk_size: int) -> int:
+    return -(-len(items) // chunk_size)
+
+
+def _chunks(cache: Path, name: str, items: Sequence, chunk_size: int) -> list[tuple[Path, list]]:
+    """(`cache/name-NNNNN-KEY.npz`, items) of every chunk."""
+    chunks = []
     for index, start in enumerate(range(0, len(items), chunk_size)):
         chunk = list(items[start : start + chunk_size])
-        path = cache / f"{name}-{index:05d}-{_items_key(chunk)}.npz"
-        if path.exists():
-            parts.append(_load(path))
-            continue
-        part = encode(chunk)
-        _save(path, part)
-        parts.append(part)
-        fresh += 1
-    result = _concat(parts)
-    result.chunks_encoded = fresh
-    return result
+        chunks.append((cache / f"{name}-{index:05d}-{_items_key(chunk)}.npz", chunk))
+    return chunks
 
 
-def encode_queries(rge, queries, cache: Path, name: str, reasoning: bool, max_new_tokens: int, decoding: Decoding,
-                   batch_size: int, chunk_size: int) -> Encoded:
-    def encode(chunk):
-        return _encode_queries(rge, chunk, reasoning, max_new_tokens, decoding, batch_size)
+def _image_tokens(rge: RGEModel, image) -> int:
+    """About how many tokens an image becomes: its area within the processor's pixel bounds, per merged patch."""
+    if image is None:
+        return 0
+    width, height = image.size if isinstance(image, Image.Image) else Image.open(image).size  # header only
+    processor = rge.processor.image_processor
+    bounds = processor.size
+    area = min(max(width * height, bounds.shortest_edge or 0), bounds.longest_edge or width * height)
+    return area // (processor.patch_size * processor.merge_size) ** 2
 
-    return encode_cached(cache, name, queries, encode, chunk_size)
+
+def prompt_lengths(rge: RGEModel, prompts: Sequence[str], images: Sequence) -> list[int]:
+    tokens = rge.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    return [len(ids) + _image_tokens(rge, image) for ids, image in zip(tokens, images)]
 
 
-def encode_targets(rge, targets, cache: Path, name: str, batch_size: int, chunk_size: int) -> Encoded:
-    return encode_cached(cache, name, targets, lambda chunk: _encode_targets(rge, chunk, batch_size), chunk_size)
+def in_batches(items: Sequence, batch_size: int, run: Callable[[list], Iterable], lengths: Sequence[int] | None = None
+               ) -> list:
+    """`run` over batches of `items` (by ascending `lengths` when given); per-item results in the items' order."""
+    order = sorted(range(len(items)), key=lambda i: lengths[i]) if lengths is not None else list(range(len(items)))
+    results: list = [None] * len(items)
+    for start in range(0, len(order), batch_size):
+        picked = order[start : start + batch_size]
+        for index, result in zip(picked, run([items[i] for i in picked])):
+            results[index] = result
+    return results
+
+
+def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:
+    """Rationales with transformers' batched generate (the model's own weights; greedy for eval)."""
+    def generate(queries: Sequence[Query]) -> RationaleBatch:
+        lengths = None
+        if settings.sort_by_length:
+            lengths = prompt_lengths(rge, [rge.generation_prompt(q) for q in queries], [q.image for q in queries])
+
+        def run(batch: list[Query]):
+            out = rge.generate_rationales(batch, settings.max_new_tokens, Sampling(settings.decoding))
+            return zip(out.texts, out.num_tokens, out.hit_budget)
+
+        rows = in_batches(list(queries), settings.batch_size, run, lengths)
+        return RationaleBatch([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+    return generate
+
+
+class Encoder:
+    """Encodes eval chunks through the cache. `load()` gives the model and the rationale function; it is
+    called on the first chunk that is not cached, so a process whose chunks are all cached loads nothing."""
+
+    def __init__(self, load: Callable[[], tuple[RGEModel, RationaleFn]], settings: EncodeSettings, cache: Path):
+        self._load, self._loaded = load, None
+        self.settings = settings
+        self.cache = cache
+
+    def _model(self) -> tuple[RGEModel, RationaleFn]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
+
+    def close(self) -> None:
+        """Shut the rationale engine down (a vLLM engine holds its KV cache until then)."""
+        if self._loaded is not None and hasattr(self._loaded[1], "close"):
+            self._loaded[1].close()
+        self._loaded = None
+
+    def _embed(self, rge: RGEModel, prompts: list[str], images: list) -> np.ndarray:
+        lengths = prompt_lengths(rge, prompts, images) if self.settings.sort_by_length else None
+
+        def run(batch: list[tuple[str, object]]):
+            return rge.embed_prompts([p for p, _ in batch], [i for _, i in batch]).cpu().float().unbind(0)
+
+        rows = in_batches(list(zip(prompts, images)), self.settings.batch_size, run, lengths)
+        return torch.stack(rows).numpy().astype(np.float32)
+
+    @torch.inference_mode()
+    def _encode_queries(self, queries: list[Query]) -> Encoded:
+        rge, rationales_of = self._model()
+        n = len(queries)
+        generated = rationales_of(queries) if self.settings.reasoning else RationaleBatch([""] * n, [0] * n, [False] * n)
+        rationales = generated.texts if self.settings.reasoning else [None] * n
+        prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales)]
+        vectors = self._embed(rge, prompts, [q.image for q in queries])
+        return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.hit_budget))
+
+    @torch.inference_mode()
+    def _encode_targets(self, targets: list[Target]) -> Encoded:
+        rge, _ = self._model()
+        vectors = self._embed(rge, [rge.target_prompt(t) for t in targets], [t.image for t in targets])
+        n = len(targets)
+        return Encoded(vectors, [""] * n, [0] * n, [False] * n)
+
+    def _encoder(self, side: str) -> Callable[[list], Encoded]:
+        return {"queries": self._encode_queries, "candidates": self._encode_targets}[side]
+
+    def encode_chunks(self, side: str, name: str, items: Sequence, indices: Iterable[int]) -> int:
+        """Encode the chunks `indices` of `items` that are not cached yet (a shard's share); returns how many."""
+        chunks, fresh = _chunks(self.cache, name, items, self.settings.chunk_size), 0
+        for index in indices:
+            path, chunk = chunks[index]
+            if not path.exists():
+                _save(path, self._encoder(side)(chunk))
+                fresh += 1
+        return fresh
+
+    def encode(self, side: str, name: str, items: Sequence) -> Encoded:
+        """All of `items` ("queries" or "candidates"), from the cache where it has them."""
+        chunks = _chunks(self.cache, name, items, self.settings.chunk_size)
+        fresh = self.encode_chunks(side, name, items, range(len(chunks)))
+        result = _concat([_load(path) for path, _ in chunks])
+        result.chunks_encoded = fresh
+        return result

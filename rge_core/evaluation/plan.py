@@ -13,6 +13,7 @@ from rge_core.config.schema import Config
 from rge_core.data.layout import EVAL_SPLIT, DataFolder
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
+from rge_core.model.placement import Placement, placement_of
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import SYNTHETIC, folder_fingerprint
 from rge_core.stages.materialize import local_folder
@@ -36,6 +37,7 @@ class EvalPlan:
     compare_to: Artifact | None
     data_inputs: dict[str, str]  # input artifacts of the data (the synthetic benchmark)
     data_identity: dict  # what identifies the data in the version
+    placement: Placement  # of this process (shard processes resolve their own device alike)
 
     def rewrite_records(self) -> dict[str, dict | None]:
         return {side: (rewrites.record() if rewrites else None)
@@ -104,9 +106,25 @@ def _compare_to(config: Config, store: ArtifactStore) -> Artifact | None:
     return store.get(wanted)
 
 
+def _check_run(config: Config) -> None:
+    """How the evaluation runs: engine, processes, sizes."""
+    ev = config.eval
+    if ev.engine not in ("hf", "vllm"):
+        raise EvalSettingError(f"eval.engine: {ev.engine!r} is not hf or vllm")
+    if ev.launcher not in ("torchrun", "slurm"):
+        raise EvalSettingError(f"eval.launcher: {ev.launcher!r} is not torchrun or slurm")
+    for name in ("nproc", "batch_size", "chunk_size", "max_new_tokens", "vllm_max_model_len"):
+        if getattr(ev, name) < 1:
+            raise EvalSettingError(f"eval.{name}: {getattr(ev, name)} is not a positive number")
+    if not 0 < ev.vllm_gpu_memory_utilization <= 1:
+        raise EvalSettingError(f"eval.vllm_gpu_memory_utilization: {ev.vllm_gpu_memory_utilization} is not in (0, 1]")
+
+
 def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> EvalPlan:
     ev = config.eval
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
+    _check_run(config)
+    placement = placement_of(config.model)
     model_id, model_dir = _model(config, store, inputs)
     folder, image_root, data_inputs, identity, synthetic = _data(config, store)
     datasets = _datasets(config, folder)
@@ -128,4 +146,5 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None
         compare_to=_compare_to(config, store),
         data_inputs=data_inputs,
         data_identity=identity,
+        placement=placement,
     )

