@@ -77,7 +77,8 @@ def main() -> None:
             for name in ("transformers", "vllm")
         }
         threads_before = torch.get_num_threads()
-        hf = build_generator("transformers", model=model, placement=resolve_placement("cpu", "float32"), batch_size=args.batch_size)
+        hf = build_generator("transformers", model=model, placement=resolve_placement("cpu", "float32"),
+                             batch_size=args.batch_size)
         vllm = build_generator("vllm", model=model, dtype="float32", max_model_len=1024)
         generators = {"transformers": hf, "vllm": vllm}
 

@@ -1,7 +1,10 @@
 """The evaluate stage end to end: a cold run against a repeated, fully cached one, in the same run; plus
-the candidate encodings that deduplication saves.
+the candidate encodings that deduplication saves; plus how each way of running it compares, cold, each in
+a fresh embedding cache: length-sorted vs unsorted batches, two shard processes (eval.nproc=2) vs one,
+vLLM rationales (eval.engine=vllm) vs transformers generate.
 
-    .venv/bin/python benchmarks/bench_eval.py [--eval-per-subset 32] [--candidates 8] [--max-new-tokens 32] [--quick]
+    .venv/bin/python benchmarks/bench_eval.py [--eval-per-subset 32] [--candidates 8] [--max-new-tokens 32]
+        [--repeats 1] [--quick]
 
 The tiny random Qwen2-VL model evaluates the synthetic eval split (6 subsets) with reasoning on. The cold
 run encodes every query (generate, then embed) and every unique candidate; the repeated run is the same
@@ -17,18 +20,75 @@ of 1,536 candidate encodings (48%).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from _timing import parse_args
+from _timing import Case, measure, parse_args, print_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
 from rge_core.pipeline import run_pipeline
 
-QUICK = {"eval_per_subset": 2, "candidates": 4, "max_new_tokens": 4}
+QUICK = {"eval_per_subset": 2, "candidates": 4, "max_new_tokens": 4, "repeats": 1}
+# Cold runs of the same evaluation, each way of running it against the one before it in the ratio lines.
+WAYS = {
+    "unsorted batches": ["eval.sort_by_length=false"],
+    "sorted batches": [],
+    "2 shard processes": ["eval.nproc=2"],
+    "vllm rationales": ["eval.engine=vllm"],
+}
+COMPARED = [("sorted batches", "unsorted batches"), ("2 shard processes", "sorted batches"),
+            ("vllm rationales", "sorted batches")]
+
+
+def cold_run(overrides: list[str], scratch: Path, counter) -> None:
+    """One evaluation from nothing: a fresh artifact root and embedding cache."""
+    fresh = scratch / str(next(counter))
+    os.environ["RGE_CACHE"] = str(fresh / "cache")
+    config = load_config(Path("configs/tiny.yaml"), [*overrides, f"run.artifacts_root={fresh}"])
+    run_pipeline(config, ["evaluate"])
+
+
+def compare_ways(overrides: list[str], model_dir: Path, queries: int, repeats: int, scratch: Path) -> None:
+    counter = itertools.count()
+    base = [*overrides, f"eval.model={model_dir}"]
+    cases = [Case(name, lambda extra=extra: cold_run([*base, *extra], scratch, counter), queries, "queries")
+             for name, extra in WAYS.items()]
+    timings = {t.name: t for t in measure(cases, warmup=0, repeats=repeats)}
+    for name, baseline in COMPARED:
+        print_table(f"{name} vs {baseline}", timings[baseline], [timings[name]])
+
+
+def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> None:
+    """Sorting where lengths differ (MMEB mixes one-word labels with long captions): text candidates of 1 to
+    120 words, encoded cold through the chunk cache, sorted vs unsorted; the synthetic split's prompts are
+    all about one length, so the stage comparison above shows only sorting's cost."""
+    import numpy as np
+
+    from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales
+    from rge_core.model.decoding import Decoding
+    from rge_core.model.inputs import Target
+    from rge_core.model.rge_model import RGEModel
+
+    rge = RGEModel.load(str(model_dir))
+    words = np.random.default_rng(0).integers(1, 121, size=items)
+    targets = [Target(" ".join(["colour"] * int(n))) for n in words]
+    counter = itertools.count()
+
+    def encode(sort: bool) -> None:
+        settings = EncodeSettings(reasoning=False, max_new_tokens=0, decoding=Decoding(), batch_size=16,
+                                  chunk_size=256, sort_by_length=sort)
+        cache = scratch / str(next(counter))
+        cache.mkdir(parents=True)
+        Encoder(lambda: (rge, hf_rationales(rge, settings)), settings, cache).encode("candidates", "c", targets)
+
+    unsorted, sorted_ = measure([Case("unsorted mixed-length candidates", lambda: encode(False), items, "targets"),
+                                 Case("sorted mixed-length candidates", lambda: encode(True), items, "targets")],
+                                repeats=repeats)
+    print_table("mixed-length candidates, sorted vs unsorted", unsorted, [sorted_])
 
 
 def main() -> None:
@@ -36,6 +96,7 @@ def main() -> None:
     parser.add_argument("--eval-per-subset", type=int, default=32)
     parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parse_args(parser, QUICK)
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         os.environ["RGE_CACHE"] = str(Path(tmp) / "cache")
@@ -57,6 +118,9 @@ def main() -> None:
         saved, references = stats["candidate_encodings_saved_by_dedup"], stats["candidate_references"]
         print(f"deduplication: {saved} of {references} candidate encodings saved ({saved / references:.0%})")
         print(f"ratio: cached vs cold: {timings['cold'] / timings['cached']:.2f}x")
+        model_dir = store.path(model)  # a checkpoint folder: every way below reads the same weights
+        compare_ways(overrides, model_dir, 6 * args.eval_per_subset, args.repeats, Path(tmp) / "ways")
+        mixed_lengths(Path(model_dir), 32 * args.eval_per_subset, max(args.repeats, 3), Path(tmp) / "mixed")
 
 
 if __name__ == "__main__":

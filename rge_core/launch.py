@@ -51,7 +51,8 @@ def master_port(launch: Launch) -> int:
     if launch.master_port:
         return launch.master_port
     if launch.nnodes > 1:
-        raise ValueError(f"{launch.section}.master_port: set it explicitly for a multi-node run (every node needs the same)")
+        raise ValueError(f"{launch.section}.master_port: set it explicitly for a multi-node run "
+                         "(every node needs the same)")
     return free_port()
 
 
@@ -76,7 +77,8 @@ def launcher_command(launch: Launch, module: str, job_file: Path) -> list[str]:
         # node numbers the nodes, so one command serves them all.
         return [
             "srun", f"--nodes={launch.nnodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
-            sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={launch.nproc}", f"--nnodes={launch.nnodes}",
+            sys.executable, "-m", "torch.distributed.run",
+            f"--nproc_per_node={launch.nproc}", f"--nnodes={launch.nnodes}",
             "--rdzv_backend=c10d", f"--rdzv_endpoint={_slurm_head(launch)}:{port}", f"--rdzv_id={job_file.parent.name}",
             "-m", module, str(job_file),
         ]  # fmt: skip

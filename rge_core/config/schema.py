@@ -95,6 +95,8 @@ class CurationConfig:
     node_rank: int = 0
     tensor_parallel_size: int = 1
     max_model_len: int = 2048
+    # The generator's dtype. vLLM: auto = the checkpoint's; transformers generator: auto = bfloat16 on a GPU,
+    # float32 on a CPU (it loads on model.device with model.attn_implementation).
     dtype: str = "auto"
     # Constrain decoding to the prompt set's declared format (vLLM structured outputs, regex).
     structured_output: bool = True

@@ -168,7 +168,8 @@ class Encoder:
     def _encode_queries(self, queries: list[Query]) -> Encoded:
         rge, rationales_of = self._model()
         n = len(queries)
-        generated = rationales_of(queries) if self.settings.reasoning else RationaleBatch([""] * n, [0] * n, [False] * n)
+        none = RationaleBatch([""] * n, [0] * n, [False] * n)
+        generated = rationales_of(queries) if self.settings.reasoning else none
         rationales = generated.texts if self.settings.reasoning else [None] * n
         prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales)]
         vectors = self._embed(rge, prompts, [q.image for q in queries])

@@ -106,12 +106,12 @@ def main(job: TrainJob) -> Path:
 
     train = job.train
     _single_process_env()
+    placement = training_placement(train, job.device, job.attn_implementation)
+    if placement.device.type == "cuda":
+        torch.cuda.set_device(placement.device)  # NCCL, DeepSpeed and zero.Init use this rank's GPU
     deepspeed.init_distributed(verbose=False)
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     torch.manual_seed(train.seed)
-    placement = training_placement(train, job.device, job.attn_implementation)
-    if placement.device.type == "cuda":
-        torch.cuda.set_device(placement.device)  # where DeepSpeed and zero.Init put this rank's tensors
     ds_config = deepspeed_config(train)
     with partitioned_loading(ds_config):
         rge = RGEModel.load(job.base_model, placement, job.min_pixels, job.max_pixels)
