@@ -15,6 +15,14 @@ measured by benchmarks/bench_model_core.py.
 Measured on the project's 2-core CPU machine (Nov 2026, defaults, while two other jobs held the cores):
 cold 72.7 s, cached 0.35 s (206x; what remains is reading data, model and cache); deduplication saved 737
 of 1,536 candidate encodings (48%).
+Ways of running it (27 Nov 2026, `--eval-per-subset 64 --repeats 2`: 384 reasoning queries of 32 tokens,
+while the test suite ran on the same 2 cores): sorted vs unsorted batches 1.05x (26.9 s vs 28.2 s; the
+synthetic prompts are all about one length); 2 shard processes vs one 0.84x (31.8 s: each torchrun shard
+pays imports and a model load, and both share the same 2 cores; the gain is for one process per GPU);
+vLLM vs transformers rationales 0.85x (31.8 s, including the engine start); mixed-length candidates (2,048
+texts of 1-120 words) sorted vs unsorted 0.98x: the tiny model's forward costs about the same at 10 or 120
+tokens (overhead-bound), so halving the pad tokens saves no time on it. benchmarks/bench_gpu.py measures
+the same sorting at full size.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLConf
 from _timing import Case, Timing, measure, parse_args, print_table
 from rge_core.config.schema import TrainConfig
 from rge_core.evaluation.mmeb import MMEB_DATASETS
+from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch, Sampling
 from rge_core.model.inputs import Query, Target
@@ -215,6 +216,26 @@ def encode_queries(rge: RGEModel, items: Sequence[Query], max_new_tokens: int, b
 def encode_candidates(rge: RGEModel, items: Sequence[Target], batch_size: int) -> None:
     for batch in chunks(items, batch_size):
         rge.embed_targets(batch)
+
+
+def sorted_vs_unsorted(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -> None:
+    """Text candidates of 1 to 120 words (MMEB mixes one-word labels with long captions) in batches of
+    --batch-size, in their order vs by length (eval.sort_by_length; rge_core/model/batching.py)."""
+    words = rng.integers(1, 121, size=4 * args.candidates)
+    prompts = [rge.target_prompt(Target(text_of_tokens(rge.tokenizer, int(n)))) for n in words]
+    lengths = prompt_lengths(rge, prompts, [None] * len(prompts))
+
+    def encode(order: list[int] | None) -> None:
+        in_batches(prompts, args.batch_size, lambda batch: rge.embed_prompts(batch, [None] * len(batch)), order)
+
+    with torch.inference_mode():
+        unsorted, by_length = measure([
+            Case("unsorted mixed-length candidates", phases.track("mixed lengths unsorted", lambda: encode(None)),
+                 len(prompts), "candidates"),
+            Case("length-sorted mixed-length candidates", phases.track("mixed lengths sorted", lambda: encode(lengths)),
+                 len(prompts), "candidates"),
+        ], repeats=args.repeats)
+    print_table(f"mixed-length candidates ({len(prompts)}, batch {args.batch_size})", unsorted, [by_length])
 
 
 def image_tokens(rge: RGEModel, image: Image.Image) -> int:
@@ -391,6 +412,7 @@ def main() -> int:
         phases.record("model build")
         print_setup(rge, args, placement)
         batched_queries, batched_candidates = eval_phase(rge, args, phases, rng)
+        sorted_vs_unsorted(rge, args, phases, rng)
         train_phase(rge, args, phases, rng)
     except torch.cuda.OutOfMemoryError as error:
         print(f"bench_gpu: out of GPU memory on {placement.device} ({str(error).splitlines()[0]}); "

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales, in_batches
+from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales
+from rge_core.model.batching import in_batches
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
 from rge_core.model.inputs import Query, Target

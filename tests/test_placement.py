@@ -12,7 +12,7 @@ import torch
 
 from rge_core.config.schema import TrainConfig
 from rge_core.model.inputs import Target
-from rge_core.model.placement import PlacementError, resolve_placement
+from rge_core.model.placement import PlacementError, pin_local_gpu, resolve_placement
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.setup import training_placement
 
@@ -33,6 +33,20 @@ def test_bad_settings_name_themselves(settings, message):
         pytest.skip("this machine has a GPU")
     with pytest.raises(PlacementError, match=message.replace("(", r"\(")):
         resolve_placement(*settings)
+
+
+def test_each_local_rank_sees_only_its_own_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")  # e.g. what Slurm gave the job
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    pin_local_gpu()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6"
+    pin_local_gpu()  # already pinned: one GPU stays that one
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one process on the node keeps every GPU
+    pin_local_gpu()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
 def test_auto_on_a_cpu_machine_is_the_cpu_in_float32_with_sdpa():

@@ -18,9 +18,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from rge_core.fileio import atomic_write_bytes
+from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch, Sampling
 from rge_core.model.inputs import Query, Target
@@ -88,34 +88,6 @@ def _chunks(cache: Path, name: str, items: Sequence, chunk_size: int) -> list[tu
         chunk = list(items[start : start + chunk_size])
         chunks.append((cache / f"{name}-{index:05d}-{_items_key(chunk)}.npz", chunk))
     return chunks
-
-
-def _image_tokens(rge: RGEModel, image) -> int:
-    """About how many tokens an image becomes: its area within the processor's pixel bounds, per merged patch."""
-    if image is None:
-        return 0
-    width, height = image.size if isinstance(image, Image.Image) else Image.open(image).size  # header only
-    processor = rge.processor.image_processor
-    bounds = processor.size
-    area = min(max(width * height, bounds.shortest_edge or 0), bounds.longest_edge or width * height)
-    return area // (processor.patch_size * processor.merge_size) ** 2
-
-
-def prompt_lengths(rge: RGEModel, prompts: Sequence[str], images: Sequence) -> list[int]:
-    tokens = rge.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-    return [len(ids) + _image_tokens(rge, image) for ids, image in zip(tokens, images)]
-
-
-def in_batches(items: Sequence, batch_size: int, run: Callable[[list], Iterable], lengths: Sequence[int] | None = None
-               ) -> list:
-    """`run` over batches of `items` (by ascending `lengths` when given); per-item results in the items' order."""
-    order = sorted(range(len(items)), key=lambda i: lengths[i]) if lengths is not None else list(range(len(items)))
-    results: list = [None] * len(items)
-    for start in range(0, len(order), batch_size):
-        picked = order[start : start + batch_size]
-        for index, result in zip(picked, run([items[i] for i in picked])):
-            results[index] = result
-    return results
 
 
 def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:

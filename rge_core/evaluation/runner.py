@@ -23,7 +23,7 @@ from rge_core.data.rewrites import load_rewrites
 from rge_core.evaluation.encode import EncodeSettings, Encoder, chunk_count, hf_rationales
 from rge_core.evaluation.work import DatasetWork, dataset_work
 from rge_core.model.decoding import Decoding
-from rge_core.model.placement import placement_of
+from rge_core.model.placement import pin_local_gpu, placement_of
 
 RUNNER_MODULE = "rge_core.evaluation.runner"
 SIDES = ("queries", "candidates")
@@ -113,7 +113,10 @@ def encode_share(job: EvalJob, rank: int, world: int) -> int:
 
 def main(job_file: str) -> None:
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    fresh = encode_share(EvalJob.from_json(Path(job_file).read_text()), rank, world)
+    job = EvalJob.from_json(Path(job_file).read_text())
+    if job.config.model.device in ("auto", "cuda"):
+        pin_local_gpu()  # before CUDA starts: vLLM's engine always takes the first GPU it sees
+    fresh = encode_share(job, rank, world)
     print(f"eval shard {rank} of {world}: {fresh} chunks encoded", flush=True)
 
 

@@ -44,6 +44,19 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def pin_local_gpu() -> None:
+    """Let this process see only its local rank's GPU (CUDA_VISIBLE_DEVICES), when a launcher started several
+    on one node. Call it before anything initialises CUDA: engines that always take the first visible GPU
+    (vLLM's single-process executor) then land on this rank's, and `auto` resolves to it."""
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) < 2:
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    # device_count() asks NVML before CUDA is initialised, so the variable still takes effect afterwards.
+    ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    if len(ids) > 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ids[local_rank() % len(ids)]
+
+
 def resolve_device(setting: str, rank: int | None = None) -> torch.device:
     rank = local_rank() if rank is None else rank
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
