@@ -130,3 +130,17 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     assert results[True][2] < results[False][2] / 2  # far fewer pad tokens
     for unsorted, sorted_ in zip(results[False][:2], results[True][:2]):
         torch.testing.assert_close(torch.from_numpy(sorted_), torch.from_numpy(unsorted), rtol=0, atol=1e-5)
+
+
+def test_a_damaged_cache_chunk_is_encoded_again(tiny_rge, tmp_path):
+    settings = EncodeSettings(reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4, chunk_size=4)
+    targets = [Target(f"item {k}") for k in range(10)]
+    encoder = Encoder(lambda: (tiny_rge, hf_rationales(tiny_rge, settings)), settings, tmp_path)
+    first = encoder.encode("candidates", "c", targets)
+    assert first.chunks_encoded == 3 and encoder.encode("candidates", "c", targets).chunks_encoded == 0
+    damaged, truncated = sorted(tmp_path.glob("c-*.npz"))[:2]
+    damaged.write_bytes(b"not a chunk")
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    again = encoder.encode("candidates", "c", targets)
+    assert again.chunks_encoded == 2
+    np.testing.assert_allclose(again.embeddings, first.embeddings, rtol=0, atol=1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -50,14 +51,22 @@ class EncodeSettings:
 
 def _save(path: Path, encoded: Encoded) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, embeddings=encoded.embeddings, rationales=np.array(encoded.rationales, dtype=object),
+    # Texts as a fixed-width unicode array, so a chunk loads without unpickling anything.
+    np.savez(buffer, embeddings=encoded.embeddings, rationales=np.array(encoded.rationales, dtype=str),
              num_tokens=np.array(encoded.num_tokens), hit_budget=np.array(encoded.hit_budget))
     atomic_write_bytes(str(path), buffer.getvalue())
 
 
-def _load(path: Path) -> Encoded:
-    data = np.load(path, allow_pickle=True)
-    return Encoded(data["embeddings"], data["rationales"].tolist(), data["num_tokens"].tolist(), data["hit_budget"].tolist())
+def _load(path: Path, rows: int) -> Encoded | None:
+    """The chunk at `path`, or None when it is unreadable or not `rows` long (damaged on disk: our writes are
+    atomic), so that it is encoded again."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            encoded = Encoded(data["embeddings"], data["rationales"].tolist(), data["num_tokens"].tolist(),
+                              data["hit_budget"].tolist())
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return None
+    return encoded if len(encoded.embeddings) == rows == len(encoded.rationales) else None
 
 
 def _concat(parts: list[Encoded]) -> Encoded:
@@ -171,6 +180,14 @@ class Encoder:
         """All of `items` ("queries" or "candidates"), from the cache where it has them."""
         chunks = _chunks(self.cache, name, items, self.settings.chunk_size)
         fresh = self.encode_chunks(side, name, items, range(len(chunks)))
-        result = _concat([_load(path) for path, _ in chunks])
+        parts = []
+        for path, chunk in chunks:
+            part = _load(path, len(chunk))
+            if part is None:
+                part = self._encoder(side)(chunk)
+                _save(path, part)
+                fresh += 1
+            parts.append(part)
+        result = _concat(parts)
         result.chunks_encoded = fresh
         return result
