@@ -132,6 +132,8 @@ def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(se
     (["eval.chunk_size=0"], EvalSettingError, r"eval.chunk_size: 0 is not a positive number"),
     (["eval.engine=tgi"], EvalSettingError, r"eval.engine: 'tgi' is not hf or vllm"),
     (["eval.launcher=mpirun"], EvalSettingError, r"eval.launcher: 'mpirun' is not torchrun or slurm"),
+    (["eval.nnodes=2"], EvalSettingError, r"eval.nnodes: 2 nodes need eval.launcher slurm"),
+    (["eval.nnodes=2", "eval.launcher=slurm"], EvalSettingError, r"eval.master_port: set it"),
     (["eval.vllm_gpu_memory_utilization=1.5"], EvalSettingError, r"eval.vllm_gpu_memory_utilization: 1.5"),
     (["model.attn_implementation=flash"], PlacementError, r"model.attn_implementation: 'flash' is not one of"),
 ])

@@ -51,7 +51,12 @@ def test_deepspeed_launcher_takes_a_hostfile_and_unknown_launchers_are_named():
 
 
 def test_eval_launches_its_shards_with_torchrun_and_names_its_own_settings():
-    command = _command(Launch(launcher="torchrun", nproc=4, section="eval"), "rge_core.evaluation.worker", JOB)
-    assert _option(command, "nproc_per_node") == "4" and command[-3:] == ["-m", "rge_core.evaluation.worker", str(JOB)]
+    command = _command(Launch(launcher="torchrun", nproc=4, section="eval"), "rge_core.evaluation.runner", JOB)
+    assert _option(command, "nproc_per_node") == "4" and command[-3:] == ["-m", "rge_core.evaluation.runner", str(JOB)]
+    over_nodes = Launch(launcher="slurm", nproc=8, section="eval", nnodes=2, master_port=29600, master_addr="gpu-3")
+    command = _command(over_nodes, "rge_core.evaluation.runner", JOB)
+    assert command[:2] == ["srun", "--nodes=2"] and _option(command, "rdzv_endpoint") == "gpu-3:29600"
+    with pytest.raises(ValueError, match="eval.master_port"):
+        _command(Launch(launcher="slurm", nproc=8, section="eval", nnodes=2), "rge_core.evaluation.runner", JOB)
     with pytest.raises(ValueError, match="eval.launcher: 'mpirun'"):
-        _command(Launch(launcher="mpirun", nproc=2, section="eval"), "rge_core.evaluation.worker", JOB)
+        _command(Launch(launcher="mpirun", nproc=2, section="eval"), "rge_core.evaluation.runner", JOB)

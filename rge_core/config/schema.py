@@ -210,6 +210,10 @@ class EvalConfig:
     # torchrun or (launcher: slurm) srun inside an allocation. Changes no score: not part of the version.
     nproc: int = 1
     launcher: str = "torchrun"
+    # Several nodes (launcher slurm only: one torchrun per node of the allocation, a c10d rendezvous on the
+    # first on master_port, which must then be set); the embedding cache (RGE_CACHE) must be shared.
+    nnodes: int = 1
+    master_port: int = 0
     compare_to: str = ""  # another eval artifact id: write a side-by-side diff
 
 

@@ -113,7 +113,11 @@ def _check_run(config: Config) -> None:
         raise EvalSettingError(f"eval.engine: {ev.engine!r} is not hf or vllm")
     if ev.launcher not in ("torchrun", "slurm"):
         raise EvalSettingError(f"eval.launcher: {ev.launcher!r} is not torchrun or slurm")
-    for name in ("nproc", "batch_size", "chunk_size", "max_new_tokens", "vllm_max_model_len"):
+    if ev.nnodes > 1 and ev.launcher != "slurm":
+        raise EvalSettingError(f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm (shards on one node otherwise)")
+    if ev.nnodes > 1 and not ev.master_port:
+        raise EvalSettingError("eval.master_port: set it for a multi-node evaluation (the rendezvous port on the first node)")
+    for name in ("nproc", "nnodes", "batch_size", "chunk_size", "max_new_tokens", "vllm_max_model_len"):
         if getattr(ev, name) < 1:
             raise EvalSettingError(f"eval.{name}: {getattr(ev, name)} is not a positive number")
     if not 0 < ev.vllm_gpu_memory_utilization <= 1:
