@@ -149,9 +149,11 @@ class Encoder:
     def _encode_queries(self, queries: list[Query]) -> Encoded:
         rge, rationales_of = self._model()
         n = len(queries)
-        none = RationaleBatch([""] * n, [0] * n, [False] * n)
-        generated = rationales_of(queries) if self.settings.reasoning else none
-        rationales = generated.texts if self.settings.reasoning else [None] * n
+        if self.settings.reasoning:
+            generated = rationales_of(queries)
+            rationales = generated.texts
+        else:
+            generated, rationales = RationaleBatch([""] * n, [0] * n, [False] * n), [None] * n
         prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales)]
         vectors = self._embed(rge, prompts, [q.image for q in queries])
         return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.hit_budget))

@@ -11,6 +11,7 @@ have. A killed shard loses only its unfinished chunk: a rerun encodes the missin
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -104,8 +105,9 @@ def encode_share(job: EvalJob, rank: int, world: int) -> int:
              for index in range(chunk_count(items_of(work, side), chunk_size))]
     enc, fresh = encoder(job), 0
     try:
-        for work, side, index in tasks[rank::world]:
-            fresh += enc.encode_chunks(side, chunk_name(work, side), items_of(work, side), [index])
+        # One call per dataset side with all of this process's chunks of it (the chunk list is built once).
+        for (work, side), mine in itertools.groupby(tasks[rank::world], key=lambda task: task[:2]):
+            fresh += enc.encode_chunks(side, chunk_name(work, side), items_of(work, side), [i for _, _, i in mine])
     finally:
         enc.close()
     return fresh

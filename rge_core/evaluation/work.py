@@ -16,7 +16,7 @@ from rge_core.evaluation.scoring import distinct_from_gt
 from rge_core.model.inputs import Query, Target
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: one per dataset
 class DatasetWork:
     dataset: str
     rows: list[dict]  # the eval rows, in order
