@@ -114,9 +114,11 @@ def _check_run(config: Config) -> None:
     if ev.launcher not in ("torchrun", "slurm"):
         raise EvalSettingError(f"eval.launcher: {ev.launcher!r} is not torchrun or slurm")
     if ev.nnodes > 1 and ev.launcher != "slurm":
-        raise EvalSettingError(f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm (shards on one node otherwise)")
+        raise EvalSettingError(f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm "
+                               "(shards on one node otherwise)")
     if ev.nnodes > 1 and not ev.master_port:
-        raise EvalSettingError("eval.master_port: set it for a multi-node evaluation (the rendezvous port on the first node)")
+        raise EvalSettingError("eval.master_port: set it for a multi-node evaluation "
+                               "(the rendezvous port on the first node)")
     for name in ("nproc", "nnodes", "batch_size", "chunk_size", "max_new_tokens", "vllm_max_model_len"):
         if getattr(ev, name) < 1:
             raise EvalSettingError(f"eval.{name}: {getattr(ev, name)} is not a positive number")
