@@ -86,7 +86,33 @@ def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
         load_config(write(tmp_path, "- 1\n"))
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "missing.yaml")
-    assert load_config(write(tmp_path, "")) == Config()
+    with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
+        load_config(write(tmp_path, ""))
+    with pytest.raises(ConfigError, match=r"key 'steps' is given twice in one mapping"):
+        load_config(write(tmp_path, "train:\n  steps: 3\n  steps: 4\n"))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.steps=-5", "train.steps: -5 is below the minimum 1"),
+    ("train.batch_size=0", "train.batch_size: 0 is below the minimum 1"),
+    ("curation.shard_size=0", "curation.shard_size: 0 is below the minimum 1"),
+    ("eval.chunk_size=0", "eval.chunk_size: 0 is below the minimum 1"),
+    ("curation.max_retries=-1", "curation.max_retries: -1 is below the minimum 0"),
+    ("curation.max_reject_rate=1.5", "curation.max_reject_rate: 1.5 is above the maximum 1.0"),
+    ("train.lr=0", "train.lr: 0.0 must be above 0.0"),
+    ("train.batching=random", "train.batching: 'random' is not one of mixed, per-subset"),
+    ("train.zero_stage=1", "train.zero_stage: 1 is not one of 2, 3"),
+    ("curation.generator=openai", "curation.generator: 'openai' is not one of vllm, transformers, reference"),
+])
+def test_out_of_range_and_unknown_choices_fail_at_load_naming_the_key(override, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(TINY, [override])
+    assert str(error.value) == f"--set {override}: {message}"
+
+
+def test_every_preset_is_within_range() -> None:
+    for preset in sorted(TINY.parent.glob("*.yaml")):
+        load_config(preset)
 
 
 def test_overrides() -> None:

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.config.loader import ConfigError
 from rge_core.data.rewrites import RewriteError
 from rge_core.evaluation.plan import EvalSettingError
-from rge_core.model.placement import PlacementError
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.pipeline import run_pipeline
@@ -128,14 +128,14 @@ def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(se
     (["eval.categories={VOC2007: vqa}"], EvalSettingError, r"eval.categories: VOC2007 is an MMEB-V1 dataset"),
     (["eval.compare_to=eval-0123456789abcdef"], EvalSettingError, r"eval.compare_to: eval-0123456789abcdef is not"),
     (["eval.model=/nonexistent/checkpoint"], EvalSettingError, r"eval.model: /nonexistent/checkpoint is neither"),
-    (["eval.nproc=0"], EvalSettingError, r"eval.nproc: 0 is not a positive number"),
-    (["eval.chunk_size=0"], EvalSettingError, r"eval.chunk_size: 0 is not a positive number"),
-    (["eval.engine=tgi"], EvalSettingError, r"eval.engine: 'tgi' is not hf or vllm"),
-    (["eval.launcher=mpirun"], EvalSettingError, r"eval.launcher: 'mpirun' is not torchrun or slurm"),
+    (["eval.nproc=0"], ConfigError, r"eval.nproc: 0 is below the minimum 1"),
+    (["eval.chunk_size=0"], ConfigError, r"eval.chunk_size: 0 is below the minimum 1"),
+    (["eval.engine=tgi"], ConfigError, r"eval.engine: 'tgi' is not one of hf, vllm"),
+    (["eval.launcher=mpirun"], ConfigError, r"eval.launcher: 'mpirun' is not one of torchrun, slurm"),
     (["eval.nnodes=2"], EvalSettingError, r"eval.nnodes: 2 nodes need eval.launcher slurm"),
     (["eval.nnodes=2", "eval.launcher=slurm"], EvalSettingError, r"eval.master_port: set it"),
-    (["eval.vllm_gpu_memory_utilization=1.5"], EvalSettingError, r"eval.vllm_gpu_memory_utilization: 1.5"),
-    (["model.attn_implementation=flash"], PlacementError, r"model.attn_implementation: 'flash' is not one of"),
+    (["eval.vllm_gpu_memory_utilization=1.5"], ConfigError, r"eval.vllm_gpu_memory_utilization: 1.5 is above"),
+    (["model.attn_implementation=flash"], ConfigError, r"model.attn_implementation: 'flash' is not one of"),
 ])
 def test_bad_settings_fail_before_any_model_is_loaded(setup, monkeypatch, extra, error, message):
     monkeypatch.setattr(RGEModel, "load", lambda *a, **k: pytest.fail("loaded a model before checking the settings"))

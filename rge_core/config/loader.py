@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from rge_core import fileio
+from rge_core.strict_yaml import load_strict
 from rge_core.config.schema import Config
 
 T = TypeVar("T")
@@ -100,6 +101,23 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     raise _Mismatch(key, f"expected {_type_name(tp)}, got {_describe(value)}")
 
 
+@functools.cache
+def _markers(cls: type) -> dict[str, Mapping]:
+    """Each field's range / choices marker (rge_core/config/schema.py: at_least, above, share, one_of)."""
+    return {f.name: f.metadata for f in dataclasses.fields(cls) if f.init}
+
+
+def _check_marker(marker: Mapping, value: Any, key: str) -> None:
+    if "choices" in marker and value not in marker["choices"]:
+        raise _Mismatch(key, f"{value!r} is not one of {', '.join(map(str, marker['choices']))}")
+    if "min" in marker and value < marker["min"]:
+        raise _Mismatch(key, f"{value!r} is below the minimum {marker['min']}")
+    if "above" in marker and value <= marker["above"]:
+        raise _Mismatch(key, f"{value!r} must be above {marker['above']}")
+    if "max" in marker and value > marker["max"]:
+        raise _Mismatch(key, f"{value!r} is above the maximum {marker['max']}")
+
+
 def _unknown(key: str, cls: type) -> _Mismatch:
     return _Mismatch(key, f"unknown key (known: {', '.join(_fields(cls))})")
 
@@ -112,6 +130,8 @@ def _build(cls: type[T], data: Any, key: str) -> T:
     if unknown:
         raise _unknown(_join(key, unknown[0]), cls)
     values = {name: _convert(fields[name], value, _join(key, name)) for name, value in data.items()}
+    for name, value in values.items():
+        _check_marker(_markers(cls)[name], value, _join(key, name))
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:  # a missing required field, or a __post_init__ check
@@ -175,9 +195,10 @@ def apply_overrides(config: T, overrides: Iterable[str]) -> T:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML file (local path or fsspec URL); an empty file is an empty mapping."""
+    """The mapping in a YAML file (local path or fsspec URL); a key given twice is an error; an empty file is
+    an empty mapping."""
     try:
-        data = yaml.safe_load(fileio.read_bytes(str(path)))
+        data = load_strict(fileio.read_bytes(str(path)))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as error:
@@ -191,7 +212,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """The pipeline Config from a YAML file (None: the defaults) with dotted overrides applied."""
-    config = Config() if path is None else from_dict(Config, load_yaml(path), str(path))
+    if path is None:
+        return apply_overrides(Config(), overrides)
+    data = load_yaml(path)
+    if not data:  # almost always a truncated or wrong file: all defaults would run silently
+        raise ConfigError(f"{path}: the config file is empty (no settings)")
+    config = from_dict(Config, data, str(path))
     return apply_overrides(config, overrides)
 
 

@@ -7,6 +7,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+# Field markers the loader checks (rge_core/config/loader.py), so a bad value fails at load, naming its key.
+def at_least(minimum: float, default):
+    return field(default=default, metadata={"min": minimum})
+
+
+def above(minimum: float, default):
+    return field(default=default, metadata={"above": minimum})
+
+
+def share(default: float):
+    """A fraction in [0, 1]."""
+    return field(default=default, metadata={"min": 0.0, "max": 1.0})
+
+
+def one_of(*choices):
+    """An enumeration; the first choice is the default."""
+    return field(default=choices[0], metadata={"choices": choices})
+
+
 @dataclass
 class RunConfig:
     # Root of the versioned artifacts: a local folder or any fsspec URL. The RGE_ARTIFACTS environment
@@ -18,10 +37,10 @@ class RunConfig:
 @dataclass
 class SynthConfig:
     seed: int = 0
-    train_per_subset: int = 64
-    eval_per_subset: int = 32
-    candidates: int = 8
-    image_size: int = 64
+    train_per_subset: int = at_least(0, 64)
+    eval_per_subset: int = at_least(1, 32)
+    candidates: int = at_least(2, 8)
+    image_size: int = at_least(28, 64)
 
 
 @dataclass
@@ -53,23 +72,23 @@ class ModelConfig:
     # on a GPU, float32 on a CPU (the trainer uses train.precision); attention sdpa | eager |
     # flash_attention_2 | auto (flash_attention_2 when installed on a GPU, else sdpa).
     device: str = "auto"
-    dtype: str = "auto"
-    attn_implementation: str = "sdpa"
+    dtype: str = one_of("auto", "float32", "bfloat16", "float16")
+    attn_implementation: str = one_of("sdpa", "eager", "flash_attention_2", "auto")
     # Image resolution bounds in pixels (Qwen-VL's min_pixels / max_pixels), applied alike in curation
     # (vLLM processor kwargs), training and eval; 0 keeps the checkpoint processor's own bound.
-    min_pixels: int = 0
-    max_pixels: int = 0
+    min_pixels: int = at_least(0, 0)
+    max_pixels: int = at_least(0, 0)
 
 
 @dataclass
 class SamplingConfig:
     # Every decoding knob is explicit, so a checkpoint's generation_config (Qwen2.5-VL ships top_k=1 and
     # repetition_penalty=1.05) never changes what is sampled. temperature 0 means greedy.
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 0  # 0: off
-    repetition_penalty: float = 1.0
-    max_tokens: int = 256
+    temperature: float = at_least(0.0, 0.7)
+    top_p: float = field(default=0.95, metadata={"above": 0.0, "max": 1.0})
+    top_k: int = at_least(0, 0)  # 0: off
+    repetition_penalty: float = above(0.0, 1.0)
+    max_tokens: int = at_least(1, 256)
     # Base seed; every request derives its own from (seed, pair id, attempt), so a resumed or re-sharded
     # run gets the same texts.
     seed: int = 0
@@ -80,51 +99,51 @@ class CurationConfig:
     # Prompt set folder (see prompts/README.md).
     prompt_set: str = "prompts/rge-v1"
     # vllm | transformers | reference
-    generator: str = "vllm"
+    generator: str = one_of("vllm", "transformers", "reference")
     # Generator checkpoint folder; empty means the pipeline's own model (model.path, e.g. the tiny one).
     generator_model: str = ""
     # reference generator: a parquet/JSONL file keyed by pair id, or "synthetic-facts" for the synthetic
     # benchmark's scene facts.
     reference: str = ""
-    shard_size: int = 64
+    shard_size: int = at_least(1, 64)
     # Engine processes per node (each on tensor_parallel_size GPUs on GPU hosts). Over several nodes,
     # run the same command on each with its node_rank: engine k of node r takes every
     # (engines * num_nodes)-th shard from r * engines + k. None of these change the rationales.
-    engines: int = 1
-    num_nodes: int = 1
-    node_rank: int = 0
-    tensor_parallel_size: int = 1
-    max_model_len: int = 2048
+    engines: int = at_least(1, 1)
+    num_nodes: int = at_least(1, 1)
+    node_rank: int = at_least(0, 0)
+    tensor_parallel_size: int = at_least(1, 1)
+    max_model_len: int = at_least(1, 2048)
     # The generator's dtype. vLLM: auto = the checkpoint's; transformers generator: auto = bfloat16 on a GPU,
     # float32 on a CPU (it loads on model.device with model.attn_implementation).
     dtype: str = "auto"
     # Constrain decoding to the prompt set's declared format (vLLM structured outputs, regex).
     structured_output: bool = True
-    structured_backend: str = "guidance"  # vLLM structured-output backend: guidance | xgrammar | outlines
-    batch_size: int = 16  # transformers generator
-    max_retries: int = 2
+    structured_backend: str = one_of("guidance", "xgrammar", "outlines")  # vLLM structured-output backend: guidance | xgrammar | outlines
+    batch_size: int = at_least(1, 16)  # transformers generator
+    max_retries: int = at_least(0, 2)
     # The stage fails (after writing its shards) when more than this share of pairs stays invalid.
-    max_reject_rate: float = 0.2
-    min_chars: int = 16
-    max_chars: int = 2000
+    max_reject_rate: float = share(0.2)
+    min_chars: int = at_least(0, 16)
+    max_chars: int = at_least(1, 2000)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
 
 @dataclass
 class AssembleConfig:
-    validation_fraction: float = 0.1
+    validation_fraction: float = share(0.1)
     seed: int = 0
 
 
 @dataclass
 class LoraConfig:
     enabled: bool = True
-    rank: int = 16
-    alpha: int = 64
-    dropout: float = 0.05
+    rank: int = at_least(1, 16)
+    alpha: int = at_least(1, 64)
+    dropout: float = share(0.05)
     use_dora: bool = False
     # PEFT's init_lora_weights: "default" (Kaiming-uniform A, zero B) or "gaussian" (the RGE release).
-    init_weights: str = "default"
+    init_weights: str = one_of("default", "gaussian")
     # Regex over module names: the language model's attention and MLP projections.
     target_modules: str = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
@@ -134,47 +153,47 @@ class TrainConfig:
     # rge: LM loss on the oracle rationale + InfoNCE on self-generated rationales (the method);
     # baseline: no rationale, contrastive only; oracle-embed: embeds the ORACLE rationale (leaks the
     # target into the query — kept only for the leakage diagnostic).
-    method: str = "rge"
-    steps: int = 100
-    batch_size: int = 8  # per process
-    grad_cache_chunk: int = 0  # >0: gradient caching with chunks of this many sequences
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    schedule: str = "cosine"  # cosine | linear | constant
-    max_grad_norm: float = 1.0
-    temperature: float = 0.02
-    w_lm: float = 1.0
-    w_emb: float = 1.0
+    method: str = one_of("rge", "baseline", "oracle-embed")
+    steps: int = at_least(1, 100)
+    batch_size: int = at_least(1, 8)  # per process
+    grad_cache_chunk: int = at_least(0, 0)  # >0: gradient caching with chunks of this many sequences
+    lr: float = above(0.0, 1e-4)
+    weight_decay: float = at_least(0.0, 0.0)
+    warmup_steps: int = at_least(0, 10)
+    schedule: str = one_of("cosine", "linear", "constant")
+    max_grad_norm: float = at_least(0.0, 1.0)
+    temperature: float = above(0.0, 0.02)
+    w_lm: float = at_least(0.0, 1.0)
+    w_emb: float = at_least(0.0, 1.0)
     # A pair's hard negative (when it has one) is an extra column of the contrastive loss.
     hard_negatives: bool = True
     # mixed: batches drawn from all subsets at once; per-subset: every global batch from one subset, the
     # RGE release's TaskBatchDataset (rge_core/training/data.py).
-    batching: str = "mixed"
+    batching: str = one_of("mixed", "per-subset")
     # On-the-fly rationale sampling (rge method); rationale_temperature 0 means greedy.
-    rationale_max_new_tokens: int = 256
-    rationale_temperature: float = 1.0
-    rationale_top_p: float = 1.0
-    rationale_top_k: int = 0  # 0: off
-    rationale_repetition_penalty: float = 1.0
+    rationale_max_new_tokens: int = at_least(1, 256)
+    rationale_temperature: float = at_least(0.0, 1.0)
+    rationale_top_p: float = field(default=1.0, metadata={"above": 0.0, "max": 1.0})
+    rationale_top_k: int = at_least(0, 0)  # 0: off
+    rationale_repetition_penalty: float = above(0.0, 1.0)
     # rationale_samples.jsonl: rank 0's first log_samples sampled rationales of every logged step.
-    log_samples: int = 8
-    zero_stage: int = 2
+    log_samples: int = at_least(0, 8)
+    zero_stage: int = one_of(2, 3)
     offload_optimizer: bool = False
     offload_params: bool = False
-    precision: str = "fp32"  # fp32 | bf16
+    precision: str = one_of("fp32", "bf16")
     gradient_checkpointing: bool = False
     freeze_vision: bool = True
     lora: LoraConfig = field(default_factory=LoraConfig)
-    checkpoint_every: int = 50
-    log_every: int = 1
+    checkpoint_every: int = at_least(1, 50)
+    log_every: int = at_least(1, 1)
     # Launch: processes per node; `launcher` torchrun | deepspeed | slurm (srun in an allocation) | none (nproc 1).
-    nproc: int = 1
-    launcher: str = "torchrun"
-    nnodes: int = 1
-    node_rank: int = 0
+    nproc: int = at_least(1, 1)
+    launcher: str = one_of("torchrun", "deepspeed", "slurm", "none")
+    nnodes: int = at_least(1, 1)
+    node_rank: int = at_least(0, 0)
     master_addr: str = "127.0.0.1"
-    master_port: int = 0  # 0: a free port (single node); set it for several nodes
+    master_port: int = field(default=0, metadata={"min": 0, "max": 65535})  # 0: a free port (single node)
     hostfile: str = ""
     seed: int = 0
 
@@ -188,32 +207,32 @@ class EvalConfig:
     # Model to evaluate: empty means the train stage's output; else a model artifact id or a folder.
     model: str = ""
     reasoning: bool = True  # generate a rationale before `<emb>` (greedy, up to max_new_tokens)
-    max_new_tokens: int = 128
+    max_new_tokens: int = at_least(1, 128)
     # Greedy decoding takes no temperature; the penalty is the one knob that still changes it.
-    repetition_penalty: float = 1.0
+    repetition_penalty: float = above(0.0, 1.0)
     # Text rewrite files in the RGE release's YAML format (rge_core/data/rewrites.py): query rules apply
     # to qry_text, candidate rules to every candidate text. Empty: MMEB's own texts.
     query_rewrites: str = ""
     candidate_rewrites: str = ""
     # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category); others count as "other".
     categories: dict[str, str] = field(default_factory=dict)
-    batch_size: int = 16
-    chunk_size: int = 256  # items per cached chunk of embeddings (the unit of resumption and of sharding)
+    batch_size: int = at_least(1, 16)
+    chunk_size: int = at_least(1, 256)  # items per cached chunk of embeddings (the unit of resumption and of sharding)
     # Batch items of similar prompt length inside each chunk: fewer pad tokens, the same embeddings.
     sort_by_length: bool = True
     # Query rationales: hf (transformers generate) | vllm (one vLLM engine per process generates them; the
     # embedding forward stays in transformers).
-    engine: str = "hf"
-    vllm_gpu_memory_utilization: float = 0.4  # the engine's share of the GPU; the transformers embedder needs the rest
-    vllm_max_model_len: int = 4096
+    engine: str = one_of("hf", "vllm")
+    vllm_gpu_memory_utilization: float = field(default=0.4, metadata={"above": 0.0, "max": 1.0})  # the engine's share of the GPU; the transformers embedder needs the rest
+    vllm_max_model_len: int = at_least(1, 4096)
     # Data-parallel encoding: nproc processes (one per GPU) share every dataset's chunks, launched by
     # torchrun or (launcher: slurm) srun inside an allocation. Changes no score: not part of the version.
-    nproc: int = 1
-    launcher: str = "torchrun"
+    nproc: int = at_least(1, 1)
+    launcher: str = one_of("torchrun", "slurm")
     # Several nodes (launcher slurm only: one torchrun per node of the allocation, a c10d rendezvous on the
     # first on master_port, which must then be set); the embedding cache (RGE_CACHE) must be shared.
-    nnodes: int = 1
-    master_port: int = 0
+    nnodes: int = at_least(1, 1)
+    master_port: int = field(default=0, metadata={"min": 0, "max": 65535})
     compare_to: str = ""  # another eval artifact id: write a side-by-side diff
 
 

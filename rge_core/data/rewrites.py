@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from rge_core.evaluation.mmeb import MMEB_DATASETS, spelling_key
+from rge_core.strict_yaml import load_strict
 
 KEYS = ("value_map", "original", "replacement", "prefix_add", "suffix_add")
 
@@ -100,7 +101,7 @@ def load_rewrites(path: str, setting: str) -> RewriteFile | None:
     except OSError as exc:
         raise RewriteError(f"{where}: cannot read the file ({exc.strerror or exc})") from exc
     try:
-        raw = yaml.load(data.decode("utf-8"), Loader=_UniqueKeyLoader)
+        raw = load_strict(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RewriteError(f"{where}: not a UTF-8 YAML file: {' '.join(str(exc).split())}") from exc
     if raw is None:  # an empty file: no rules, texts still get their newline
@@ -161,16 +162,3 @@ def _check_spellings(rules: dict[str, RewriteRules], where: str) -> None:
         other = first.setdefault(spelling_key(name), name)
         if other != name and rules[other] != entry:
             raise RewriteError(f"{where}: {other} and {name} are the same dataset with different rules; keep one")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML silently keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        mapping = super().construct_mapping(node, deep=deep)
-        if len(mapping) < len(node.value):
-            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
-            repeated = next(key for key in keys if keys.count(key) > 1)
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {repeated!r} is given twice in one mapping", node.start_mark)
-        return mapping

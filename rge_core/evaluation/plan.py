@@ -107,23 +107,14 @@ def _compare_to(config: Config, store: ArtifactStore) -> Artifact | None:
 
 
 def _check_run(config: Config) -> None:
-    """How the evaluation runs: engine, processes, sizes."""
+    """How the evaluation runs, where settings depend on each other (single values are checked at load)."""
     ev = config.eval
-    if ev.engine not in ("hf", "vllm"):
-        raise EvalSettingError(f"eval.engine: {ev.engine!r} is not hf or vllm")
-    if ev.launcher not in ("torchrun", "slurm"):
-        raise EvalSettingError(f"eval.launcher: {ev.launcher!r} is not torchrun or slurm")
     if ev.nnodes > 1 and ev.launcher != "slurm":
         raise EvalSettingError(f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm "
                                "(shards on one node otherwise)")
     if ev.nnodes > 1 and not ev.master_port:
         raise EvalSettingError("eval.master_port: set it for a multi-node evaluation "
                                "(the rendezvous port on the first node)")
-    for name in ("nproc", "nnodes", "batch_size", "chunk_size", "max_new_tokens", "vllm_max_model_len"):
-        if getattr(ev, name) < 1:
-            raise EvalSettingError(f"eval.{name}: {getattr(ev, name)} is not a positive number")
-    if not 0 < ev.vllm_gpu_memory_utilization <= 1:
-        raise EvalSettingError(f"eval.vllm_gpu_memory_utilization: {ev.vllm_gpu_memory_utilization} is not in (0, 1]")
 
 
 def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> EvalPlan:

@@ -23,6 +23,8 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from rge_core.strict_yaml import load_strict
+
 MANIFEST = "manifest.yaml"
 MAPPING = "mapping.yaml"
 # Where the image goes in a rendered template. NUL never occurs in data or template text, so splitting
@@ -166,7 +168,7 @@ def _decode(data: bytes, path: Path) -> str:
 
 def _parse_yaml(data: bytes, path: Path) -> Any:
     try:
-        return yaml.safe_load(_decode(data, path))
+        return load_strict(_decode(data, path))
     except yaml.YAMLError as exc:
         raise PromptSetError(f"{path}: invalid YAML: {exc}") from exc
 
