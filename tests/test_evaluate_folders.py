@@ -128,6 +128,7 @@ def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(se
     (["eval.categories={VOC2007: vqa}"], EvalSettingError, r"eval.categories: VOC2007 is an MMEB-V1 dataset"),
     (["eval.compare_to=eval-0123456789abcdef"], EvalSettingError, r"eval.compare_to: eval-0123456789abcdef is not"),
     (["eval.model=/nonexistent/checkpoint"], EvalSettingError, r"eval.model: /nonexistent/checkpoint is neither"),
+    (["eval.model=model-0123456789ab"], EvalSettingError, r"eval.model: no complete artifact model-0123456789ab under"),
     (["eval.nproc=0"], ConfigError, r"eval.nproc: 0 is below the minimum 1"),
     (["eval.chunk_size=0"], ConfigError, r"eval.chunk_size: 0 is below the minimum 1"),
     (["eval.engine=tgi"], ConfigError, r"eval.engine: 'tgi' is not one of hf, vllm"),
@@ -154,3 +155,8 @@ def test_bad_rewrite_files_fail_naming_file_dataset_and_key(setup, monkeypatch, 
     monkeypatch.setattr(RGEModel, "load", lambda *a, **k: pytest.fail("loaded a model before checking the settings"))
     with pytest.raises(RewriteError, match=rf"eval.query_rewrites: {bad}.*{message}"):
         evaluate(setup, f"eval.query_rewrites={bad}")
+
+
+def test_a_missing_base_model_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"model.path: /nonexistent/base is not a checkpoint folder"):
+        run_pipeline(small_config(str(tmp_path), "model.path=/nonexistent/base"), ["model"])

@@ -38,6 +38,13 @@ DEFAULT_ROOT = "./rge-artifacts"
 ROOT_ENV = "RGE_ARTIFACTS"
 _KIND = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _VERSION_ID = re.compile(r"([a-z0-9][a-z0-9_-]*)-[0-9a-f]{12}")
+
+
+def looks_like_version_id(text: str) -> bool:
+    """`kind-<12 hex>`: an artifact id (present or not), not a path."""
+    return _VERSION_ID.fullmatch(text) is not None
+
+
 _HASH_CHUNK = 8 << 20
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rge_core.artifacts.store import Artifact, ArtifactStore
+from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
 from rge_core.config.schema import Config
 from rge_core.data.layout import EVAL_SPLIT, DataFolder
 from rge_core.data.rewrites import RewriteFile, load_rewrites
@@ -50,6 +50,8 @@ def _model(config: Config, store: ArtifactStore, inputs: dict) -> tuple[str | No
         raise EvalSettingError("eval.model: no model to evaluate (train first, or name an artifact id or a folder)")
     if store.is_complete(chosen):
         return chosen, model_folder(config, store, chosen)
+    if looks_like_version_id(chosen) and not Path(chosen).exists():
+        raise EvalSettingError(f"eval.model: no complete artifact {chosen} under {store.root}")
     folder = Path(chosen).resolve()
     if not (folder / "config.json").is_file():
         raise EvalSettingError(f"eval.model: {chosen} is neither a complete model artifact under {store.root} "

@@ -22,6 +22,9 @@ _SYNTH_CODE = ["rge_core/synth"]
 def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str | None:
     """Build the tiny model artifact when `model.path` is "tiny"; None for a user checkpoint folder."""
     if config.model.path != TINY_MODEL:
+        if not (Path(config.model.path) / "config.json").is_file():
+            raise ValueError(f"model.path: {config.model.path} is not a checkpoint folder (no config.json; "
+                             f"or '{TINY_MODEL}' for the embedded tiny model)")
         return None
     from rge_core.model.tiny import write_tiny_model  # heavy: transformers
 
