@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rge_core.subprocess_wait import wait_polling
+from rge_core.child_processes import start, wait_for
 
 LAUNCHERS = ("torchrun", "deepspeed", "slurm")
 
@@ -102,14 +102,8 @@ def run_launched(launch: Launch, module: str, job_file: Path, log_file: Path,
     """Run `module JOB` under the launcher to completion, calling `while_running` every few seconds
     (progress reports); a failure raises with the tail of the log."""
     with log_file.open("w") as log:
-        launcher = subprocess.Popen(launcher_command(launch, module, job_file), stdout=log, stderr=subprocess.STDOUT,
-                                    env=dict(os.environ))
-        try:
-            wait_polling([launcher], while_running)
-        finally:
-            if launcher.poll() is None:  # interrupted: do not leave the workers running
-                launcher.terminate()
-                launcher.wait()
+        launcher = start(launcher_command(launch, module, job_file), stdout=log, stderr=subprocess.STDOUT)
+        wait_for([launcher], while_running)  # interrupted: the launcher and its workers are stopped first
     while_running()
     if launcher.returncode != 0:
         tail = log_file.read_text()[-3000:]

@@ -92,6 +92,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
         process.wait()
     folder = trained_folder(tmp_path)
     assert not (folder / "manifest.json").exists() and latest_step(folder) in (2, 4), "the kill must land mid-run"
+    gone = time.time() + 15  # SIGKILL of rge: the parent-death signal stops torchrun, then the trainers
+    while _processes_mentioning(str(folder / "job.json")) and time.time() < gone:
+        time.sleep(0.5)
+    assert _processes_mentioning(str(folder / "job.json")) == []
     run_train(tmp_path, "train.zero_stage=2")
     reference = trained_folder(zero2_run)
     assert folder.name == reference.name
@@ -103,3 +107,37 @@ def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
     final, expected = weights(folder / "model"), weights(reference / "model")
     for name in expected:
         torch.testing.assert_close(final[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:  # gone meanwhile
+                continue
+    return found
+
+
+def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path):
+    process = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if any((tmp_path / "model").glob(f"*/checkpoints/step-000002/{COMPLETE}")):
+            break
+        time.sleep(0.05)
+    folder = trained_folder(tmp_path)
+    job = str(folder / "job.json")
+    assert _processes_mentioning(job), "the trainers must be running when the signal comes"
+    process.send_signal(signal.SIGTERM)  # rge alone, not its process group
+    process.wait(timeout=60)
+    time.sleep(15)
+    assert _processes_mentioning(job) == []  # torchrun and both trainers are gone
+    written = {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+    time.sleep(3)
+    assert {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()} == written
+    assert not (folder / "manifest.json").exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from data_schemas.io import read_table, write_table
 from rge_core import progress
+from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import CurationConfig
 from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
@@ -120,4 +121,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    die_with_parent()  # the curate stage dying, even by SIGKILL, stops this engine
     main(sys.argv[1:])

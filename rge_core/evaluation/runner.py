@@ -18,6 +18,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import Config
 from rge_core.data.rewrites import load_rewrites
@@ -123,4 +124,5 @@ def main(job_file: str) -> None:
 
 
 if __name__ == "__main__":
+    die_with_parent()  # the launcher (torchrun) dying, even by SIGKILL, stops this shard
     main(sys.argv[1])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -31,7 +30,7 @@ from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder
-from rge_core.subprocess_wait import wait_polling
+from rge_core.child_processes import start, wait_for
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
 # Settings that spread or gate the work without changing a single rationale: not part of the version.
@@ -71,8 +70,8 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
             command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(first + local)]
             log = Path(scratch) / f"engine-{local}.log"
             with log.open("w") as stderr:
-                processes.append((subprocess.Popen(command, env=env, stderr=stderr), log))
-        wait_polling(  # progress: shards present on the artifact
+                processes.append((start(command, env=env, stderr=stderr), log))
+        wait_for(  # progress: shards present on the artifact
             [p for p, _ in processes],
             lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
         )

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from data_schemas.io import read_table
+from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import TrainConfig
 from rge_core.model.rge_model import RGEModel
@@ -122,6 +123,8 @@ def main(job: TrainJob) -> Path:
     rge.always_run_vision = train.zero_stage == 3
     root = Path(job.output_dir)
     start = resume(engine, root)
+    if start and rank == 0:
+        print(f"resumed from step {start}", flush=True)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
     subsets = tuple(e.subset for e in examples)
     run_step = RGEStep(
@@ -174,4 +177,5 @@ def main(job: TrainJob) -> Path:
 
 
 if __name__ == "__main__":
+    die_with_parent()  # the launcher (torchrun) dying, even by SIGKILL, stops this trainer
     main(TrainJob.from_json(Path(sys.argv[1]).read_text()))
