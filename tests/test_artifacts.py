@@ -242,3 +242,51 @@ def test_code_version_tracks_only_the_named_code(tmp_path: Path, monkeypatch: py
     assert code_version(["pkg"]) != before
     with pytest.raises(FileNotFoundError, match="nope"):
         code_version(["nope"])
+
+
+def test_a_changed_file_is_refused_on_read_naming_file_and_hashes(store: ArtifactStore) -> None:
+    _, manifest = write_pairs(store)
+    artifact = store.get(manifest.id)
+    artifact.verify()
+    assert artifact.read_bytes("blob.bin") == bytes(range(256))
+    with store.fs.open(f"{store.path(manifest.id)}/blob.bin", "wb") as handle:
+        handle.write(bytes(range(255)) + b"\x00")  # one byte flipped
+    expected = manifest.files["blob.bin"].sha256
+    with pytest.raises(ArtifactError, match=rf"{manifest.id}: blob.bin was changed .*the manifest says {expected}"):
+        artifact.read_bytes("blob.bin")
+    with pytest.raises(ArtifactError, match="blob.bin was changed"):
+        store.open("dataset", {}, {"pairs": manifest.id}, CODE)  # a stage that would read it
+    store.fs.rm(f"{store.path(manifest.id)}/subsets/A.txt")
+    with pytest.raises(ArtifactError, match="subsets/A.txt is missing"):
+        artifact.verify(["subsets/A.txt"])
+
+
+def test_malformed_foreign_and_cyclic_manifests_are_refused(store: ArtifactStore) -> None:
+    _, good = write_pairs(store)
+    _, other = write_pairs(store, seed=1)
+    folder = store.path(other.id)
+    fileio.atomic_write_text(f"{folder}/manifest.json", "{not json")
+    assert [m.id for m in store.list()] == [good.id]
+    [problem] = store.problems()
+    assert other.id in problem and "malformed manifest.json" in problem
+    copied = json.loads(store.get(good.id).manifest.to_json())
+    fileio.atomic_write_text(f"{folder}/manifest.json", json.dumps(copied))  # another artifact's manifest
+    with pytest.raises(ArtifactError, match=f"{other.id}: its manifest.json names pairs {good.id}"):
+        store.get(other.id)
+    cyclic = {**copied, "inputs": {"self": good.id}}
+    fileio.atomic_write_text(f"{store.path(good.id)}/manifest.json", json.dumps(cyclic))
+    with pytest.raises(ArtifactError, match="lineage is cyclic"):
+        store.lineage(good.id)
+    with pytest.raises(ArtifactError, match=r"--kind '\.\.' is not an artifact kind"):
+        store.list("..")
+
+
+def test_cli_verify_names_the_changed_file(tmp_path: Path) -> None:
+    store = ArtifactStore(str(tmp_path))
+    _, manifest = write_pairs(store)
+    runner = CliRunner()
+    ok = runner.invoke(artifacts_cmd.app, ["verify", "--root", str(tmp_path)])
+    assert ok.exit_code == 0 and f"ok       {manifest.id}" in ok.output
+    (Path(store.path(manifest.id)) / "subsets" / "A.txt").write_text("B\n")
+    failed = runner.invoke(artifacts_cmd.app, ["verify", manifest.id, "--root", str(tmp_path)])
+    assert failed.exit_code == 1 and "subsets/A.txt was changed" in failed.output

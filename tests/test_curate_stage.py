@@ -147,3 +147,17 @@ def test_two_engine_processes_write_the_same_rationales(facts_run, tmp_path):
         return [{k: v for k, v in r.items() if k != "generator"} for r in rows]
 
     assert without_generator(rationales(ArtifactStore(root), version)) == without_generator(rationales(store, version))
+
+
+def test_a_rationale_shard_edited_after_curation_stops_assembly_naming_it(tmp_path):
+    config = small_config(str(tmp_path), *FACTS)
+    store = ArtifactStore(str(tmp_path))
+    curated = run_pipeline(config, ["curate"])["curate"]
+    shard = Path(store.path(curated)) / shard_file(1)
+    table = pq.read_table(shard)
+    edited = table.set_column(table.schema.get_field_index("rationale"), "rationale",
+                              pa.array(["The answer is the first candidate."] * table.num_rows))
+    pq.write_table(edited, shard)
+    with pytest.raises(LookupError, match=rf"artifact {curated}: {shard_file(1)} was changed after the artifact was written"):
+        run_pipeline(config, ["assemble"])
+    assert not store.list("dataset")  # nothing was built from it

@@ -13,7 +13,6 @@ A stage uses it like this:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -30,6 +29,7 @@ from fsspec.implementations.local import LocalFileSystem
 from rge_core import fileio
 from rge_core.artifacts import versioning
 from rge_core.artifacts.manifest import MANIFEST_NAME, FileRecord, Manifest
+from rge_core.artifacts.verify import TamperedArtifact, file_sha256, verify_files
 
 if TYPE_CHECKING:
     from rge_core.config.schema import Config
@@ -45,11 +45,8 @@ def looks_like_version_id(text: str) -> bool:
     return _VERSION_ID.fullmatch(text) is not None
 
 
-_HASH_CHUNK = 8 << 20
-
-
 class ArtifactError(LookupError):
-    """A missing, incomplete or misused artifact."""
+    """A missing, incomplete, malformed or misused artifact."""
 
 
 def resolve_root(configured: str | None = None) -> str:
@@ -106,25 +103,57 @@ class ArtifactStore:
         if not self.fs.exists(manifest_path):
             state = "incomplete (no manifest.json; rerun its stage)" if self.fs.exists(self._dir(version_id)) else "not found"
             raise ArtifactError(f"artifact {version_id} is {state} under {self.root}")
-        return Artifact(self, Manifest.from_json(self.fs.cat_file(manifest_path)))
+        return Artifact(self, self._manifest(version_id, manifest_path))
+
+    def _manifest(self, version_id: str, path: str) -> Manifest:
+        """The manifest at `path`, refused unless it parses and names this very folder and kind."""
+        try:
+            manifest = Manifest.from_json(self.fs.cat_file(path))
+        except (ValueError, TypeError, KeyError) as error:
+            raise ArtifactError(f"artifact {version_id}: malformed manifest.json ({error})") from None
+        kind = version_id.rsplit("-", 1)[0]
+        if manifest.id != version_id or manifest.kind != kind:
+            raise ArtifactError(f"artifact {version_id}: its manifest.json names {manifest.kind} {manifest.id}, "
+                                "not this folder")
+        return manifest
 
     def list(self, kind: str | None = None) -> list[Manifest]:
-        """Complete artifacts (of one kind, or all), oldest first."""
-        paths = self.fs.glob(f"{self._root}/{kind or '*'}/*/{MANIFEST_NAME}")
-        manifests = [Manifest.from_json(self.fs.cat_file(path)) for path in paths]
-        return sorted(manifests, key=lambda manifest: (manifest.created, manifest.id))
+        """Complete artifacts (of one kind, or all), oldest first; malformed ones are left out (`problems`)."""
+        return [manifest for manifest in self._scan(kind) if isinstance(manifest, Manifest)]
+
+    def problems(self, kind: str | None = None) -> list[str]:
+        """One line per folder whose manifest.json is malformed or names another artifact."""
+        return [problem for problem in self._scan(kind) if isinstance(problem, str)]
+
+    def _scan(self, kind: str | None) -> list[Manifest | str]:
+        if kind is not None and _KIND.fullmatch(kind) is None:
+            raise ArtifactError(f"--kind {kind!r} is not an artifact kind (lowercase letters, digits, '-', '_')")
+        found: list[Manifest | str] = []
+        for path in self.fs.glob(f"{self._root}/{kind or '*'}/*/{MANIFEST_NAME}"):
+            version_id = posixpath.basename(posixpath.dirname(path))
+            try:
+                found.append(self._manifest(version_id, path))
+            except ArtifactError as error:
+                found.append(str(error))
+        manifests = sorted((m for m in found if isinstance(m, Manifest)), key=lambda m: (m.created, m.id))
+        return [*manifests, *sorted(p for p in found if isinstance(p, str))]
 
     def lineage(self, version_id: str) -> LineageNode:
         """The ancestry tree of a complete artifact; ancestors missing from this store have no manifest."""
         seen: dict[str, LineageNode] = {}
+        visiting: set[str] = set()
 
         def node(vid: str, manifest: Manifest | None) -> LineageNode:
+            if vid in visiting:
+                raise ArtifactError(f"artifact {version_id}: its lineage is cyclic (through {vid})")
             if vid not in seen:
+                visiting.add(vid)
                 parents = manifest.inputs if manifest else {}
                 seen[vid] = LineageNode(vid, manifest, {
                     name: node(pid, self.get(pid).manifest if self.is_complete(pid) else None)
                     for name, pid in parents.items()
                 })
+                visiting.discard(vid)
             return seen[vid]
 
         return node(version_id, self.get(version_id).manifest)
@@ -148,6 +177,7 @@ class ArtifactStore:
         for name, input_id in inputs.items():
             if not self.is_complete(input_id):
                 raise ArtifactError(f"input {name}={input_id} of {version_id} is not a complete artifact under {self.root}")
+            self.get(input_id).verify()  # the stage is about to read it: every file as its manifest says
         folder = self._dir(version_id)
         if not resume and self.fs.exists(folder):
             self.fs.rm(folder, recursive=True)
@@ -201,12 +231,7 @@ class ArtifactWriter:
             if _is_temp(path):  # left by a killed write; never part of the artifact
                 fs.rm(path)
                 continue
-            digest, size = hashlib.sha256(), 0
-            with fs.open(path, "rb") as handle:
-                while chunk := handle.read(_HASH_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-            records[rel] = FileRecord(digest.hexdigest(), size)
+            records[rel] = FileRecord(*file_sha256(fs, path))
         return records
 
     def finish(self, stats: dict[str, Any] | None = None) -> Manifest:
@@ -239,14 +264,25 @@ class Artifact:
     def url(self) -> str:
         return self.store.path(self.manifest.id)
 
+    def verify(self, rels: list[str] | None = None) -> None:
+        """Check `rels` (default: all files) against the manifest's sha256; raises ArtifactError naming the
+        file and both hashes."""
+        try:
+            verify_files(self.store.fs, self.store._dir(self.id), self.manifest, rels)
+        except TamperedArtifact as error:
+            raise ArtifactError(str(error)) from None
+
     def file_url(self, rel: str) -> str:
-        return self.store._url(f"{self.store._dir(self.id)}/{_check_rel(rel)}")
+        """The URL of a file, checked against the manifest first (the caller is about to read it)."""
+        self.verify([_check_rel(rel)])
+        return self.store._url(f"{self.store._dir(self.id)}/{rel}")
 
     def read_bytes(self, rel: str) -> bytes:
         return fileio.read_bytes(self.file_url(rel))
 
     def read_table(self, rel: str) -> pa.Table:
-        return pq.read_table(f"{self.store._dir(self.id)}/{_check_rel(rel)}", filesystem=self.store.fs)
+        self.verify([_check_rel(rel)])
+        return pq.read_table(f"{self.store._dir(self.id)}/{rel}", filesystem=self.store.fs)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""`rge artifacts list [--kind K] [--root R]` and `rge artifacts show ID [--root R]`."""
+"""`rge artifacts list [--kind K] [--root R]`, `rge artifacts show ID [--root R]` and
+`rge artifacts verify [ID] [--root R]`."""
 
 from __future__ import annotations
 
@@ -36,13 +37,20 @@ def list_artifacts(
 ) -> None:
     """Table of the complete artifacts, oldest first."""
     store = ArtifactStore(root)
+    try:
+        manifests, problems = store.list(kind), store.problems(kind)
+    except ArtifactError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     table = Table(title=f"artifacts under {store.root}")
     for column in ("id", "kind", "created", "inputs", "stats"):
         table.add_column(column, no_wrap=column in ("id", "kind"), overflow="fold")
-    for manifest in store.list(kind):
+    for manifest in manifests:
         inputs = "\n".join(f"{name}={vid}" for name, vid in manifest.inputs.items())
         table.add_row(manifest.id, manifest.kind, manifest.created, inputs, _key_stats(manifest))
     Console(soft_wrap=False).print(table)
+    for problem in problems:
+        typer.echo(f"not listed: {problem}")
 
 
 @app.command()
@@ -60,3 +68,24 @@ def show(
         raise typer.Exit(1) from None
     typer.echo(artifact.manifest.to_json())
     Console().print(_tree(lineage, "lineage: "))
+
+
+@app.command()
+def verify(
+    version_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="One artifact; default: all of them."),
+    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+) -> None:
+    """Check every file of one artifact (or of all) against the sha256 in its manifest."""
+    store = ArtifactStore(root)
+    failures = list(store.problems()) if version_id is None else []
+    ids = [version_id] if version_id else [manifest.id for manifest in store.list()]
+    for vid in ids:
+        try:
+            store.get(vid).verify()
+            typer.echo(f"ok       {vid}")
+        except ArtifactError as error:
+            failures.append(str(error))
+    for failure in failures:
+        typer.echo(f"FAILED   {failure}")
+    if failures:
+        raise typer.Exit(1)

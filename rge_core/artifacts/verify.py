@@ -1,0 +1,60 @@
+"""Checking an artifact's files against the sha256 its manifest recorded, before anything reads them.
+
+A file is hashed at most once per process while its size and modification time stay the same, so a
+stage that opens an input (all of its files checked) and then reads them by URL pays for one pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+from rge_core.artifacts.manifest import Manifest
+
+_HASH_CHUNK = 8 << 20
+# (file URL, size, mtime) -> sha256 of the content seen with that size and mtime
+_SEEN: dict[tuple[str, int, object], str] = {}
+
+
+class TamperedArtifact(LookupError):
+    """A file of a complete artifact is missing or differs from its manifest."""
+
+
+def file_sha256(fs, path: str) -> tuple[str, int]:
+    """(hex sha256, size in bytes) of one file."""
+    digest, size = hashlib.sha256(), 0
+    with fs.open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _stamp(info: dict) -> object:
+    """The file's modification time as the filesystem reports it (local: mtime; object stores: ETag etc.);
+    None where there is none (e.g. memory://), and then nothing is cached."""
+    return next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if key in info), None)
+
+
+def verify_files(fs, folder: str, manifest: Manifest, rels: Iterable[str] | None = None) -> None:
+    """Check `rels` (default: every file in the manifest) under `folder`; raises TamperedArtifact naming the
+    artifact, the file and both hashes."""
+    for rel in manifest.files if rels is None else rels:
+        record = manifest.files.get(rel)
+        if record is None:
+            raise TamperedArtifact(f"artifact {manifest.id}: {rel} is not one of its files (manifest.json)")
+        path = f"{folder}/{rel}"
+        if not fs.isfile(path):
+            raise TamperedArtifact(f"artifact {manifest.id}: {rel} is missing (the manifest lists it)")
+        info = fs.info(path)
+        stamp = _stamp(info)
+        key = (path, info["size"], stamp)
+        actual = _SEEN.get(key) if stamp is not None else None
+        if actual is None:  # not seen with this size and time, or the filesystem reports no time: hash it
+            actual = file_sha256(fs, path)[0]
+            if stamp is not None:
+                _SEEN[key] = actual
+        if actual != record.sha256:
+            raise TamperedArtifact(
+                f"artifact {manifest.id}: {rel} was changed after the artifact was written (sha256 {actual}, "
+                f"the manifest says {record.sha256}); restore it or delete the artifact folder to rebuild it")
