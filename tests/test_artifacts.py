@@ -290,3 +290,36 @@ def test_cli_verify_names_the_changed_file(tmp_path: Path) -> None:
     (Path(store.path(manifest.id)) / "subsets" / "A.txt").write_text("B\n")
     failed = runner.invoke(artifacts_cmd.app, ["verify", manifest.id, "--root", str(tmp_path)])
     assert failed.exit_code == 1 and "subsets/A.txt was changed" in failed.output
+
+
+BUILD_SLOWLY = """
+import sys, time
+from rge_core.artifacts import ArtifactStore
+writer = ArtifactStore(sys.argv[1]).open("pairs", {"seed": 0}, {}, "0123456789abcdef")
+print("reused" if writer.exists_complete else "building", flush=True)
+if not writer.exists_complete:
+    time.sleep(float(sys.argv[2]))
+    writer.write_text("by.txt", sys.argv[3])
+    writer.finish({})
+"""
+
+
+def test_a_second_build_of_one_version_waits_then_reuses_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def build(delay: str, name: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", BUILD_SLOWLY, str(tmp_path), delay, name],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = build("4", "first")
+    while not list(tmp_path.glob(".locks/pairs-*.lock")):  # the first holds the lock
+        assert first.poll() is None, first.communicate()
+    second = build("0", "second")
+    out_first, _ = first.communicate(timeout=60)
+    out_second, err_second = second.communicate(timeout=60)
+    assert out_first.strip() == "building" and out_second.strip() == "reused"
+    assert "is being built by another process" in err_second
+    [manifest] = ArtifactStore(str(tmp_path)).list()
+    assert ArtifactStore(str(tmp_path)).get(manifest.id).read_bytes("by.txt") == b"first"
+    assert not list(tmp_path.glob(".locks/*"))  # released locks leave no file

@@ -141,3 +141,18 @@ def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path
     time.sleep(3)
     assert {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()} == written
     assert not (folder / "manifest.json").exists()
+
+
+def test_two_rge_train_on_one_root_train_once(zero2_run, tmp_path):
+    first = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    second = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    outputs = [process.communicate(timeout=900)[0] for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "is being built by another process" in outputs[1]
+    folder = trained_folder(tmp_path)
+    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))  # every step once, in order
+    assert folder.name == trained_folder(zero2_run).name

@@ -28,6 +28,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from rge_core import fileio
 from rge_core.artifacts import versioning
+from rge_core.artifacts.lock import VersionLock
 from rge_core.artifacts.manifest import MANIFEST_NAME, FileRecord, Manifest
 from rge_core.artifacts.verify import TamperedArtifact, file_sha256, verify_files
 
@@ -159,7 +160,8 @@ class ArtifactStore:
         return node(version_id, self.get(version_id).manifest)
 
     def open(
-        self, kind: str, config: dict[str, Any], inputs: dict[str, str], code: str, resume: bool = False
+        self, kind: str, config: dict[str, Any], inputs: dict[str, str], code: str, resume: bool = False,
+        exclusive: bool = True,
     ) -> ArtifactWriter:
         """Start (or find) the version of `kind` determined by config, inputs and code.
 
@@ -170,9 +172,16 @@ class ArtifactStore:
           resume=True its files are kept, and the stage may skip pieces for which `has_file` is true
           (files are written atomically, so an existing file is whole).
         - The stage writes its files, then `finish(stats)` writes manifest.json last.
+        - `exclusive` (local roots): building holds a lock from open to finish (lock.py); another open of the
+          same version waits, then reuses it, and nothing is deleted under a running build. Stages whose
+          nodes build one version together (multi-node curation, per-node torchrun) pass False.
         """
         version_id = self.version_id(kind, config, inputs, code)
         if self.is_complete(version_id):
+            return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
+        lock = self._lock(version_id) if exclusive else None  # waits while another process builds it
+        if lock is not None and self.is_complete(version_id):  # ...which it finished meanwhile
+            lock.release()
             return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
         for name, input_id in inputs.items():
             if not self.is_complete(input_id):
@@ -183,14 +192,22 @@ class ArtifactStore:
             self.fs.rm(folder, recursive=True)
         # A JSON round trip stores exactly what was hashed (tuples become lists) and detaches the caller's dict.
         pending = Manifest(version_id, kind, "", json.loads(versioning.canonical_json(config)), dict(inputs), code)
-        return ArtifactWriter(self, pending, exists_complete=False)
+        return ArtifactWriter(self, pending, exists_complete=False, lock=lock)
+
+    def _lock(self, version_id: str) -> VersionLock | None:
+        """The build lock of a version on a local root (object stores have none: see lock.py)."""
+        if not isinstance(self.fs, LocalFileSystem):
+            return None
+        return VersionLock.acquire(f"{self._root}/.locks", version_id)
 
 
 class ArtifactWriter:
     """Writes the files of one artifact version; see ArtifactStore.open."""
 
-    def __init__(self, store: ArtifactStore, manifest: Manifest, exists_complete: bool) -> None:
+    def __init__(self, store: ArtifactStore, manifest: Manifest, exists_complete: bool,
+                 lock: VersionLock | None = None) -> None:
         self._store = store
+        self._lock = lock  # held from open to finish: no other process builds or deletes this version
         self._manifest = manifest
         self._dir = store._dir(manifest.id)
         self.version_id = manifest.id
@@ -246,6 +263,8 @@ class ArtifactWriter:
         text = manifest.to_json()  # non-JSON stats fail here, before anything is published
         fileio.atomic_write_text(self._store._url(f"{self._dir}/{MANIFEST_NAME}"), text)
         self._closed = True
+        if self._lock is not None:
+            self._lock.release()
         return manifest
 
 

@@ -122,7 +122,9 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
             settings["model"] = pipeline_model
     if generates and curation.generator_model:
         settings["generator_model"] = curation.generator_model
-    writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True)
+    # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
+    writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True,
+                        exclusive=curation.num_nodes == 1)
     if writer.exists_complete:
         return writer.version_id
     for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance

@@ -63,7 +63,9 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
         settings["base_model"] = str(base)
-    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True)
+    # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
+    per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
+    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True, exclusive=not per_node)
     if writer.exists_complete:
         return writer.version_id
     # Settings the trainer processes would reject only after the launch, checked here in seconds (every bad
