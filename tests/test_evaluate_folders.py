@@ -160,3 +160,40 @@ def test_bad_rewrite_files_fail_naming_file_dataset_and_key(setup, monkeypatch, 
 def test_a_missing_base_model_folder_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"model.path: /nonexistent/base is not a checkpoint folder"):
         run_pipeline(small_config(str(tmp_path), "model.path=/nonexistent/base"), ["model"])
+
+
+def test_new_weights_in_the_same_folder_and_a_replaced_image_make_new_versions(setup, tiny_model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    root, folder, _ = setup
+    model = tmp_path / "checkpoint"
+    shutil.copytree(tiny_model_dir, model)
+    first = evaluate((root, folder, model))
+    assert evaluate((root, folder, model)) == first  # same content: reused
+    weights = load_file(str(model / "model.safetensors"))
+    name = next(iter(weights))
+    weights[name] = weights[name] + 0.01
+    save_file(weights, str(model / "model.safetensors"), metadata={"format": "pt"})
+    retrained = evaluate((root, folder, model))
+    assert retrained != first
+    image = next(p for p in sorted(folder.rglob("*.png")))
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(image)
+    assert evaluate((root, folder, model)) not in (first, retrained)
+
+
+def test_a_symlinked_prompt_template_is_refused(tmp_path):
+    import shutil
+
+    from rge_core.prompts.prompt_set import PromptSetError, load_prompt_set
+
+    copied = tmp_path / "set"
+    shutil.copytree("prompts/rge-terse", copied)
+    template = next(copied.rglob("*.jinja"))
+    outside = tmp_path / "outside.jinja"
+    outside.write_text(template.read_text())
+    template.unlink()
+    template.symlink_to(outside)
+    with pytest.raises(PromptSetError, match="a symbolic link"):
+        load_prompt_set(str(copied))

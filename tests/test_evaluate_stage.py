@@ -120,11 +120,12 @@ def test_cli_prints_the_summary(no_reasoning):
 
 
 def test_a_checkpoint_folder_is_evaluated_like_its_artifact(no_reasoning):
-    """eval.model takes a folder as well as an artifact id: same scores, the folder recorded instead."""
+    """eval.model takes a folder as well as an artifact id: same scores, the folder (path and content) recorded."""
     config, store, version = no_reasoning
     folder = local_folder(store.get(config.eval.model))
     by_folder = run_pipeline(small_config(store.root, *EVAL, f"eval.model={folder}", "eval.reasoning=false"), ["evaluate"])["evaluate"]
     assert by_folder != version
-    assert store.get(by_folder).manifest.config["model"] == str(folder.resolve())
+    recorded = store.get(by_folder).manifest.config["model"]
+    assert recorded["path"] == str(folder.resolve()) and len(recorded["content"]) == 16  # path and content digest
     results = [json.loads(store.get(v).read_bytes("results.json"))["datasets"] for v in (version, by_folder)]
     assert results[0] == results[1]

@@ -7,7 +7,10 @@ stage that opens an input (all of its files checked) and then reads them by URL 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Iterable
+
+import fsspec
 
 from rge_core.artifacts.manifest import Manifest
 
@@ -36,6 +39,33 @@ def _stamp(info: dict) -> object:
     return next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if key in info), None)
 
 
+def cached_sha256(fs, path: str) -> str:
+    """sha256 of a file, hashed again only when its size or modification time changed."""
+    info = fs.info(path)
+    stamp = _stamp(info)
+    key = (path, info["size"], stamp)
+    if stamp is not None and key in _SEEN:
+        return _SEEN[key]
+    digest = file_sha256(fs, path)[0]
+    if stamp is not None:  # where the filesystem reports no time, every check hashes
+        _SEEN[key] = digest
+    return digest
+
+
+def folder_identity(folder: str | Path) -> dict:
+    """How a checkpoint folder given by path enters a version: its path and its content digest."""
+    return {"path": str(folder), "content": folder_digest(Path(folder))}
+
+
+def folder_digest(folder: Path) -> str:
+    """Identity of a local folder by content: sha256 over each file's relative path and sha256 (a
+    checkpoint given as a folder is the weights, config and tokenizer in it, not its path)."""
+    fs, digest = fsspec.filesystem("file"), hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{cached_sha256(fs, str(path))}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def verify_files(fs, folder: str, manifest: Manifest, rels: Iterable[str] | None = None) -> None:
     """Check `rels` (default: every file in the manifest) under `folder`; raises TamperedArtifact naming the
     artifact, the file and both hashes."""
@@ -46,14 +76,7 @@ def verify_files(fs, folder: str, manifest: Manifest, rels: Iterable[str] | None
         path = f"{folder}/{rel}"
         if not fs.isfile(path):
             raise TamperedArtifact(f"artifact {manifest.id}: {rel} is missing (the manifest lists it)")
-        info = fs.info(path)
-        stamp = _stamp(info)
-        key = (path, info["size"], stamp)
-        actual = _SEEN.get(key) if stamp is not None else None
-        if actual is None:  # not seen with this size and time, or the filesystem reports no time: hash it
-            actual = file_sha256(fs, path)[0]
-            if stamp is not None:
-                _SEEN[key] = actual
+        actual = cached_sha256(fs, path)
         if actual != record.sha256:
             raise TamperedArtifact(
                 f"artifact {manifest.id}: {rel} was changed after the artifact was written (sha256 {actual}, "

@@ -71,7 +71,7 @@ def _data(config: Config, store: ArtifactStore) -> tuple[Path, Path, dict[str, s
     if not folder.is_dir():
         raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic')")
     root = Path(ev.image_root).resolve() if ev.image_root else folder
-    identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder)}
+    identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder, root)}
     return folder, root, {}, identity, {}
 
 

@@ -154,6 +154,8 @@ def _resolve(path: Path) -> Path:
 
 
 def _read_bytes(path: Path, what: str = "") -> bytes:
+    if path.is_symlink():  # it could point anywhere, outside the set and its hash
+        raise PromptSetError(f"{path}: a symbolic link; a prompt set's files must be regular files inside it")
     if not path.is_file():
         raise PromptSetError(f"{path}: file not found" + (f" ({what})" if what else ""))
     return path.read_bytes()

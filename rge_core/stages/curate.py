@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from data_schemas.io import read_table
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
+from rge_core.artifacts.verify import folder_identity
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
@@ -119,9 +120,9 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         if inputs.get("model"):
             versioned_inputs["model"] = inputs["model"]
         else:
-            settings["model"] = pipeline_model
+            settings["model"] = folder_identity(pipeline_model)
     if generates and curation.generator_model:
-        settings["generator_model"] = curation.generator_model
+        settings["generator_model"] = folder_identity(curation.generator_model)
     # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
     writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True,
                         exclusive=curation.num_nodes == 1)

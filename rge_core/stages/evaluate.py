@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pyarrow as pa
 
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.verify import folder_identity
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.evaluation.mmeb import missing_datasets
@@ -33,7 +33,7 @@ from rge_core.evaluation.reports import (
 from rge_core.evaluation.encode import Encoder
 from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
-from rge_core.stages.materialize import CACHE_ENV, DEFAULT_CACHE, build_folder
+from rge_core.stages.materialize import build_folder, cache_root
 
 _CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
 
@@ -94,15 +94,14 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     if plan.model_id:
         lineage["model"] = plan.model_id
     else:
-        settings["model"] = str(plan.model_dir)
+        settings["model"] = folder_identity(plan.model_dir)
     writer = store.open("eval", settings, inputs=lineage, code=code_version(_CODE), resume=True)
     if writer.exists_complete:
         return writer.version_id
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
-    key = json.dumps([plan.model_id or str(plan.model_dir), plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
+    key = json.dumps([plan.model_id or settings["model"], plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
                       ev.repetition_penalty, settings["image_bounds"], ev.engine, placement])
-    cache_root = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / "eval-embeddings"
-    cache = (cache_root / hashlib.sha256(key.encode()).hexdigest()[:16]).resolve()
+    cache = cache_root(store) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
     job = EvalJob(config, str(plan.model_dir), str(plan.folder), str(plan.image_root), plan.datasets, str(cache))
     if ev.nproc > 1:

@@ -30,12 +30,19 @@ _CODE = ["rge_core/data", "data_schemas", "rge_core/stages/ingest.py"]
 _REWRITTEN = {"query": ("qry_text",), "candidate": ("pos_text", "neg_text")}  # columns of each side
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """Names, sizes and mtimes of a source folder's parquet files: edits there make a new version."""
+_FINGERPRINTED = {".parquet", ".jsonl", ".json", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+
+
+def folder_fingerprint(*folders: Path) -> str:
+    """Names, sizes and mtimes of the data files (parquet, JSON lines) and images under `folders` (a data
+    folder and its image root): an edited, added or replaced file makes a new version. Stat only, no reads:
+    a full MMEB-eval image tree (~30k files) takes about a second."""
     digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*.parquet")):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for folder in dict.fromkeys(folders):  # the image root is often the data folder itself
+        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in _FINGERPRINTED and p.is_file()):
+            stat = path.stat()
+            entry = f"{folder.name}/{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+            digest.update(entry.encode())
     return digest.hexdigest()[:16]
 
 
@@ -59,7 +66,7 @@ def _source(config: Config, store: ArtifactStore) -> _Source:
     if not folder.is_dir():
         raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic')")
     images = Path(data.image_root).resolve() if data.image_root else folder
-    identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder)}
+    identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder, images)}
     return _Source(folder, images, str(images), {}, identity)
 
 

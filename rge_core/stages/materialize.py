@@ -13,11 +13,20 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from rge_core.artifacts.store import Artifact, ArtifactWriter
+from rge_core.artifacts.store import Artifact, ArtifactStore, ArtifactWriter
 from rge_core.fileio import is_local, local_path
 
 CACHE_ENV = "RGE_CACHE"
-DEFAULT_CACHE = "./.cache/rge"
+
+
+def cache_root(store: ArtifactStore) -> Path:
+    """Local caches (embeddings, remote artifacts read back): $RGE_CACHE, else `.cache` inside a local
+    artifact root, else ~/.cache/rge; never relative to the working directory."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).resolve()
+    if is_local(store.root):
+        return local_path(store.root).resolve() / ".cache"
+    return Path.home() / ".cache" / "rge"
 
 
 def build_folder(writer: ArtifactWriter, build: Callable[[Path], object]) -> None:
@@ -36,7 +45,7 @@ def local_folder(artifact: Artifact) -> Path:
     """A local folder holding the artifact's files (the artifact itself when the root is local)."""
     if is_local(artifact.url):
         return local_path(artifact.url)
-    target = Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE)) / artifact.id
+    target = cache_root(artifact.store) / artifact.id
     for rel in artifact.manifest.files:
         destination = target / rel
         if not destination.exists():  # artifacts are immutable, so a cached file is current

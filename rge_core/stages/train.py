@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.verify import folder_identity
 from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.model.processor import image_size_kwargs
@@ -62,7 +63,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
-        settings["base_model"] = str(base)
+        settings["base_model"] = folder_identity(base)
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
     per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
     writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True, exclusive=not per_node)
