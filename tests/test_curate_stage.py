@@ -158,6 +158,7 @@ def test_a_rationale_shard_edited_after_curation_stops_assembly_naming_it(tmp_pa
     edited = table.set_column(table.schema.get_field_index("rationale"), "rationale",
                               pa.array(["The answer is the first candidate."] * table.num_rows))
     pq.write_table(edited, shard)
-    with pytest.raises(LookupError, match=rf"artifact {curated}: {shard_file(1)} was changed after the artifact was written"):
+    changed = rf"artifact {curated}: {shard_file(1)} was changed after the artifact was written"
+    with pytest.raises(LookupError, match=changed):
         run_pipeline(config, ["assemble"])
     assert not store.list("dataset")  # nothing was built from it

@@ -119,7 +119,7 @@ class CurationConfig:
     dtype: str = "auto"
     # Constrain decoding to the prompt set's declared format (vLLM structured outputs, regex).
     structured_output: bool = True
-    structured_backend: str = one_of("guidance", "xgrammar", "outlines")  # vLLM structured-output backend: guidance | xgrammar | outlines
+    structured_backend: str = one_of("guidance", "xgrammar", "outlines")  # vLLM's structured-output backend
     batch_size: int = at_least(1, 16)  # transformers generator
     max_retries: int = at_least(0, 2)
     # The stage fails (after writing its shards) when more than this share of pairs stays invalid.
@@ -223,7 +223,8 @@ class EvalConfig:
     # Query rationales: hf (transformers generate) | vllm (one vLLM engine per process generates them; the
     # embedding forward stays in transformers).
     engine: str = one_of("hf", "vllm")
-    vllm_gpu_memory_utilization: float = field(default=0.4, metadata={"above": 0.0, "max": 1.0})  # the engine's share of the GPU; the transformers embedder needs the rest
+    # The vLLM engine's share of the GPU; the transformers embedder needs the rest.
+    vllm_gpu_memory_utilization: float = field(default=0.4, metadata={"above": 0.0, "max": 1.0})
     vllm_max_model_len: int = at_least(1, 4096)
     # Data-parallel encoding: nproc processes (one per GPU) share every dataset's chunks, launched by
     # torchrun or (launcher: slurm) srun inside an allocation. Changes no score: not part of the version.

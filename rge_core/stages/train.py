@@ -66,7 +66,8 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
         settings["base_model"] = folder_identity(base)
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
     per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
-    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True, exclusive=not per_node)
+    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True,
+                        exclusive=not per_node)
     if writer.exists_complete:
         return writer.version_id
     # Settings the trainer processes would reject only after the launch, checked here in seconds (every bad
