@@ -30,14 +30,25 @@ def _write_split(folder: Path, subset: str, split: str, columns: dict, layout: s
     return paths
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _touch_images(root: Path, columns: dict) -> None:
-    """Create an (empty) file for every image path referenced in `columns`."""
+    """Create a tiny real PNG for every image path referenced in `columns`."""
+    png = _png()
     for name in _IMAGE_COLUMNS:
         for value in columns.get(name, []):
             for path in value if isinstance(value, list) else [value]:
                 if path:
                     (root / path).parent.mkdir(parents=True, exist_ok=True)
-                    (root / path).write_bytes(b"img")
+                    (root / path).write_bytes(png)
 
 
 def _eval_columns(dataset: str, rows: int, candidates: int, image_queries: bool) -> dict:

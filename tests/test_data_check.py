@@ -84,3 +84,14 @@ def test_wrong_kind_unknown_layout_and_missing_folder_exit_1(data_train_folder, 
     assert result.exit_code == 1 and "neither MMEB-train nor MMEB-eval" in result.output
     result = runner.invoke(app, ["check", str(tmp_path / "absent")])
     assert result.exit_code == 1 and "not a folder" in result.output
+
+
+def test_a_corrupt_image_fails_the_check_by_name_unless_decoding_is_off(data_eval_folder):
+    import os
+
+    image = next(p for p in sorted(data_eval_folder.rglob("*")) if p.suffix in (".png", ".jpg") and p.is_file())
+    image.write_bytes(os.urandom(256))  # random bytes under an image name
+    rel = image.relative_to(data_eval_folder).as_posix()
+    result = runner.invoke(app, ["check", str(data_eval_folder)])
+    assert result.exit_code == 1 and f"corrupt image '{rel}'" in result.output
+    assert runner.invoke(app, ["check", str(data_eval_folder), "--no-decode"]).exit_code == 0

@@ -34,9 +34,10 @@ def check(
     folder: str = typer.Argument(..., help="MMEB-train or MMEB-eval folder (local path or fsspec URL)."),
     images: Path | None = typer.Option(None, "--images", help="Image root (default: the folder itself)."),
     kind: KindChoice = typer.Option(KindChoice.auto, "--kind", help="Layout; auto tells them apart by columns."),
+    decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image (--no-decode: find them only)."),
 ) -> None:
     """Validate every row of FOLDER; exit status 1 if anything is wrong."""
-    report = check_folder(folder, image_root=images, kind=kind.value)
+    report = check_folder(folder, image_root=images, kind=kind.value, decode=decode)
     print_report(report, Console(soft_wrap=True))
     raise typer.Exit(0 if report.ok else 1)
 

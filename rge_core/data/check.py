@@ -70,13 +70,15 @@ def detect_kind(data: DataFolder) -> Literal["train", "eval"]:
     raise DataError(f"{data.url}: no subset folder with parquet files of split {(*TRAIN_SPLITS, EVAL_SPLIT)}")
 
 
-def check_folder(folder: str | Path, image_root: str | Path | None = None, kind: Kind = "auto") -> CheckReport:
-    """Validate every row of `folder` (images under `image_root`, default the folder itself)."""
+def check_folder(folder: str | Path, image_root: str | Path | None = None, kind: Kind = "auto",
+                 decode: bool = True) -> CheckReport:
+    """Validate every row of `folder` (images under `image_root`, default the folder itself; `decode`: open
+    every image with PIL, not just find it)."""
     report = CheckReport(str(folder), "unknown", str(image_root or folder), images_checked=False)
     try:
         data = DataFolder.open(folder)
         root = image_root if image_root is not None else data.local_root
-        images = ImageChecker(root, check_files=root is not None)
+        images = ImageChecker(root, check_files=root is not None, decode=decode)
         report.images_checked = root is not None
         report.kind = detect_kind(data) if kind == "auto" else kind
         splits = (EVAL_SPLIT,) if report.kind == "eval" else TRAIN_SPLITS

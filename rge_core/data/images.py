@@ -1,4 +1,4 @@
-"""Image paths of MMEB rows: relative to an image root, never allowed to leave it."""
+"""Image paths of MMEB rows: relative to an image root, never allowed to leave it; optionally decoded."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from PIL import Image
 
 from rge_core.data.issues import DataError
 
@@ -45,6 +46,16 @@ def _locate(root: str, rel_path: str, real_dir: Callable[[str], str]) -> tuple[s
     return target, None
 
 
+def _decode_problem(target: str, rel_path: str) -> str | None:
+    """Why PIL cannot decode the image, or None."""
+    try:
+        with Image.open(target) as image:
+            image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return f"corrupt image {rel_path!r} ({target}): {error}"
+    return None
+
+
 def resolve_image(image_root: str | Path, rel_path: str, *, where: str) -> Path:
     """Absolute path of image `rel_path` under `image_root`. Raises DataError, prefixed with `where`
     (e.g. "MSCOCO: test.parquet: row 3: field 'qry_img_path'"), if it escapes the root or is missing."""
@@ -61,11 +72,12 @@ class ImageChecker:
     """Checks each distinct image path once across a whole read (MMEB repeats candidate images a lot).
     With `check_files=False` only the paths themselves are checked (absolute, `..`), not the disk."""
 
-    def __init__(self, image_root: str | Path | None, check_files: bool) -> None:
+    def __init__(self, image_root: str | Path | None, check_files: bool, decode: bool = False) -> None:
         if check_files and image_root is None:
             raise DataError("checking image files needs a local image root")
         self.root = os.path.realpath(image_root) if image_root is not None else ""
         self.check_files = check_files
+        self.decode = decode  # also decode every image (a file that exists may still be corrupt)
         self._real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
         self._problems: dict[str, str | None] = {}
 
@@ -73,7 +85,9 @@ class ImageChecker:
         if rel_path not in self._problems:
             problem = _lexical_problem(rel_path)
             if problem is None and self.check_files:
-                problem = _locate(self.root, rel_path, self._real_dir)[1]
+                target, problem = _locate(self.root, rel_path, self._real_dir)
+                if problem is None and self.decode:
+                    problem = _decode_problem(target, rel_path)
             self._problems[rel_path] = problem
         return self._problems[rel_path]
 
