@@ -46,7 +46,7 @@ def _locate(root: str, rel_path: str, real_dir: Callable[[str], str]) -> tuple[s
     return target, None
 
 
-def _decode_problem(target: str, rel_path: str) -> str | None:
+def decode_problem(target: str | Path, rel_path: str) -> str | None:
     """Why PIL cannot decode the image, or None."""
     try:
         with Image.open(target) as image:
@@ -87,7 +87,7 @@ class ImageChecker:
             if problem is None and self.check_files:
                 target, problem = _locate(self.root, rel_path, self._real_dir)
                 if problem is None and self.decode:
-                    problem = _decode_problem(target, rel_path)
+                    problem = decode_problem(target, rel_path)
             self._problems[rel_path] = problem
         return self._problems[rel_path]
 

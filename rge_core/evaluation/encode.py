@@ -20,6 +20,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from rge_core.data.images import decode_problem
+from rge_core.data.issues import DataError
 from rge_core.fileio import atomic_write_bytes
 from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
@@ -168,13 +170,27 @@ class Encoder:
     def _encoder(self, side: str) -> Callable[[list], Encoded]:
         return {"queries": self._encode_queries, "candidates": self._encode_targets}[side]
 
+    def _encode_chunk(self, side: str, name: str, index: int, chunk: list) -> Encoded:
+        """One chunk; an image that cannot be decoded is named by dataset side, item and file."""
+        try:
+            return self._encoder(side)(chunk)
+        except (OSError, ValueError):
+            for offset, item in enumerate(chunk):
+                if isinstance(item.image, (str, Path)):
+                    problem = decode_problem(item.image, str(item.image))
+                    if problem:
+                        number = index * self.settings.chunk_size + offset
+                        where = f"row {number}" if side == "queries" else f"unique candidate {number}"
+                        raise DataError(f"{name}: {where}: {problem}") from None
+            raise
+
     def encode_chunks(self, side: str, name: str, items: Sequence, indices: Iterable[int]) -> int:
         """Encode the chunks `indices` of `items` that are not cached yet (a shard's share); returns how many."""
         chunks, fresh = _chunks(self.cache, name, items, self.settings.chunk_size), 0
         for index in indices:
             path, chunk = chunks[index]
             if not path.exists():
-                _save(path, self._encoder(side)(chunk))
+                _save(path, self._encode_chunk(side, name, index, chunk))
                 fresh += 1
         return fresh
 
@@ -183,10 +199,10 @@ class Encoder:
         chunks = _chunks(self.cache, name, items, self.settings.chunk_size)
         fresh = self.encode_chunks(side, name, items, range(len(chunks)))
         parts = []
-        for path, chunk in chunks:
+        for index, (path, chunk) in enumerate(chunks):
             part = _load(path, len(chunk))
             if part is None:
-                part = self._encoder(side)(chunk)
+                part = self._encode_chunk(side, name, index, chunk)
                 _save(path, part)
                 fresh += 1
             parts.append(part)
