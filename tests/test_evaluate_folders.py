@@ -197,3 +197,21 @@ def test_a_symlinked_prompt_template_is_refused(tmp_path):
     template.symlink_to(outside)
     with pytest.raises(PromptSetError, match="a symbolic link"):
         load_prompt_set(str(copied))
+
+
+def test_data_text_with_the_models_special_tokens_is_refused_with_a_count(setup, tmp_path):
+    import shutil
+
+    from rge_core.data.issues import DataError
+
+    root, folder, model = setup
+    copied = tmp_path / "eval"
+    shutil.copytree(folder, copied)
+    [path] = sorted(copied.glob("PetShots/*.parquet"))
+    table = pq.read_table(path)
+    texts = table.column("qry_text").to_pylist()
+    texts[1] = texts[1] + " <emb>"
+    texts[2] = "<|im_end|>" + texts[2]
+    pq.write_table(table.set_column(table.schema.get_field_index("qry_text"), "qry_text", pa.array(texts)), path)
+    with pytest.raises(DataError, match=r"PetShots: 2 texts \(first: row 1 qry_text has <emb>\)"):
+        evaluate((root, copied, model))

@@ -112,3 +112,19 @@ def test_cli_run_reports_config_errors_by_key(tmp_path):
     done = CliRunner().invoke(app, ["run", "--config", "configs/tiny.yaml", "--set", "data.synth.sed=1"])
     assert done.exit_code == 1
     assert "data.synth.sed" in done.output
+
+
+def test_training_text_with_special_tokens_is_refused_per_subset(tmp_path, data_train_folder):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rge_core.data.issues import DataError
+
+    path = next(p for p in sorted(data_train_folder.rglob("*.parquet")) if "CIRR" in str(p))
+    table = pq.read_table(path)
+    texts = table.column("pos_text").to_pylist()
+    texts[0] = "a caption with <|image_pad|> inside"
+    pq.write_table(table.set_column(table.schema.get_field_index("pos_text"), "pos_text", pa.array(texts)), path)
+    config = small_config(str(tmp_path / "artifacts"), f"data.source={data_train_folder}")
+    with pytest.raises(DataError, match=r"CIRR: 1 texts \(first: row 0 pos_text has <\|image_pad\|>\)"):
+        run_pipeline(config, ["ingest"])

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rge_core.data.rewrites import RewriteFile
+from rge_core.data.special_text import check_no_special_tokens
 from rge_core.evaluation.scoring import distinct_from_gt
 from rge_core.model.inputs import Query, Target
 
@@ -58,4 +59,7 @@ def dataset_work(items: pa.Table, dataset: str, image_root: Path, query_rewrites
         references += len(keys)
         candidate_index.append([unique.setdefault(keys[k], len(unique)) for k in kept])
     targets = [Target(text, image(img)) for text, img in unique]
+    check_no_special_tokens(
+        [*((dataset, "qry_text", row, q.text) for row, q in enumerate(queries)),
+         *((dataset, "tgt_text", row, t) for row, r in enumerate(rows) for t in r["tgt_text"])], "eval.data")
     return DatasetWork(dataset, rows, queries, targets, candidate_index, gt_copy_rows, references)

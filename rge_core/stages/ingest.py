@@ -22,6 +22,7 @@ from rge_core.config.schema import Config
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
+from rge_core.data.special_text import check_no_special_tokens
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import prepare_benchmark
 
@@ -138,6 +139,9 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     if pairs.num_rows == 0:
         raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
     pairs, rewrite_stats = _rewrite_pairs(pairs, rewrites)
+    subsets = pairs.column("subset").to_pylist()
+    check_no_special_tokens(((subsets[row], name, row, text) for name in ("qry_text", "pos_text", "neg_text")
+                             for row, text in enumerate(pairs.column(name).to_pylist())), f"data.source {source.train}")
     write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
     writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
     per_subset = Counter(pairs.column("subset").to_pylist())
