@@ -200,3 +200,16 @@ def test_every_preset_loads() -> None:
     for preset in sorted(TINY.parent.glob("*.yaml")):
         config = load_config(preset, [])
         assert config.train.steps > 0, preset
+
+
+def test_versioned_leaves_out_exactly_the_settings_marked_as_changing_no_artifact() -> None:
+    from rge_core.config.schema import TrainConfig, versioned
+
+    train = TrainConfig()
+    kept = versioned(train)
+    assert set(to_dict(train)) - set(kept) == {"launcher", "nnodes", "node_rank", "master_addr", "master_port",
+                                                "hostfile", "log_every", "checkpoint_every", "log_samples"}
+    assert kept["lora"] == to_dict(train)["lora"]  # nested sections alike
+    spread = apply_overrides(load_config(TINY), ["train.launcher=none", "train.log_every=5"])
+    assert versioned(spread.train) == versioned(load_config(TINY).train)
+    assert versioned(apply_overrides(spread, ["train.lr=3e-4"]).train) != versioned(spread.train)

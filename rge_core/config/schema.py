@@ -4,26 +4,46 @@ into its artifact's manifest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 
-# Field markers the loader checks (rge_core/config/loader.py), so a bad value fails at load, naming its key.
-def at_least(minimum: float, default):
-    return field(default=default, metadata={"min": minimum})
+# Field markers. The loader checks ranges and choices (rge_core/config/loader.py), so a bad value fails at
+# load, naming its key; `version=False` marks a setting that changes no artifact (how a run is spread over
+# processes, logged or gated): `versioned()` leaves it out of the stage's version.
+def at_least(minimum: float, default, version: bool = True):
+    return field(default=default, metadata={"min": minimum, "version": version})
 
 
 def above(minimum: float, default):
     return field(default=default, metadata={"above": minimum})
 
 
-def share(default: float):
+def share(default: float, version: bool = True):
     """A fraction in [0, 1]."""
-    return field(default=default, metadata={"min": 0.0, "max": 1.0})
+    return field(default=default, metadata={"min": 0.0, "max": 1.0, "version": version})
 
 
-def one_of(*choices):
+def one_of(*choices, version: bool = True):
     """An enumeration; the first choice is the default."""
-    return field(default=choices[0], metadata={"choices": choices})
+    return field(default=choices[0], metadata={"choices": choices, "version": version})
+
+
+def unversioned(default):
+    return field(default=default, metadata={"version": False})
+
+
+def port(default: int = 0, version: bool = True):
+    return field(default=default, metadata={"min": 0, "max": 65535, "version": version})
+
+
+def versioned(section) -> dict:
+    """A config section as a dict without its `version=False` settings (nested sections alike)."""
+    out = {}
+    for f in fields(section):
+        if f.metadata.get("version", True):
+            value = getattr(section, f.name)
+            out[f.name] = versioned(value) if is_dataclass(value) else value
+    return out
 
 
 @dataclass
@@ -97,21 +117,21 @@ class SamplingConfig:
 @dataclass
 class CurationConfig:
     # Prompt set folder (see prompts/README.md).
-    prompt_set: str = "prompts/rge-v1"
+    prompt_set: str = unversioned("prompts/rge-v1")  # versions take its name and content hash
     # vllm | transformers | reference
     generator: str = one_of("vllm", "transformers", "reference")
     # Generator checkpoint folder; empty means the pipeline's own model (model.path, e.g. the tiny one).
     generator_model: str = ""
     # reference generator: a parquet/JSONL file keyed by pair id, or "synthetic-facts" for the synthetic
     # benchmark's scene facts.
-    reference: str = ""
+    reference: str = unversioned("")  # versions take the resolved file
     shard_size: int = at_least(1, 64)
     # Engine processes per node (each on tensor_parallel_size GPUs on GPU hosts). Over several nodes,
     # run the same command on each with its node_rank: engine k of node r takes every
     # (engines * num_nodes)-th shard from r * engines + k. None of these change the rationales.
-    engines: int = at_least(1, 1)
-    num_nodes: int = at_least(1, 1)
-    node_rank: int = at_least(0, 0)
+    engines: int = at_least(1, 1, version=False)
+    num_nodes: int = at_least(1, 1, version=False)
+    node_rank: int = at_least(0, 0, version=False)
     tensor_parallel_size: int = at_least(1, 1)
     max_model_len: int = at_least(1, 2048)
     # The generator's dtype. vLLM: auto = the checkpoint's; transformers generator: auto = bfloat16 on a GPU,
@@ -123,7 +143,7 @@ class CurationConfig:
     batch_size: int = at_least(1, 16)  # transformers generator
     max_retries: int = at_least(0, 2)
     # The stage fails (after writing its shards) when more than this share of pairs stays invalid.
-    max_reject_rate: float = share(0.2)
+    max_reject_rate: float = share(0.2, version=False)
     min_chars: int = at_least(0, 16)
     max_chars: int = at_least(1, 2000)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -177,7 +197,7 @@ class TrainConfig:
     rationale_top_k: int = at_least(0, 0)  # 0: off
     rationale_repetition_penalty: float = above(0.0, 1.0)
     # rationale_samples.jsonl: rank 0's first log_samples sampled rationales of every logged step.
-    log_samples: int = at_least(0, 8)
+    log_samples: int = at_least(0, 8, version=False)
     zero_stage: int = one_of(2, 3)
     offload_optimizer: bool = False
     offload_params: bool = False
@@ -185,16 +205,16 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     freeze_vision: bool = True
     lora: LoraConfig = field(default_factory=LoraConfig)
-    checkpoint_every: int = at_least(1, 50)
-    log_every: int = at_least(1, 1)
+    checkpoint_every: int = at_least(1, 50, version=False)
+    log_every: int = at_least(1, 1, version=False)
     # Launch: processes per node; `launcher` torchrun | deepspeed | slurm (srun in an allocation) | none (nproc 1).
     nproc: int = at_least(1, 1)
-    launcher: str = one_of("torchrun", "deepspeed", "slurm", "none")
-    nnodes: int = at_least(1, 1)
-    node_rank: int = at_least(0, 0)
-    master_addr: str = "127.0.0.1"
-    master_port: int = field(default=0, metadata={"min": 0, "max": 65535})  # 0: a free port (single node)
-    hostfile: str = ""
+    launcher: str = one_of("torchrun", "deepspeed", "slurm", "none", version=False)
+    nnodes: int = at_least(1, 1, version=False)
+    node_rank: int = at_least(0, 0, version=False)
+    master_addr: str = unversioned("127.0.0.1")
+    master_port: int = port(version=False)  # 0: a free port (single node)
+    hostfile: str = unversioned("")
     seed: int = 0
 
 
@@ -233,7 +253,7 @@ class EvalConfig:
     # Several nodes (launcher slurm only: one torchrun per node of the allocation, a c10d rendezvous on the
     # first on master_port, which must then be set); the embedding cache (RGE_CACHE) must be shared.
     nnodes: int = at_least(1, 1)
-    master_port: int = field(default=0, metadata={"min": 0, "max": 65535})
+    master_port: int = port()
     compare_to: str = ""  # another eval artifact id: write a side-by-side diff
 
 

@@ -12,7 +12,6 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.verify import folder_identity
 from rge_core.artifacts.versioning import code_version
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
@@ -35,7 +34,6 @@ from rge_core.child_processes import start, wait_for
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
 # Settings that spread or gate the work without changing a single rationale: not part of the version.
-_NOT_IN_VERSION = ("engines", "num_nodes", "node_rank", "max_reject_rate", "prompt_set", "reference")
 SYNTHETIC_FACTS = "synthetic-facts"
 
 
@@ -108,7 +106,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
     generator_model = curation.generator_model or pipeline_model
     reference = _reference_path(config, store, pairs_id)
-    settings = {k: v for k, v in asdict(curation).items() if k not in _NOT_IN_VERSION}
+    settings = versioned(curation)
     settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
     settings["reference"] = curation.reference if curation.reference == SYNTHETIC_FACTS else reference
     generates = curation.generator != "reference"

@@ -9,7 +9,6 @@ the newest complete checkpoint with the same data order.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import fsspec
@@ -19,7 +18,7 @@ from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.artifacts.versioning import code_version
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import build_folder
@@ -30,9 +29,6 @@ from rge_core.training.setup import check_lora, deepspeed_config, training_place
 from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
-# How the run is spread over processes and logged changes no weight: not part of the version.
-_NOT_IN_VERSION = ("launcher", "nnodes", "node_rank", "master_addr", "master_port", "hostfile", "log_every",
-                   "checkpoint_every", "log_samples")
 
 
 def _summary(metrics_file: Path) -> dict:
@@ -59,7 +55,7 @@ def _check_batches(config: Config, dataset_url: str) -> None:
 def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
     base = model_folder(config, store, base_id)
-    settings = {k: v for k, v in asdict(config.train).items() if k not in _NOT_IN_VERSION}
+    settings = versioned(config.train)  # how the run is spread over processes and logged changes no weight
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
