@@ -128,3 +128,14 @@ def test_training_text_with_special_tokens_is_refused_per_subset(tmp_path, data_
     config = small_config(str(tmp_path / "artifacts"), f"data.source={data_train_folder}")
     with pytest.raises(DataError, match=r"CIRR: 1 texts \(first: row 0 pos_text has <\|image_pad\|>\)"):
         run_pipeline(config, ["ingest"])
+
+
+def test_run_stage_reports_built_then_reused(tmp_path):
+    from rge_core.pipeline import run_stage
+
+    config = small_config(str(tmp_path))
+    store = ArtifactStore(str(tmp_path))
+    first = run_stage("model", config, store, {})
+    again = run_stage("model", config, store, {})
+    assert (first.reused, again.reused) == (False, True) and first.version == again.version
+    assert run_stage("model", config, ArtifactStore(str(tmp_path)), {}).reused  # a fresh store object too

@@ -72,6 +72,7 @@ class ArtifactStore:
     def __init__(self, root: str | None = None) -> None:
         self.fs, self._root = fsspec.core.url_to_fs(resolve_root(root))
         self.root = self._url(self._root)
+        self.built: list[str] = []  # versions this store object completed, in order (the rest were reused)
 
     @classmethod
     def from_config(cls, config: Config) -> ArtifactStore:
@@ -263,6 +264,7 @@ class ArtifactWriter:
         text = manifest.to_json()  # non-JSON stats fail here, before anything is published
         fileio.atomic_write_text(self._store._url(f"{self._dir}/{MANIFEST_NAME}"), text)
         self._closed = True
+        self._store.built.append(manifest.id)
         if self._lock is not None:
             self._lock.release()
         return manifest
