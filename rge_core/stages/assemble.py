@@ -14,10 +14,10 @@ import pyarrow as pa
 
 from data_schemas.io import read_table, write_table
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.curation.shards import shard_file
 from rge_core.stages.dataset_card import dataset_card, length_stats
+from rge_core.stages.runner import StageSpec, build_or_reuse
 
 _CODE = ["rge_core/stages/assemble.py", "rge_core/stages/dataset_card.py", "data_schemas"]
 
@@ -42,9 +42,12 @@ def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str
 def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     pairs_id, rationales_id = inputs["ingest"], inputs["curate"]
     settings = asdict(config.assemble)
-    writer = store.open("dataset", settings, {"pairs": pairs_id, "rationales": rationales_id}, code_version(_CODE))
-    if writer.exists_complete:
-        return writer.version_id
+    spec = StageSpec("dataset", settings, {"pairs": pairs_id, "rationales": rationales_id}, _CODE,
+                     lambda writer: _build(store, writer, pairs_id, rationales_id, settings))
+    return build_or_reuse(store, spec)
+
+
+def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, settings: dict) -> dict:
     texts = _valid_rationales(store, rationales_id)
     examples = []
     for pair in read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").to_pylist():
@@ -65,5 +68,4 @@ def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     rationales_stats = store.get(rationales_id).manifest.stats
     stats["curation"] = {k: rationales_stats[k] for k in ("rows", "rejects", "reject_rate", "prompt_set", "prompt_set_hash", "generator")}
     writer.write_text("README.md", dataset_card(writer.version_id, stats, examples[:3]))
-    writer.finish(stats)
-    return writer.version_id
+    return stats

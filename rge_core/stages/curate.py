@@ -21,7 +21,6 @@ from data_schemas.io import read_table
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.verify import folder_identity
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config, versioned
 from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
@@ -30,6 +29,7 @@ from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder
+from rge_core.stages.runner import StageSpec, build_or_reuse
 from rge_core.child_processes import start, wait_for
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
@@ -121,48 +121,46 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
             settings["model"] = folder_identity(pipeline_model)
     if generates and curation.generator_model:
         settings["generator_model"] = folder_identity(curation.generator_model)
-    # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
-    writer = store.open("rationales", settings, inputs=versioned_inputs, code=code_version(_CODE), resume=True,
-                        exclusive=curation.num_nodes == 1)
-    if writer.exists_complete:
-        return writer.version_id
-    for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
-        rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
-        if not writer.has_file(rel):
-            writer.write_bytes(rel, file.read_bytes())
-    job = CurationJob(
-        curation=curation,
-        pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
-        image_root=str(image_root(store, pairs_id)),
-        output_url=writer.url,
-        generator_model=generator_model,
-        reference_path=reference,
-        tokenizer_path=pipeline_model,
-        workers=curation.engines * curation.num_nodes,
-        min_pixels=config.model.min_pixels,
-        max_pixels=config.model.max_pixels,
-        device=config.model.device,
-        attn_implementation=config.model.attn_implementation,
-    )
-    if curation.generator == "transformers":
-        generator_placement(job)  # a bad device, dtype or attention fails before any engine starts
-    shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
-    _run_engines(job, writer, curation, shards)
-    missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
-    if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
-        raise CurationError(f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
-    table, rejects = _summarise(writer, shards)
-    writer.write_text("rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
-    reject_rate = len(rejects) / max(table.num_rows, 1)
-    if reject_rate > curation.max_reject_rate:
-        reasons = Counter(r["reject_reason"].split(":")[0] for r in rejects).most_common(3)
-        raise CurationError(
-            f"{writer.version_id}: {len(rejects)} of {table.num_rows} rationales invalid ({reject_rate:.0%} > "
-            f"curation.max_reject_rate={curation.max_reject_rate:.0%}); top reasons {reasons}; see {writer.file_url('rejects.jsonl')}"
+
+    def build(writer) -> dict:
+        for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
+            rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
+            if not writer.has_file(rel):
+                writer.write_bytes(rel, file.read_bytes())
+        job = CurationJob(
+            curation=curation,
+            pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
+            image_root=str(image_root(store, pairs_id)),
+            output_url=writer.url,
+            generator_model=generator_model,
+            reference_path=reference,
+            tokenizer_path=pipeline_model,
+            workers=curation.engines * curation.num_nodes,
+            min_pixels=config.model.min_pixels,
+            max_pixels=config.model.max_pixels,
+            device=config.model.device,
+            attn_implementation=config.model.attn_implementation,
         )
-    valid = table.filter(table.column("valid"))
-    writer.finish(
-        {
+        if curation.generator == "transformers":
+            generator_placement(job)  # a bad device, dtype or attention fails before any engine starts
+        shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
+        _run_engines(job, writer, curation, shards)
+        missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
+        if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
+            raise CurationError(
+                f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
+        table, rejects = _summarise(writer, shards)
+        writer.write_text("rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
+        reject_rate = len(rejects) / max(table.num_rows, 1)
+        if reject_rate > curation.max_reject_rate:
+            reasons = Counter(r["reject_reason"].split(":")[0] for r in rejects).most_common(3)
+            raise CurationError(
+                f"{writer.version_id}: {len(rejects)} of {table.num_rows} rationales invalid ({reject_rate:.0%} > "
+                f"curation.max_reject_rate={curation.max_reject_rate:.0%}); top reasons {reasons}; "
+                f"see {writer.file_url('rejects.jsonl')}"
+            )
+        valid = table.filter(table.column("valid"))
+        return {
             "rows": table.num_rows,
             "valid": valid.num_rows,
             "rejects": len(rejects),
@@ -174,5 +172,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
             "prompt_set_hash": prompt_set.hash,
             "generator": table.column("generator")[0].as_py(),
         }
-    )
-    return writer.version_id
+
+    # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
+    spec = StageSpec("rationales", settings, versioned_inputs, _CODE, build, resume=True,
+                     exclusive=curation.num_nodes == 1)
+    return build_or_reuse(store, spec)

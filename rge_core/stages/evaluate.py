@@ -18,7 +18,6 @@ import pyarrow as pa
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.evaluation.mmeb import missing_datasets
 from rge_core.evaluation.plan import EvalPlan, plan_eval
@@ -34,6 +33,7 @@ from rge_core.evaluation.encode import Encoder
 from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
 from rge_core.stages.materialize import build_folder, cache_root
+from rge_core.stages.runner import StageSpec, build_or_reuse
 
 _CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
 
@@ -82,25 +82,12 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
     return per_dataset, rationale_rows, counts, changed
 
 
-def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
+    """Encode (through the cache, sharded with eval.nproc), score and write the reports; the stats."""
     ev = config.eval
-    plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
-    placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
-    settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens,
-                "repetition_penalty": ev.repetition_penalty, "rewrites": plan.rewrite_records(),
-                "categories": plan.categories, "datasets": ev.datasets, "engine": ev.engine, **placement,
-                "image_bounds": [config.model.min_pixels, config.model.max_pixels], **plan.data_identity}
-    lineage = dict(plan.data_inputs)
-    if plan.model_id:
-        lineage["model"] = plan.model_id
-    else:
-        settings["model"] = folder_identity(plan.model_dir)
-    writer = store.open("eval", settings, inputs=lineage, code=code_version(_CODE), resume=True)
-    if writer.exists_complete:
-        return writer.version_id
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
     key = json.dumps([plan.model_id or settings["model"], plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
-                      ev.repetition_penalty, settings["image_bounds"], ev.engine, placement])
+                      ev.repetition_penalty, settings["image_bounds"], ev.engine, plan.placement.record()])
     cache = cache_root(store) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
     job = EvalJob(config, str(plan.model_dir), str(plan.folder), str(plan.image_root), plan.datasets, str(cache))
@@ -115,21 +102,36 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     writer.write_parquet("rationales.parquet", pa.Table.from_pylist(rationale_rows))
     results = EvalResults(per_dataset)
     aggregates = _write_reports(writer, results, plan)
-    writer.finish(
-        {
-            "aggregates": aggregates,
-            "datasets": len(per_dataset),
-            "missing_mmeb_datasets": len(missing_datasets(list(per_dataset))),
-            "candidate_encodings_saved_by_dedup": counts["references"] - counts["unique"],
-            "candidate_references": counts["references"],
-            "chunks_encoded": counts["chunks_encoded"],  # the rest came from the embedding cache
-            "budget_hits": sum(r.budget_hits for r in per_dataset.values()),
-            "gt_copy_rows": {name: r.gt_copy_rows for name, r in per_dataset.items() if r.gt_copy_rows},
-            "model": plan.model_id or str(plan.model_dir),
-            "rewrites": plan.rewrite_records(),
-            # texts per dataset that the rewrite rules changed (beyond the newline), per side
-            "rewritten_texts": {side: dict(sorted(counts.items())) for side, counts in changed.items()},
-            "reasoning": ev.reasoning,
-        }
-    )
-    return writer.version_id
+    return {
+        "aggregates": aggregates,
+        "datasets": len(per_dataset),
+        "missing_mmeb_datasets": len(missing_datasets(list(per_dataset))),
+        "candidate_encodings_saved_by_dedup": counts["references"] - counts["unique"],
+        "candidate_references": counts["references"],
+        "chunks_encoded": counts["chunks_encoded"],  # the rest came from the embedding cache
+        "budget_hits": sum(r.budget_hits for r in per_dataset.values()),
+        "gt_copy_rows": {name: r.gt_copy_rows for name, r in per_dataset.items() if r.gt_copy_rows},
+        "model": plan.model_id or str(plan.model_dir),
+        "rewrites": plan.rewrite_records(),
+        # texts per dataset that the rewrite rules changed (beyond the newline), per side
+        "rewritten_texts": {side: dict(sorted(counts.items())) for side, counts in changed.items()},
+        "reasoning": ev.reasoning,
+    }
+
+
+def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+    ev = config.eval
+    plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
+    placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
+    settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens,
+                "repetition_penalty": ev.repetition_penalty, "rewrites": plan.rewrite_records(),
+                "categories": plan.categories, "datasets": ev.datasets, "engine": ev.engine, **placement,
+                "image_bounds": [config.model.min_pixels, config.model.max_pixels], **plan.data_identity}
+    lineage = dict(plan.data_inputs)
+    if plan.model_id:
+        lineage["model"] = plan.model_id
+    else:
+        settings["model"] = folder_identity(plan.model_dir)
+    spec = StageSpec("eval", settings, lineage, _CODE, lambda writer: _build(writer, config, store, plan, settings),
+                     resume=True)
+    return build_or_reuse(store, spec)

@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from data_schemas.io import write_table
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
@@ -25,6 +24,7 @@ from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.data.special_text import check_no_special_tokens
 from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import prepare_benchmark
+from rge_core.stages.runner import StageSpec, build_or_reuse
 
 SYNTHETIC = "synthetic"
 _CODE = ["rge_core/data", "data_schemas", "rge_core/stages/ingest.py"]
@@ -129,9 +129,11 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
-    writer = store.open("pairs", settings, inputs=source.inputs, code=code_version(_CODE))
-    if writer.exists_complete:
-        return writer.version_id
+    return build_or_reuse(store, StageSpec("pairs", settings, source.inputs, _CODE,
+                                           lambda writer: _build(config, writer, source, rewrites)))
+
+
+def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteFile | None]) -> dict:
     pairs, rejects = read_mmeb_train(
         source.train, split=config.data.split, subsets=config.data.subsets or None, image_root=source.images,
         on_error="skip",
@@ -145,13 +147,10 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
     writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
     per_subset = Counter(pairs.column("subset").to_pylist())
-    writer.finish(
-        {
-            "rows": pairs.num_rows,
-            "rejects": len(rejects),
-            "subsets": dict(sorted(per_subset.items())),
-            "image_root": source.image_root,
-            "rewrites": rewrite_stats,
-        }
-    )
-    return writer.version_id
+    return {
+        "rows": pairs.num_rows,
+        "rejects": len(rejects),
+        "subsets": dict(sorted(per_subset.items())),
+        "image_root": source.image_root,
+        "rewrites": rewrite_stats,
+    }

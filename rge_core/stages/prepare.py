@@ -10,9 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
 from rge_core.stages.materialize import build_folder, local_folder
+from rge_core.stages.runner import StageSpec, build_or_reuse
 
 TINY_MODEL = "tiny"
 _TINY_CODE = ["rge_core/model/tiny.py", "rge_core/model/tokenizer_build.py", "rge_core/model/assets"]
@@ -29,11 +29,12 @@ def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | 
     from rge_core.model.tiny import write_tiny_model  # heavy: transformers
 
     settings = {"arch": config.model.arch, "seed": config.model.tiny_seed}
-    writer = store.open("model", settings, inputs={}, code=code_version(_TINY_CODE))
-    if not writer.exists_complete:
+
+    def build(writer) -> dict:
         build_folder(writer, lambda folder: write_tiny_model(folder, **settings))
-        writer.finish({"source": "tiny", **settings})
-    return writer.version_id
+        return {"source": "tiny", **settings}
+
+    return build_or_reuse(store, StageSpec("model", settings, {}, _TINY_CODE, build))
 
 
 def model_folder(config: Config, store: ArtifactStore, model_id: str | None) -> Path:
@@ -49,9 +50,10 @@ def prepare_benchmark(config: Config, store: ArtifactStore) -> str:
     from rge_core.synth.writer import write_benchmark
 
     settings = asdict(config.data.synth)
-    writer = store.open("benchmark", settings, inputs={}, code=code_version(_SYNTH_CODE))
-    if not writer.exists_complete:
+
+    def build(writer) -> dict:
         summary: dict = {}
         build_folder(writer, lambda folder: summary.update(write_benchmark(folder, **settings)))
-        writer.finish({"subsets": summary["subsets"]})
-    return writer.version_id
+        return {"subsets": summary["subsets"]}
+
+    return build_or_reuse(store, StageSpec("benchmark", settings, {}, _SYNTH_CODE, build))

@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
-from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config, versioned
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import image_root
 from rge_core.stages.materialize import build_folder
 from rge_core.stages.prepare import model_folder
+from rge_core.stages.runner import StageSpec, build_or_reuse
 from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
 from rge_core.training.setup import check_lora, deepspeed_config, training_placement
@@ -60,49 +60,49 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
         settings["base_model"] = folder_identity(base)
+
+    def build(writer) -> dict:
+        # Settings the trainer processes would reject only after the launch, checked here in seconds (every
+        # bad value is part of the version, so a reused artifact never skips them).
+        dataset_url = store.get(dataset_id).file_url("train.parquet")
+        _check_batches(config, dataset_url)
+        check_lora(config.train)
+        image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
+        deepspeed_config(config.train)  # train.precision
+        training_placement(config.train, config.model.device, config.model.attn_implementation)
+        stats: dict = {}
+
+        def run(folder: Path) -> None:
+            job = TrainJob(
+                train=config.train,
+                base_model=str(base),
+                dataset=dataset_url,
+                image_root=str(image_root(store, dataset_id)),
+                output_dir=str(folder),
+                min_pixels=config.model.min_pixels,
+                max_pixels=config.model.max_pixels,
+                device=config.model.device,
+                attn_implementation=config.model.attn_implementation,
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            job_file = folder / "job.json"
+            job_file.write_text(job.to_json())
+            metrics = folder / METRICS
+
+            def report_progress() -> None:
+                lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # complete lines only
+                step = json.loads(lines[-1])["step"] if lines else 0
+                progress.report("train", step, config.train.steps)
+
+            run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
+            stats.update(_summary(metrics))
+
+        # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
+        # folder and upload the result.
+        build_folder(writer, run)
+        return {**stats, "method": config.train.method, "checkpoint": FINAL_MODEL}
+
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
     per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
-    writer = store.open("model", settings, inputs=lineage, code=code_version(_CODE), resume=True,
-                        exclusive=not per_node)
-    if writer.exists_complete:
-        return writer.version_id
-    # Settings the trainer processes would reject only after the launch, checked here in seconds (every bad
-    # value is part of the version, so a reused artifact never skips them).
-    dataset_url = store.get(dataset_id).file_url("train.parquet")
-    _check_batches(config, dataset_url)
-    check_lora(config.train)
-    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
-    deepspeed_config(config.train)  # train.precision
-    training_placement(config.train, config.model.device, config.model.attn_implementation)
-    stats: dict = {}
-
-    def run(folder: Path) -> None:
-        job = TrainJob(
-            train=config.train,
-            base_model=str(base),
-            dataset=dataset_url,
-            image_root=str(image_root(store, dataset_id)),
-            output_dir=str(folder),
-            min_pixels=config.model.min_pixels,
-            max_pixels=config.model.max_pixels,
-            device=config.model.device,
-            attn_implementation=config.model.attn_implementation,
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        job_file = folder / "job.json"
-        job_file.write_text(job.to_json())
-        metrics = folder / METRICS
-
-        def report_progress() -> None:
-            lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # complete lines only
-            step = json.loads(lines[-1])["step"] if lines else 0
-            progress.report("train", step, config.train.steps)
-
-        run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
-        stats.update(_summary(metrics))
-
-    # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
-    # folder and upload the result.
-    build_folder(writer, run)
-    writer.finish({**stats, "method": config.train.method, "checkpoint": FINAL_MODEL})
-    return writer.version_id
+    spec = StageSpec("model", settings, lineage, _CODE, build, resume=True, exclusive=not per_node)
+    return build_or_reuse(store, spec)
