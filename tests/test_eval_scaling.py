@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales
 from rge_core.model.batching import in_batches
@@ -21,7 +22,6 @@ from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from rge_core.stages.materialize import local_folder
 from tests.conftest import SMALL_SYNTH, small_config
 
 # 6 subsets x 8 queries in chunks of 4: every dataset side has several chunks to deal out.

@@ -13,12 +13,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.main import app
 from rge_core.data.issues import DataError
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from rge_core.stages.materialize import local_folder
 from tests.conftest import small_config
 
 EVAL = ["eval.max_new_tokens=4", "eval.batch_size=8"]

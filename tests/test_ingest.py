@@ -13,13 +13,12 @@ import torch
 from typer.testing import CliRunner
 
 from data_schemas.io import read_table
+from rge_core.artifacts.local import image_root, local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.data_cmd import app as data_app
 from rge_core.cli.main import app
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from rge_core.stages.ingest import image_root
-from rge_core.stages.materialize import local_folder
 
 from tests.conftest import small_config
 

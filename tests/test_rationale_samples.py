@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
-from rge_core.stages.materialize import local_folder
 from tests.conftest import small_config
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
 from rge_core.config.schema import Config
 from rge_core.data.layout import EVAL_SPLIT, DataFolder
@@ -16,7 +17,6 @@ from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
 from rge_core.model.placement import Placement, placement_of
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.ingest import SYNTHETIC, folder_fingerprint
-from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder, prepare_benchmark
 
 

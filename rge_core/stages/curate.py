@@ -19,21 +19,19 @@ import pyarrow.compute as pc
 
 from data_schemas.io import read_table
 from rge_core import progress
+from rge_core.artifacts.local import image_root, local_folder
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.verify import folder_identity
+from rge_core.child_processes import start, wait_for
 from rge_core.config.schema import Config, versioned
 from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
-from rge_core.stages.ingest import image_root
-from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import model_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
-from rge_core.child_processes import start, wait_for
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
-# Settings that spread or gate the work without changing a single rationale: not part of the version.
 SYNTHETIC_FACTS = "synthetic-facts"
 
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from rge_core import progress
+from rge_core.artifacts.local import build_folder, cache_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.config.schema import Config
+from rge_core.evaluation.encode import Encoder
 from rge_core.evaluation.mmeb import missing_datasets
 from rge_core.evaluation.plan import EvalPlan, plan_eval
 from rge_core.evaluation.reports import (
@@ -29,10 +31,8 @@ from rge_core.evaluation.reports import (
     summary_csv,
     summary_markdown,
 )
-from rge_core.evaluation.encode import Encoder
 from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
-from rge_core.stages.materialize import build_folder, cache_root
 from rge_core.stages.runner import StageSpec, build_or_reuse
 
 _CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]

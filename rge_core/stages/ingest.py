@@ -16,13 +16,13 @@ from pathlib import Path
 import pyarrow as pa
 
 from data_schemas.io import write_table
+from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.data.special_text import check_no_special_tokens
-from rge_core.stages.materialize import local_folder
 from rge_core.stages.prepare import prepare_benchmark
 from rge_core.stages.runner import StageSpec, build_or_reuse
 
@@ -69,16 +69,6 @@ def _source(config: Config, store: ArtifactStore) -> _Source:
     images = Path(data.image_root).resolve() if data.image_root else folder
     identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder, images)}
     return _Source(folder, images, str(images), {}, identity)
-
-
-def image_root(store: ArtifactStore, artifact_id: str) -> Path:
-    """Local folder that the image paths of a pairs or dataset artifact are relative to: its stats name
-    either a folder or `<artifact id>/<path inside it>` (the synthetic benchmark)."""
-    reference = store.get(artifact_id).manifest.stats["image_root"]
-    if Path(reference).is_absolute():  # a user's image folder
-        return Path(reference)
-    owner, _, rest = reference.partition("/")
-    return local_folder(store.get(owner)) / rest
 
 
 def _rewrites(config: Config) -> dict[str, RewriteFile | None]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from rge_core.artifacts.local import build_folder, checkpoint_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
-from rge_core.stages.materialize import build_folder, local_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
 
 TINY_MODEL = "tiny"
@@ -40,10 +40,7 @@ def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | 
 def model_folder(config: Config, store: ArtifactStore, model_id: str | None) -> Path:
     """Local checkpoint folder of a model artifact (trained ones keep it in a sub-folder), or of the
     configured user checkpoint when there is no artifact."""
-    if model_id is None:
-        return Path(config.model.path)
-    artifact = store.get(model_id)
-    return local_folder(artifact) / artifact.manifest.stats.get("checkpoint", "")
+    return Path(config.model.path) if model_id is None else checkpoint_folder(store, model_id)
 
 
 def prepare_benchmark(config: Config, store: ArtifactStore) -> str:

@@ -15,12 +15,11 @@ import fsspec
 import pyarrow.parquet as pq
 
 from rge_core import progress
+from rge_core.artifacts.local import build_folder, image_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.config.schema import Config, versioned
 from rge_core.model.processor import image_size_kwargs
-from rge_core.stages.ingest import image_root
-from rge_core.stages.materialize import build_folder
 from rge_core.stages.prepare import model_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
 from rge_core.training.data import check_batching

@@ -1,4 +1,4 @@
-"""Bridges between artifacts (any fsspec root) and tools that need a local folder.
+"""Artifacts as local folders, for tools that only read or write local paths (any fsspec root).
 
 Model checkpoints and rendered benchmarks are written by libraries that only write local paths, and
 transformers, vLLM and PIL only read local paths. On a local artifact root both happen in place; on a
@@ -52,3 +52,19 @@ def local_folder(artifact: Artifact) -> Path:
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(artifact.read_bytes(rel))
     return target
+
+
+def checkpoint_folder(store: ArtifactStore, model_id: str) -> Path:
+    """The local checkpoint folder of a model artifact (a trained one keeps it in a sub-folder)."""
+    artifact = store.get(model_id)
+    return local_folder(artifact) / artifact.manifest.stats.get("checkpoint", "")
+
+
+def image_root(store: ArtifactStore, artifact_id: str) -> Path:
+    """Local folder that the image paths of a pairs or dataset artifact are relative to: its stats name
+    either a folder or `<artifact id>/<path inside it>` (the synthetic benchmark)."""
+    reference = store.get(artifact_id).manifest.stats["image_root"]
+    if Path(reference).is_absolute():  # a user's image folder
+        return Path(reference)
+    owner, _, rest = reference.partition("/")
+    return local_folder(store.get(owner)) / rest
