@@ -323,3 +323,21 @@ def test_a_second_build_of_one_version_waits_then_reuses_it(tmp_path: Path) -> N
     [manifest] = ArtifactStore(str(tmp_path)).list()
     assert ArtifactStore(str(tmp_path)).get(manifest.id).read_bytes("by.txt") == b"first"
     assert not list(tmp_path.glob(".locks/*"))  # released locks leave no file
+
+
+def test_a_build_lock_held_too_long_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import os
+
+    store = ArtifactStore(str(tmp_path))
+    version = store.version_id("pairs", {"seed": 0}, {}, CODE)
+    (tmp_path / ".locks").mkdir()
+    holder = os.open(tmp_path / ".locks" / f"{version}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another open file description: as another process would hold it
+    monkeypatch.setenv("RGE_LOCK_TIMEOUT", "1")
+    try:
+        with pytest.raises(ArtifactError, match=f"{version}: another process has been building it"):
+            store.open("pairs", {"seed": 0}, {}, CODE)
+    finally:
+        os.close(holder)
+    assert not store.open("pairs", {"seed": 0}, {}, CODE).exists_complete  # free again: this one builds

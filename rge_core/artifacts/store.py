@@ -28,7 +28,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from rge_core import fileio
 from rge_core.artifacts import versioning
-from rge_core.artifacts.lock import VersionLock
+from rge_core.artifacts.lock import LockTimeout, VersionLock
 from rge_core.artifacts.manifest import MANIFEST_NAME, FileRecord, Manifest
 from rge_core.artifacts.verify import TamperedArtifact, file_sha256, verify_files
 
@@ -199,7 +199,10 @@ class ArtifactStore:
         """The build lock of a version on a local root (object stores have none: see lock.py)."""
         if not isinstance(self.fs, LocalFileSystem):
             return None
-        return VersionLock.acquire(f"{self._root}/.locks", version_id)
+        try:
+            return VersionLock.acquire(f"{self._root}/.locks", version_id)
+        except LockTimeout as error:
+            raise ArtifactError(str(error)) from None
 
 
 class ArtifactWriter:
