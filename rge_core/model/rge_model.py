@@ -71,7 +71,7 @@ class RGEModel:
     ) -> RGEModel:
         """Load straight onto `placement`'s device in its dtype (default: the CPU in float32, sdpa).
         `min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
-        the checkpoint's). Under an active ZeRO-3 config (rge_core/training/zero.py) the weights load
+        the checkpoint's). Inside `partitioned_loading` (rge_core/training/setup.py) under ZeRO-3 the weights load
         partitioned: no process holds a full copy."""
         placement = placement or resolve_placement("cpu", "float32")
         processor = load_processor(path, min_pixels, max_pixels)

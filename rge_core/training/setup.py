@@ -9,7 +9,7 @@ import math
 import torch
 
 from rge_core.config.schema import TrainConfig
-from rge_core.model.placement import Placement, resolve_attention, resolve_device
+from rge_core.model.placement import Placement, resolve_placement
 
 
 # train.lora.init_weights -> PEFT's init_lora_weights (True: Kaiming-uniform A, zero B).
@@ -93,9 +93,8 @@ def deepspeed_config(train: TrainConfig) -> dict:
 def training_placement(train: TrainConfig, device: str, attn_implementation: str) -> Placement:
     """Each trainer process loads onto its local rank's device (model.device) in the training precision
     (train.precision; model.dtype is eval's and the generators')."""
-    where = resolve_device(device)
-    dtype = torch.bfloat16 if train.precision == "bf16" else torch.float32
-    return Placement(where, dtype, resolve_attention(attn_implementation, where))
+    dtype = "bfloat16" if train.precision == "bf16" else "float32"
+    return resolve_placement(device, dtype, attn_implementation, dtype_setting="train.precision")
 
 
 @contextlib.contextmanager
