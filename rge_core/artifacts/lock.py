@@ -1,13 +1,13 @@
-"""One builder per artifact version: an exclusive lock file beside the version's folder.
+"""One builder per artifact version: an exclusive lock file under the artifact root.
 
-    lock = VersionLock.acquire(root_folder, kind, version_id)   # waits while another process builds it
-    ...                                                        # build, then finish() writes the manifest
+    lock = VersionLock.acquire(f"{root}/.locks", version_id)   # waits while another process builds it
+    ...                                                       # build, then finish() writes the manifest
     lock.release()
 
 The lock is `fcntl.flock` on `<root>/.locks/<version_id>.lock`: the kernel releases it when its holder
 exits, however it exits, so a killed build never leaves a stale lock. The file is removed on release (a
-waiter that then locks a removed file notices by its inode and tries again). Local roots only: fsspec object stores
-(s3://, gs://) have no such lock, and there two builds of one version must not run at once.
+waiter that then locks a removed file notices by its inode and tries again). Local roots only: fsspec
+object stores (s3://, gs://) have no such lock, and there two builds of one version must not run at once.
 `RGE_LOCK_TIMEOUT` (seconds, default 86400) bounds the wait. Within one process the lock is shared, not
 exclusive (a retry may open a version whose failed writer is still referenced); it is freed when the last
 holder releases it.

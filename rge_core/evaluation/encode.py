@@ -60,8 +60,8 @@ def _save(path: Path, encoded: Encoded) -> None:
 
 
 def _load(path: Path, rows: int) -> Encoded | None:
-    """The chunk at `path`, or None when it is unreadable or not `rows` long (damaged on disk: our writes are
-    atomic), so that it is encoded again."""
+    """The chunk at `path`, or None when it is absent, unreadable or not `rows` long (damaged on disk: our
+    writes are atomic), so that it is encoded (again)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             encoded = Encoded(data["embeddings"], data["rationales"].tolist(), data["num_tokens"].tolist(),
@@ -196,12 +196,10 @@ class Encoder:
 
     def encode(self, side: str, name: str, items: Sequence) -> Encoded:
         """All of `items` ("queries" or "candidates"), from the cache where it has them."""
-        chunks = _chunks(self.cache, name, items, self.settings.chunk_size)
-        fresh = self.encode_chunks(side, name, items, range(len(chunks)))
-        parts = []
-        for index, (path, chunk) in enumerate(chunks):
+        parts, fresh = [], 0
+        for index, (path, chunk) in enumerate(_chunks(self.cache, name, items, self.settings.chunk_size)):
             part = _load(path, len(chunk))
-            if part is None:
+            if part is None:  # not cached yet, or damaged on disk
                 part = self._encode_chunk(side, name, index, chunk)
                 _save(path, part)
                 fresh += 1
