@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,11 @@ def measure(cases: Sequence[Case], warmup: int = 1, repeats: int = 3) -> list[Ti
             case.fn()
     seconds: list[list[float]] = [[] for _ in cases]
     for _ in range(repeats):
-        for case, times in zip(cases, seconds):
+        for case, times in zip(cases, seconds, strict=True):
             start = time.perf_counter()
             case.fn()
             times.append(time.perf_counter() - start)
-    return [Timing(case.name, case.items, case.unit, tuple(times)) for case, times in zip(cases, seconds)]
+    return [Timing(case.name, case.items, case.unit, tuple(times)) for case, times in zip(cases, seconds, strict=True)]
 
 
 def ratio_line(timing: Timing, baseline: Timing) -> str:

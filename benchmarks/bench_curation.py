@@ -30,17 +30,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import Case, measure, parse_args, print_table
 from PIL import Image
 
-from _timing import Case, measure, parse_args, print_table
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, GenerationResult, build_generator
 from rge_core.model.placement import resolve_placement
 from rge_core.model.tiny import write_tiny_model
 
 QUICK = {"requests": 16, "max_tokens": 4, "batch_size": 8, "repeats": 1}
-TASKS = ("Explain how the query image leads to the target image.", "Which colour is the largest shape?",
-         "Count the shapes, then name the matching caption.", "Describe the region the query refers to.")
+TASKS = (
+    "Explain how the query image leads to the target image.",
+    "Which colour is the largest shape?",
+    "Count the shapes, then name the matching caption.",
+    "Describe the region the query refers to.",
+)
 
 
 def request_set(folder: Path, count: int, round_: int) -> list[GenerationRequest]:
@@ -77,8 +81,9 @@ def main() -> None:
             for name in ("transformers", "vllm")
         }
         threads_before = torch.get_num_threads()
-        hf = build_generator("transformers", model=model, placement=resolve_placement("cpu", "float32"),
-                             batch_size=args.batch_size)
+        hf = build_generator(
+            "transformers", model=model, placement=resolve_placement("cpu", "float32"), batch_size=args.batch_size
+        )
         vllm = build_generator("vllm", model=model, dtype="float32", max_model_len=1024)
         generators = {"transformers": hf, "vllm": vllm}
 
@@ -86,20 +91,28 @@ def main() -> None:
             name: generator.generate(next(sets[name]), sampling) for name, generator in generators.items()
         }
         tokens = {name: sum(r.num_tokens for r in results) for name, results in warm.items()}
-        print(f"{args.requests} requests (1-2 images of 64x64 + text), max_tokens {args.max_tokens}, greedy, "
-              f"transformers batch {args.batch_size}; torch threads {threads_before} before vLLM, "
-              f"{torch.get_num_threads()} after; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
-              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        print(
+            f"{args.requests} requests (1-2 images of 64x64 + text), max_tokens {args.max_tokens}, greedy, "
+            f"transformers batch {args.batch_size}; torch threads {threads_before} before vLLM, "
+            f"{torch.get_num_threads()} after; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+            f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+        )
         for name, results in warm.items():
             stops = sum(r.finish_reason == "stop" for r in results)
             print(f"{name}: {tokens[name]} generated tokens per call, {stops}/{len(results)} stopped before the budget")
-        same = sum(a.text == b.text for a, b in zip(warm["transformers"], warm["vllm"]))
+        same = sum(a.text == b.text for a, b in zip(warm["transformers"], warm["vllm"], strict=True))
         print(f"identical texts from both engines on the same set (rendered the same way): {same}/{args.requests}")
 
         baseline, candidate = measure(
-            [Case(f"transformers (batch {args.batch_size})", lambda: hf.generate(next(sets["transformers"]), sampling),
-                  tokens["transformers"], "tokens"),
-             Case("vLLM (one call)", lambda: vllm.generate(next(sets["vllm"]), sampling), tokens["vllm"], "tokens")],
+            [
+                Case(
+                    f"transformers (batch {args.batch_size})",
+                    lambda: hf.generate(next(sets["transformers"]), sampling),
+                    tokens["transformers"],
+                    "tokens",
+                ),
+                Case("vLLM (one call)", lambda: vllm.generate(next(sets["vllm"]), sampling), tokens["vllm"], "tokens"),
+            ],
             warmup=0,
             repeats=args.repeats,
         )

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from _timing import Case, measure, parse_args, print_table
+
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
 from rge_core.pipeline import run_pipeline
@@ -48,8 +49,11 @@ WAYS = {
     "2 shard processes": ["eval.nproc=2"],
     "vllm rationales": ["eval.engine=vllm"],
 }
-COMPARED = [("sorted batches", "unsorted batches"), ("2 shard processes", "sorted batches"),
-            ("vllm rationales", "sorted batches")]
+COMPARED = [
+    ("sorted batches", "unsorted batches"),
+    ("2 shard processes", "sorted batches"),
+    ("vllm rationales", "sorted batches"),
+]
 
 
 def cold_run(overrides: list[str], scratch: Path, counter) -> None:
@@ -63,8 +67,10 @@ def cold_run(overrides: list[str], scratch: Path, counter) -> None:
 def compare_ways(overrides: list[str], model_dir: Path, queries: int, repeats: int, scratch: Path) -> None:
     counter = itertools.count()
     base = [*overrides, f"eval.model={model_dir}"]
-    cases = [Case(name, lambda extra=extra: cold_run([*base, *extra], scratch, counter), queries, "queries")
-             for name, extra in WAYS.items()]
+    cases = [
+        Case(name, lambda extra=extra: cold_run([*base, *extra], scratch, counter), queries, "queries")
+        for name, extra in WAYS.items()
+    ]
     timings = {t.name: t for t in measure(cases, warmup=0, repeats=repeats)}
     for name, baseline in COMPARED:
         print_table(f"{name} vs {baseline}", timings[baseline], [timings[name]])
@@ -76,7 +82,7 @@ def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> N
     all about one length, so the stage comparison above shows only sorting's cost."""
     import numpy as np
 
-    from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales
+    from rge_core.evaluation.encode import Encoder, EncodeSettings, hf_rationales
     from rge_core.model.decoding import Decoding
     from rge_core.model.inputs import Target
     from rge_core.model.rge_model import RGEModel
@@ -87,15 +93,20 @@ def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> N
     counter = itertools.count()
 
     def encode(sort: bool) -> None:
-        settings = EncodeSettings(reasoning=False, max_new_tokens=0, decoding=Decoding(), batch_size=16,
-                                  chunk_size=256, sort_by_length=sort)
+        settings = EncodeSettings(
+            reasoning=False, max_new_tokens=0, decoding=Decoding(), batch_size=16, chunk_size=256, sort_by_length=sort
+        )
         cache = scratch / str(next(counter))
         cache.mkdir(parents=True)
         Encoder(lambda: (rge, hf_rationales(rge, settings)), settings, cache).encode("candidates", "c", targets)
 
-    unsorted, sorted_ = measure([Case("unsorted mixed-length candidates", lambda: encode(False), items, "targets"),
-                                 Case("sorted mixed-length candidates", lambda: encode(True), items, "targets")],
-                                repeats=repeats)
+    unsorted, sorted_ = measure(
+        [
+            Case("unsorted mixed-length candidates", lambda: encode(False), items, "targets"),
+            Case("sorted mixed-length candidates", lambda: encode(True), items, "targets"),
+        ],
+        repeats=repeats,
+    )
     print_table("mixed-length candidates, sorted vs unsorted", unsorted, [sorted_])
 
 
@@ -108,9 +119,13 @@ def main() -> None:
     args = parse_args(parser, QUICK)
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         os.environ["RGE_CACHE"] = str(Path(tmp) / "cache")
-        overrides = [f"run.artifacts_root={tmp}/artifacts", "data.synth.train_per_subset=0",
-                     f"data.synth.eval_per_subset={args.eval_per_subset}", f"data.synth.candidates={args.candidates}",
-                     f"eval.max_new_tokens={args.max_new_tokens}"]
+        overrides = [
+            f"run.artifacts_root={tmp}/artifacts",
+            "data.synth.train_per_subset=0",
+            f"data.synth.eval_per_subset={args.eval_per_subset}",
+            f"data.synth.candidates={args.candidates}",
+            f"eval.max_new_tokens={args.max_new_tokens}",
+        ]
         config = load_config(Path("configs/tiny.yaml"), overrides)
         model = run_pipeline(config, ["model"])["model"]
         config = load_config(Path("configs/tiny.yaml"), [*overrides, f"eval.model={model}"])

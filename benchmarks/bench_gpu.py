@@ -59,17 +59,18 @@ import contextlib
 import dataclasses
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import peft
 import torch
 import transformers
+from _timing import Case, Timing, measure, parse_args, print_table
 from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLConfig
 
-from _timing import Case, Timing, measure, parse_args, print_table
 from rge_core.config.schema import TrainConfig
 from rge_core.evaluation.mmeb import MMEB_DATASETS
 from rge_core.model.batching import in_batches, prompt_lengths
@@ -85,8 +86,18 @@ from rge_core.training.setup import apply_peft, deepspeed_config, optimizer_and_
 from rge_core.training.step import RGEStep
 
 T = TypeVar("T")
-QUICK = {"device": "cpu", "queries": 4, "batch_size": 2, "candidates": 4, "max_new_tokens": 8, "image_size": 56,
-         "steps": 1, "train_batch_size": 2, "budget": 4, "repeats": 1}
+QUICK = {
+    "device": "cpu",
+    "queries": 4,
+    "batch_size": 2,
+    "candidates": 4,
+    "max_new_tokens": 8,
+    "image_size": 56,
+    "steps": 1,
+    "train_batch_size": 2,
+    "budget": 4,
+    "repeats": 1,
+}
 PIXEL_FACTOR = 28  # patch 14 x merge 2: an image side that is a multiple of it is not resized
 ORACLE_TOKENS = 100  # oracle rationale length in the training examples (the 128-token prompt-set budget, less)
 EVAL_DECODING = Decoding(repetition_penalty=1.05)  # configs/qwen2.5-vl-3b.yaml eval: greedy, penalty 1.05
@@ -104,19 +115,39 @@ def qwen25_vl_3b_config(tokenizer) -> Qwen2_5_VLConfig:
     ids = tokenizer.convert_tokens_to_ids
     return Qwen2_5_VLConfig(
         text_config=dict(
-            hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
-            num_key_value_heads=2, vocab_size=151_936, max_position_embeddings=128_000, rms_norm_eps=1e-6,
-            hidden_act="silu", use_sliding_window=False,
+            hidden_size=2048,
+            intermediate_size=11008,
+            num_hidden_layers=36,
+            num_attention_heads=16,
+            num_key_value_heads=2,
+            vocab_size=151_936,
+            max_position_embeddings=128_000,
+            rms_norm_eps=1e-6,
+            hidden_act="silu",
+            use_sliding_window=False,
             rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-            bos_token_id=None, eos_token_id=ids(tokenizer.eos_token), pad_token_id=ids(tokenizer.pad_token),
+            bos_token_id=None,
+            eos_token_id=ids(tokenizer.eos_token),
+            pad_token_id=ids(tokenizer.pad_token),
         ),
         vision_config=dict(
-            depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=2048, patch_size=14,
-            spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[7, 15, 23, 31],
-            hidden_act="silu", tokens_per_second=2,
+            depth=32,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            out_hidden_size=2048,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            fullatt_block_indexes=[7, 15, 23, 31],
+            hidden_act="silu",
+            tokens_per_second=2,
         ),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
         tie_word_embeddings=True,
     )
 
@@ -131,7 +162,8 @@ def build_rge(quick: bool, placement: Placement, image_size: int) -> RGEModel:
     torch.manual_seed(0)
     with torch.device(placement.device):  # weights are created where they run: no CPU copy of 3B parameters
         model = AutoModelForImageTextToText.from_config(
-            config, dtype=placement.dtype, attn_implementation=placement.attn_implementation)
+            config, dtype=placement.dtype, attn_implementation=placement.attn_implementation
+        )
     model.eval()
     return RGEModel(model, processor, ensure_emb_token(model, processor.tokenizer))
 
@@ -175,8 +207,10 @@ def random_image(rng: np.random.Generator, size: int) -> Image.Image:
 
 def text_of_tokens(tokenizer, count: int) -> str:
     """Plain sentences cut to the first word boundary at which the text is at least `count` tokens long."""
-    words = ("The picture shows a small red circle to the left of a large blue square on a grey table, "
-             "and the question asks which shape is larger. ").split() * count
+    words = (
+        "The picture shows a small red circle to the left of a large blue square on a grey table, "
+        "and the question asks which shape is larger. "
+    ).split() * count
     for end in range(1, len(words) + 1):
         text = " ".join(words[:end])
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= count:
@@ -185,20 +219,34 @@ def text_of_tokens(tokenizer, count: int) -> str:
 
 
 def queries(rng: np.random.Generator, size: int, count: int) -> list[Query]:
-    return [Query(f"<|image_1|>\nRepresent the given image with the following question: what is object {k}?",
-                  random_image(rng, size)) for k in range(count)]
+    return [
+        Query(
+            f"<|image_1|>\nRepresent the given image with the following question: what is object {k}?",
+            random_image(rng, size),
+        )
+        for k in range(count)
+    ]
 
 
 def candidates(rng: np.random.Generator, size: int, count: int) -> list[Target]:
-    return [Target(f"<|image_1|>\nRepresent the given image: scene {k}.", random_image(rng, size))
-            for k in range(count)]
+    return [
+        Target(f"<|image_1|>\nRepresent the given image: scene {k}.", random_image(rng, size)) for k in range(count)
+    ]
 
 
 def training_examples(rge: RGEModel, rng: np.random.Generator, size: int, count: int) -> list[Example]:
     rationale = text_of_tokens(rge.tokenizer, ORACLE_TOKENS)
-    return [Example(pair_id=f"bench/{k}", subset="bench", query=query, rationale=rationale,
-                    positive=Target(f"A photo of object {k}: a red circle and a blue square."), negative=None)
-            for k, query in enumerate(queries(rng, size, count))]
+    return [
+        Example(
+            pair_id=f"bench/{k}",
+            subset="bench",
+            query=query,
+            rationale=rationale,
+            positive=Target(f"A photo of object {k}: a red circle and a blue square."),
+            negative=None,
+        )
+        for k, query in enumerate(queries(rng, size, count))
+    ]
 
 
 def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -229,28 +277,44 @@ def sorted_vs_unsorted(rge: RGEModel, args, phases: Phases, rng: np.random.Gener
         in_batches(prompts, args.batch_size, lambda batch: rge.embed_prompts(batch, [None] * len(batch)), order)
 
     with torch.inference_mode():
-        unsorted, by_length = measure([
-            Case("unsorted mixed-length candidates", phases.track("mixed lengths unsorted", lambda: encode(None)),
-                 len(prompts), "candidates"),
-            Case("length-sorted mixed-length candidates", phases.track("mixed lengths sorted", lambda: encode(lengths)),
-                 len(prompts), "candidates"),
-        ], repeats=args.repeats)
+        unsorted, by_length = measure(
+            [
+                Case(
+                    "unsorted mixed-length candidates",
+                    phases.track("mixed lengths unsorted", lambda: encode(None)),
+                    len(prompts),
+                    "candidates",
+                ),
+                Case(
+                    "length-sorted mixed-length candidates",
+                    phases.track("mixed lengths sorted", lambda: encode(lengths)),
+                    len(prompts),
+                    "candidates",
+                ),
+            ],
+            repeats=args.repeats,
+        )
     print_table(f"mixed-length candidates ({len(prompts)}, batch {args.batch_size})", unsorted, [by_length])
 
 
 def image_tokens(rge: RGEModel, image: Image.Image) -> int:
     """What one image becomes in the prompt: its patch grid after the processor's spatial merge."""
     grid = rge.tokenize([rge.target_prompt(Target("x", image))], [image])["image_grid_thw"][0]
-    return int(grid.prod()) // rge.processor.image_processor.merge_size ** 2
+    return int(grid.prod()) // rge.processor.image_processor.merge_size**2
 
 
-def one_vs_batched(phases: Phases, unit: str, encode: Callable[[int], object], count: int, size: int, repeats: int,
-                   warmup: int) -> list[Timing]:
+def one_vs_batched(
+    phases: Phases, unit: str, encode: Callable[[int], object], count: int, size: int, repeats: int, warmup: int
+) -> list[Timing]:
     """`encode(batch_size)` over `count` items, one at a time (the baseline) and in batches of `size`."""
-    return measure([
-        Case(f"{unit} one at a time", phases.track(f"{unit} one at a time", lambda: encode(1)), count, unit),
-        Case(f"{unit} batched", phases.track(f"{unit} batched ({size})", lambda: encode(size)), count, unit),
-    ], warmup=warmup, repeats=repeats)
+    return measure(
+        [
+            Case(f"{unit} one at a time", phases.track(f"{unit} one at a time", lambda: encode(1)), count, unit),
+            Case(f"{unit} batched", phases.track(f"{unit} batched ({size})", lambda: encode(size)), count, unit),
+        ],
+        warmup=warmup,
+        repeats=repeats,
+    )
 
 
 def eval_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -> tuple[Timing, Timing]:
@@ -260,14 +324,31 @@ def eval_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) ->
     with torch.inference_mode():
         encode_queries(rge, items[:1], budget, 1)  # warmup of the one-at-a-time shapes
         sample = encode_queries(rge, items[:size], budget, size)  # and of the batched ones
-        print(f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
-              f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>")
-        one_q, batched_q = one_vs_batched(phases, "queries", lambda batch: encode_queries(rge, items, budget, batch),
-                                          len(items), size, args.repeats, warmup=0)
-        one_c, batched_c = one_vs_batched(phases, "candidates", lambda batch: encode_candidates(rge, targets, batch),
-                                          len(targets), size, args.repeats, warmup=1)
-    print_table(f"reasoning-query encoding ({len(items)} queries, {budget} new tokens, batch {size})", one_q,
-                [batched_q])
+        print(
+            f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
+            f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>"
+        )
+        one_q, batched_q = one_vs_batched(
+            phases,
+            "queries",
+            lambda batch: encode_queries(rge, items, budget, batch),
+            len(items),
+            size,
+            args.repeats,
+            warmup=0,
+        )
+        one_c, batched_c = one_vs_batched(
+            phases,
+            "candidates",
+            lambda batch: encode_candidates(rge, targets, batch),
+            len(targets),
+            size,
+            args.repeats,
+            warmup=1,
+        )
+    print_table(
+        f"reasoning-query encoding ({len(items)} queries, {budget} new tokens, batch {size})", one_q, [batched_q]
+    )
     print_table(f"candidate encoding ({len(targets)} candidates, batch {size})", one_c, [batched_c])
     return batched_q, batched_c
 
@@ -299,14 +380,16 @@ def make_updater(rge: RGEModel, train: TrainConfig) -> Updater:
     optimizer, schedule = optimizer_and_schedule(rge.model, train)
     deepspeed, why = deepspeed_or_reason() if rge.device.type == "cuda" else (None, "not a CUDA device")
     if deepspeed is None:
+
         def step() -> None:
             optimizer.step()
             optimizer.zero_grad()
 
         return Updater(f"plain torch AdamW ({why})", lambda loss: loss.backward(), contextlib.nullcontext, step)
     zero2 = dataclasses.replace(train, zero_stage=2, offload_optimizer=False, offload_params=False)
-    engine, _, _, _ = deepspeed.initialize(model=rge.model, optimizer=optimizer, lr_scheduler=schedule,
-                                           config=deepspeed_config(zero2))
+    engine, _, _, _ = deepspeed.initialize(
+        model=rge.model, optimizer=optimizer, lr_scheduler=schedule, config=deepspeed_config(zero2)
+    )
     rge.model = engine.module
     engine.train()
     return Updater("DeepSpeed ZeRO-2", engine.backward, engine.coalesce_grad_reduction, engine.step)
@@ -330,23 +413,37 @@ class Trainer:
 
 def train_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -> None:
     precision = "bf16" if rge.model.dtype == torch.bfloat16 else "fp32"
-    base = dataclasses.replace(TrainConfig(), batch_size=args.train_batch_size, rationale_max_new_tokens=args.budget,
-                               gradient_checkpointing=True, hard_negatives=False, precision=precision)
+    base = dataclasses.replace(
+        TrainConfig(),
+        batch_size=args.train_batch_size,
+        rationale_max_new_tokens=args.budget,
+        gradient_checkpointing=True,
+        hard_negatives=False,
+        precision=precision,
+    )
     examples = training_examples(rge, rng, args.image_size, args.steps * args.train_batch_size)
     batches = chunks(examples, args.train_batch_size)
     rge.model = apply_peft(rge.model, base)
     rge.model.train()
     updater = make_updater(rge, base)
-    print(f"\ntraining: {updater.name}; LoRA rank {base.lora.rank} alpha {base.lora.alpha}, gradient "
-          f"checkpointing, {precision}; {args.steps} steps of batch {args.train_batch_size}, rge budget "
-          f"{args.budget} tokens, oracle rationale {ORACLE_TOKENS} tokens")
-    trainers = {method: Trainer(rge, dataclasses.replace(base, method=method), updater, batches)
-                for method in ("baseline", "rge")}
-    baseline, reasoning = measure([Case(method, phases.track(f"training step ({method})", trainer.run), args.steps,
-                                        "steps") for method, trainer in trainers.items()], repeats=args.repeats)
+    print(
+        f"\ntraining: {updater.name}; LoRA rank {base.lora.rank} alpha {base.lora.alpha}, gradient "
+        f"checkpointing, {precision}; {args.steps} steps of batch {args.train_batch_size}, rge budget "
+        f"{args.budget} tokens, oracle rationale {ORACLE_TOKENS} tokens"
+    )
+    trainers = {
+        method: Trainer(rge, dataclasses.replace(base, method=method), updater, batches)
+        for method in ("baseline", "rge")
+    }
+    baseline, reasoning = measure(
+        [
+            Case(method, phases.track(f"training step ({method})", trainer.run), args.steps, "steps")
+            for method, trainer in trainers.items()
+        ],
+        repeats=args.repeats,
+    )
     rge_trainer = trainers["rge"]
-    print(f"rge: {rge_trainer.budget_hits}/{rge_trainer.generated} on-the-fly rationales hit the budget "
-          "without <emb>")
+    print(f"rge: {rge_trainer.budget_hits}/{rge_trainer.generated} on-the-fly rationales hit the budget without <emb>")
     print_table("training step (RGEStep + optimizer step), steps/s", baseline, [reasoning])
     print(f"ratio: rge step time vs baseline: {reasoning.median / baseline.median:.2f}x")
     print(f"  per step: baseline {baseline.median / args.steps:.3f} s, rge {reasoning.median / args.steps:.3f} s")
@@ -358,25 +455,34 @@ def print_estimate(batched_queries: Timing, batched_candidates: Timing, max_new_
     query_s = queries_total / batched_queries.rate
     seconds = query_s + unique / batched_candidates.rate
     no_sharing = query_s + queries_total * CANDIDATES_PER_QUERY / batched_candidates.rate
-    print(f"\nestimate: full MMEB-V1 reasoning eval on 1 GPU: {seconds / 3600:.1f} h; "
-          f"on {EVAL_GPUS} GPUs: {seconds / EVAL_GPUS / 60:.0f} min")
-    print(f"  = {queries_total:,} queries ({MMEB_SETS} sets x {QUERIES_PER_SET:,}, {max_new_tokens}-token "
-          f"rationales) / {batched_queries.rate:.2f} queries/s + {unique:,} unique candidates ({MMEB_SETS} x "
-          f"{UNIQUE_CANDIDATES_PER_SET:,}) / {batched_candidates.rate:.1f} candidates/s; "
-          f"on {EVAL_GPUS} GPUs: / {EVAL_GPUS}")
-    print(f"  if no candidate were shared ({queries_total * CANDIDATES_PER_QUERY:,} candidates): "
-          f"{no_sharing / 3600:.1f} h on 1 GPU")
+    print(
+        f"\nestimate: full MMEB-V1 reasoning eval on 1 GPU: {seconds / 3600:.1f} h; "
+        f"on {EVAL_GPUS} GPUs: {seconds / EVAL_GPUS / 60:.0f} min"
+    )
+    print(
+        f"  = {queries_total:,} queries ({MMEB_SETS} sets x {QUERIES_PER_SET:,}, {max_new_tokens}-token "
+        f"rationales) / {batched_queries.rate:.2f} queries/s + {unique:,} unique candidates ({MMEB_SETS} x "
+        f"{UNIQUE_CANDIDATES_PER_SET:,}) / {batched_candidates.rate:.1f} candidates/s; "
+        f"on {EVAL_GPUS} GPUs: / {EVAL_GPUS}"
+    )
+    print(
+        f"  if no candidate were shared ({queries_total * CANDIDATES_PER_QUERY:,} candidates): "
+        f"{no_sharing / 3600:.1f} h on 1 GPU"
+    )
 
 
 def print_setup(rge: RGEModel, args, placement: Placement) -> None:
     card = torch.cuda.get_device_name(placement.device) if placement.device.type == "cuda" else "CPU"
     params = sum(p.numel() for p in rge.model.parameters())
     tokens = image_tokens(rge, random_image(np.random.default_rng(0), args.image_size))
-    print(f"device: {card}; torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"peft {peft.__version__}")
-    print(f"model: {'tiny (--quick)' if args.quick else 'Qwen2.5-VL-3B'} config, random weights, "
-          f"{params / 1e6:,.1f}M parameters, {placement.dtype_name}, attention {placement.attn_implementation}; "
-          f"{args.image_size}x{args.image_size} images -> {tokens} image tokens; timed rounds: {args.repeats}")
+    print(
+        f"device: {card}; torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}"
+    )
+    print(
+        f"model: {'tiny (--quick)' if args.quick else 'Qwen2.5-VL-3B'} config, random weights, "
+        f"{params / 1e6:,.1f}M parameters, {placement.dtype_name}, attention {placement.attn_implementation}; "
+        f"{args.image_size}x{args.image_size} images -> {tokens} image tokens; timed rounds: {args.repeats}"
+    )
 
 
 def main() -> int:
@@ -389,8 +495,12 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=448, help="square image side, a multiple of 28")
     parser.add_argument("--steps", type=int, default=2, help="training steps per timed round")
     parser.add_argument("--train-batch-size", type=int, default=8)
-    parser.add_argument("--budget", type=int, default=256,
-                        help="rge step: on-the-fly rationale tokens (train.rationale_max_new_tokens of the 3B preset)")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=256,
+        help="rge step: on-the-fly rationale tokens (train.rationale_max_new_tokens of the 3B preset)",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     args = parse_args(parser, QUICK)
     if args.image_size % PIXEL_FACTOR:
@@ -401,8 +511,10 @@ def main() -> int:
         print(f"bench_gpu: --device {args.device}: {error}")
         return 2
     if placement.device.type != "cuda" and not args.quick:
-        print(f"bench_gpu: the full-size run needs a CUDA GPU (device here: {placement.device}); "
-              "--quick runs the tiny configuration on the CPU")
+        print(
+            f"bench_gpu: the full-size run needs a CUDA GPU (device here: {placement.device}); "
+            "--quick runs the tiny configuration on the CPU"
+        )
         return 2
     if placement.device.type == "cuda":
         torch.cuda.set_device(placement.device)  # the memory counters below read the current device
@@ -415,8 +527,10 @@ def main() -> int:
         sorted_vs_unsorted(rge, args, phases, rng)
         train_phase(rge, args, phases, rng)
     except torch.cuda.OutOfMemoryError as error:
-        print(f"bench_gpu: out of GPU memory on {placement.device} ({str(error).splitlines()[0]}); "
-              "try a smaller --batch-size / --train-batch-size")
+        print(
+            f"bench_gpu: out of GPU memory on {placement.device} ({str(error).splitlines()[0]}); "
+            "try a smaller --batch-size / --train-batch-size"
+        )
         return 1
     phases.report()
     print_estimate(batched_queries, batched_candidates, args.max_new_tokens)

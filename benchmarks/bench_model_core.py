@@ -18,14 +18,15 @@ import argparse
 import itertools
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import pyarrow.parquet as pq
 import torch
+from _timing import Case, measure, parse_args, print_table
 from PIL import Image
 
-from _timing import Case, measure, parse_args, print_table
 from rge_core.model.inputs import Query, Target, load_image
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.tiny import write_tiny_model
@@ -38,8 +39,9 @@ QUICK = {"queries": 4, "max_new_tokens": 4, "batch_size": 2, "repeats": 1}
 
 def synth_items(root: Path, count: int) -> tuple[list[Query], list[Target]]:
     """`count` eval rows, round-robin over the subsets: each row's query and its ground-truth target."""
-    write_benchmark(root, seed=0, train_per_subset=0, eval_per_subset=math.ceil(count / len(SUBSETS)),
-                    candidates=2, image_size=64)
+    write_benchmark(
+        root, seed=0, train_per_subset=0, eval_per_subset=math.ceil(count / len(SUBSETS)), candidates=2, image_size=64
+    )
     tables = [pq.read_table(root / "eval" / subset.name / "test.parquet").to_pylist() for subset in SUBSETS]
     rows = [row for group in itertools.zip_longest(*tables) for row in group if row is not None][:count]
 
@@ -82,18 +84,28 @@ def main() -> None:
     n, size, budget = len(queries), args.batch_size, args.max_new_tokens
     with torch.inference_mode():
         sample = model.generate_rationales(queries[:size], budget)
-        print(f"{n} queries + {n} targets, batch {size}, max_new_tokens {budget}, torch threads "
-              f"{torch.get_num_threads()}; median of {args.repeats} timed runs after 1 warmup")
-        print(f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
-              f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>")
-        one_q, batched_q = measure([
-            Case("queries one at a time", lambda: encode_queries(model, queries, budget, 1), n, "queries"),
-            Case("queries batched", lambda: encode_queries(model, queries, budget, size), n, "queries"),
-        ], repeats=args.repeats)
-        one_t, batched_t = measure([
-            Case("targets one at a time", lambda: encode_targets(model, targets, 1), n, "targets"),
-            Case("targets batched", lambda: encode_targets(model, targets, size), n, "targets"),
-        ], repeats=args.repeats)
+        print(
+            f"{n} queries + {n} targets, batch {size}, max_new_tokens {budget}, torch threads "
+            f"{torch.get_num_threads()}; median of {args.repeats} timed runs after 1 warmup"
+        )
+        print(
+            f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
+            f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>"
+        )
+        one_q, batched_q = measure(
+            [
+                Case("queries one at a time", lambda: encode_queries(model, queries, budget, 1), n, "queries"),
+                Case("queries batched", lambda: encode_queries(model, queries, budget, size), n, "queries"),
+            ],
+            repeats=args.repeats,
+        )
+        one_t, batched_t = measure(
+            [
+                Case("targets one at a time", lambda: encode_targets(model, targets, 1), n, "targets"),
+                Case("targets batched", lambda: encode_targets(model, targets, size), n, "targets"),
+            ],
+            repeats=args.repeats,
+        )
 
     print_table("reasoning-query encoding (generate rationale, then embed at <emb>)", one_q, [batched_q])
     print_table("target embedding", one_t, [batched_t])

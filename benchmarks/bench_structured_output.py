@@ -40,12 +40,23 @@ def run_one(model: str, backend: str, prompt_set: str, requests: int, max_tokens
     from rge_core.prompts.prompt_set import load_prompt_set
 
     regex = load_prompt_set(prompt_set).output_regex
-    llm = LLM(model=model, dtype="float32", max_model_len=1024, enforce_eager=True, seed=0,
-              structured_outputs_config={"backend": backend}, enable_chunked_prefill=False,
-              max_num_batched_tokens=8192)
+    llm = LLM(
+        model=model,
+        dtype="float32",
+        max_model_len=1024,
+        enforce_eager=True,
+        seed=0,
+        structured_outputs_config={"backend": backend},
+        enable_chunked_prefill=False,
+        max_num_batched_tokens=8192,
+    )
     prompts = [f"<|im_start|>user\nExplain pair {i}.<|im_end|>\n<|im_start|>assistant\n" for i in range(requests)]
-    params = [SamplingParams(max_tokens=max_tokens, temperature=1.0, seed=i,
-                             structured_outputs=StructuredOutputsParams(regex=regex)) for i in range(requests)]
+    params = [
+        SamplingParams(
+            max_tokens=max_tokens, temperature=1.0, seed=i, structured_outputs=StructuredOutputsParams(regex=regex)
+        )
+        for i in range(requests)
+    ]
     llm.generate(prompts[:2], params[:2], use_tqdm=False)  # warm-up: grammar compilation, first steps
     start = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
@@ -60,7 +71,9 @@ def run_one(model: str, backend: str, prompt_set: str, requests: int, max_tokens
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print("RESULT " + json.dumps(run_one(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))))
+        print(
+            "RESULT " + json.dumps(run_one(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])))
+        )
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=64)
@@ -74,12 +87,23 @@ def main() -> None:
         for prompt_set in SETS:
             rates = {}
             for backend in BACKENDS:
-                command = [sys.executable, __file__, "--child", model, backend, prompt_set, str(args.requests), str(args.max_tokens)]
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    model,
+                    backend,
+                    prompt_set,
+                    str(args.requests),
+                    str(args.max_tokens),
+                ]
                 done = subprocess.run(command, capture_output=True, text=True, check=True)
                 result = json.loads(done.stdout.split("RESULT ", 1)[1])
                 rates[backend] = result["tokens"] / result["seconds"]
-                print(f"{prompt_set:<20} {backend:<10} {result['seconds']:>8.2f} {result['tokens']:>7} "
-                      f"{rates[backend]:>9.0f} {result['matching']:>5}/{args.requests}")
+                print(
+                    f"{prompt_set:<20} {backend:<10} {result['seconds']:>8.2f} {result['tokens']:>7} "
+                    f"{rates[backend]:>9.0f} {result['matching']:>5}/{args.requests}"
+                )
             print(f"ratio: {prompt_set} guidance vs xgrammar: {rates['guidance'] / rates['xgrammar']:.2f}x")
 
 

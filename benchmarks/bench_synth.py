@@ -16,12 +16,12 @@ import argparse
 import dataclasses
 import itertools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
-from PIL import Image, ImageDraw
 
 from _timing import Case, measure, print_table
+from PIL import Image, ImageDraw
+
 from rge_core.synth.tasks import SUBSETS
 from rge_core.synth.writer import write_benchmark
 
@@ -64,8 +64,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smallest sizes, one repeat (smoke test)")
     args = parser.parse_args()
     full = QUICK if args.quick else DEFAULT
-    quarter = {**full, "train_per_subset": full["train_per_subset"] // 4,
-               "eval_per_subset": full["eval_per_subset"] // 4}
+    quarter = {
+        **full,
+        "train_per_subset": full["train_per_subset"] // 4,
+        "eval_per_subset": full["eval_per_subset"] // 4,
+    }
     repeats = 1 if args.quick else args.repeats
 
     def rows(sizes: dict[str, int]) -> int:
@@ -75,14 +78,19 @@ def main() -> None:
         root = Path(tmp)
         full_run = writer(root, full)
         pngs = sum(1 for _ in full_run().rglob("*.png"))
-        small, large, floor = measure([
-            Case("write_benchmark 1/4 size", writer(root, quarter), rows(quarter), "rows"),
-            Case("write_benchmark", full_run, rows(full), "rows"),
-            Case("plain PIL PNG loop", png_loop(root, pngs), pngs, "PNGs"),
-        ], repeats=repeats)
+        small, large, floor = measure(
+            [
+                Case("write_benchmark 1/4 size", writer(root, quarter), rows(quarter), "rows"),
+                Case("write_benchmark", full_run, rows(full), "rows"),
+                Case("plain PIL PNG loop", png_loop(root, pngs), pngs, "PNGs"),
+            ],
+            repeats=repeats,
+        )
 
-    print(f"write_benchmark: {rows(full)} rows, {pngs} PNGs of {IMAGE_SIZE}x{IMAGE_SIZE} px at full size; "
-          f"median of {repeats} timed runs after 1 warmup")
+    print(
+        f"write_benchmark: {rows(full)} rows, {pngs} PNGs of {IMAGE_SIZE}x{IMAGE_SIZE} px at full size; "
+        f"median of {repeats} timed runs after 1 warmup"
+    )
     print_table("scaling (rows/s; baseline: the same writer at 1/4 of the rows)", small, [large])
     as_pngs = dataclasses.replace(large, items=pngs, unit="PNGs")
     print_table("PNG floor (PNGs/s; baseline: plain PIL loop, same PNG count)", floor, [as_pngs])

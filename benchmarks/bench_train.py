@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
-
 from _timing import Case, measure, parse_args, print_table
+
 from rge_core.config.loader import load_config
 from rge_core.config.schema import TrainConfig
 from rge_core.model.generation import Sampling
@@ -52,30 +52,46 @@ from rge_core.training.step import RGEStep, rationale_decoding
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"steps": 1, "batch_size": 2, "budget": 4, "repeats": 1}
 WARMUP = 1  # untimed calls of each case (measure's warmup); their steps are left out of the breakdown
-PARTS = {"generation": ("generation",), "forwards": ("lm_forward", "embed_forward"), "backward": ("backward",),
-         "optimizer": ("optimizer",)}
+PARTS = {
+    "generation": ("generation",),
+    "forwards": ("lm_forward", "embed_forward"),
+    "backward": ("backward",),
+    "optimizer": ("optimizer",),
+}
 
 
 def preloaded(example: Example) -> Example:
     def load(side):
         return dataclasses.replace(side, image=load_image(side.image)) if side is not None else None
 
-    return dataclasses.replace(example, query=load(example.query), positive=load(example.positive),
-                               negative=load(example.negative))
+    return dataclasses.replace(
+        example, query=load(example.query), positive=load(example.positive), negative=load(example.negative)
+    )
 
 
 def synth_examples(root: Path, count: int) -> list[Example]:
     """At least `count` training examples over all subsets, each with its scene facts as the oracle rationale."""
-    write_benchmark(root, seed=0, train_per_subset=math.ceil(count / len(SUBSETS)), eval_per_subset=0,
-                    candidates=2, image_size=64)
+    write_benchmark(
+        root, seed=0, train_per_subset=math.ceil(count / len(SUBSETS)), eval_per_subset=0, candidates=2, image_size=64
+    )
     facts = {row["item_id"]: row["facts"] for row in pq.read_table(root / "facts.parquet").to_pylist()}
     rows = []
     for subset in SUBSETS:
         table = pq.read_table(root / "train" / subset.name / "original.parquet").to_pylist()
-        rows += [{"pair_id": f"{subset.name}/original/{k}", "subset": subset.name, "qry_text": row["qry"], "qry_image": row["qry_image_path"],
-                  "rationale": facts[f"{subset.name}/original/{k}"], "pos_text": row["pos_text"],
-                  "pos_image": row["pos_image_path"], "neg_text": row["neg_text"], "neg_image": row["neg_image_path"]}
-                 for k, row in enumerate(table)]
+        rows += [
+            {
+                "pair_id": f"{subset.name}/original/{k}",
+                "subset": subset.name,
+                "qry_text": row["qry"],
+                "qry_image": row["qry_image_path"],
+                "rationale": facts[f"{subset.name}/original/{k}"],
+                "pos_text": row["pos_text"],
+                "pos_image": row["pos_image_path"],
+                "neg_text": row["neg_text"],
+                "neg_image": row["neg_image_path"],
+            }
+            for k, row in enumerate(table)
+        ]
     return [preloaded(example) for example in to_examples(rows, root / "train")]
 
 
@@ -109,8 +125,9 @@ class Trainer:
         """The step's on-the-fly sampling (same settings), `batch_size` queries per generate call."""
         sampling = Sampling(rationale_decoding(self.train), seed=0)
         for start in range(0, len(queries), batch_size):
-            self.rge.generate_rationales(queries[start : start + batch_size], self.train.rationale_max_new_tokens,
-                                         sampling)
+            self.rge.generate_rationales(
+                queries[start : start + batch_size], self.train.rationale_max_new_tokens, sampling
+            )
 
 
 def print_breakdown(trainers: dict[str, Trainer], skip: int) -> None:
@@ -137,17 +154,31 @@ def main() -> None:
         examples = synth_examples(Path(tmp) / "synth", args.steps * args.batch_size)
         checkpoint = write_tiny_model(Path(tmp) / "model", seed=0)
         subsets = tuple(example.subset for example in examples)
-        batches = [[examples[i] for i in batch_indices(subsets, step, args.batch_size, 0, 1, seed=0)]
-                   for step in range(args.steps)]
-        trainers = {method: Trainer(checkpoint, dataclasses.replace(
-            tiny, method=method, batch_size=args.batch_size, rationale_max_new_tokens=args.budget), batches)
-            for method in ("baseline", "rge")}
+        batches = [
+            [examples[i] for i in batch_indices(subsets, step, args.batch_size, 0, 1, seed=0)]
+            for step in range(args.steps)
+        ]
+        trainers = {
+            method: Trainer(
+                checkpoint,
+                dataclasses.replace(
+                    tiny, method=method, batch_size=args.batch_size, rationale_max_new_tokens=args.budget
+                ),
+                batches,
+            )
+            for method in ("baseline", "rge")
+        }
 
-    print(f"{args.steps} steps of batch {args.batch_size}, rationale budget {args.budget} tokens, LoRA rank "
-          f"{tiny.lora.rank} alpha {tiny.lora.alpha}, torch threads {torch.get_num_threads()}; median of "
-          f"{args.repeats} timed runs after {WARMUP} warmup")
-    baseline, rge = measure([Case(name, trainer.run, args.steps, "steps") for name, trainer in trainers.items()],
-                            warmup=WARMUP, repeats=args.repeats)
+    print(
+        f"{args.steps} steps of batch {args.batch_size}, rationale budget {args.budget} tokens, LoRA rank "
+        f"{tiny.lora.rank} alpha {tiny.lora.alpha}, torch threads {torch.get_num_threads()}; median of "
+        f"{args.repeats} timed runs after {WARMUP} warmup"
+    )
+    baseline, rge = measure(
+        [Case(name, trainer.run, args.steps, "steps") for name, trainer in trainers.items()],
+        warmup=WARMUP,
+        repeats=args.repeats,
+    )
     reasoning = trainers["rge"]
     print(f"rge: {reasoning.budget_hits}/{reasoning.generated} on-the-fly rationales hit the budget without <emb>")
     print_table("training step (RGEStep + optimizer.step + zero_grad), steps/s", baseline, [rge])
@@ -156,10 +187,14 @@ def main() -> None:
 
     queries = [example.query for example in batches[0]]
     reasoning.rge.model.eval()  # as RGEStep generates
-    single, batched = measure([
-        Case("one query at a time", lambda: reasoning.generate(queries, 1), len(queries), "queries"),
-        Case("batched generation", lambda: reasoning.generate(queries, len(queries)), len(queries), "queries"),
-    ], warmup=WARMUP, repeats=args.repeats)
+    single, batched = measure(
+        [
+            Case("one query at a time", lambda: reasoning.generate(queries, 1), len(queries), "queries"),
+            Case("batched generation", lambda: reasoning.generate(queries, len(queries)), len(queries), "queries"),
+        ],
+        warmup=WARMUP,
+        repeats=args.repeats,
+    )
     print_table(f"rge on-the-fly generation, {len(queries)} queries, {args.budget} new tokens", single, [batched])
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from rge_core.cli.main import app
 
 
 @app.command("serve")
-def serve(limit: Optional[int] = typer.Option(None, "--limit", help="At most this many concurrent flow runs.")) -> None:
+def serve(limit: int | None = typer.Option(None, "--limit", help="At most this many concurrent flow runs.")) -> None:
     """Serve all deployments of prefect.yaml (rge/full-pipeline, rge/curation, ...) against the configured
     Prefect server (PREFECT_API_URL; `make server` starts a local one). Stop with Ctrl-C."""
     from flows.serve import serve_all  # Prefect imports stay out of the other commands

@@ -36,8 +36,11 @@ def publish_stage(stage: str, artifact: Artifact, reused: bool) -> None:
     )
     create_link_artifact(link=_link(artifact.url), link_text=artifact.id, key=artifact_key(stage, "artifact"))
     if artifact.manifest.kind == "eval":
-        create_table_artifact(table=eval_score_rows(artifact), key=artifact_key("eval", "scores"),
-                              description=f"per-dataset scores (%) of {artifact.id}")
+        create_table_artifact(
+            table=eval_score_rows(artifact),
+            key=artifact_key("eval", "scores"),
+            description=f"per-dataset scores (%) of {artifact.id}",
+        )
 
 
 class ProgressArtifact:
@@ -55,7 +58,8 @@ class ProgressArtifact:
             return
         self.percent = percent
         if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(percent, key=artifact_key(self.stage, "progress"),
-                                                        description=f"{self.stage} progress")
+            self.artifact_id = create_progress_artifact(
+                percent, key=artifact_key(self.stage, "progress"), description=f"{self.stage} progress"
+            )
         else:
             update_progress_artifact(self.artifact_id, percent)

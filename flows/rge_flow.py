@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -27,7 +26,7 @@ PIPELINE = ["ingest", "curate", "assemble", "train", "evaluate"]
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{name}")
-def stage_task(name: str, config, done: dict[str, Optional[str]]) -> Optional[str]:
+def stage_task(name: str, config, done: dict[str, str | None]) -> str | None:
     store = ArtifactStore.from_config(config)
     with progress.listening(ProgressArtifact(name)):
         result = run_stage(name, config, store, done)
@@ -40,10 +39,10 @@ def stage_task(name: str, config, done: dict[str, Optional[str]]) -> Optional[st
 @flow(name="rge", log_prints=True)
 def rge(
     config: str = "configs/tiny.yaml",
-    stages: Optional[list[str]] = None,
+    stages: list[str] | None = None,
     prompt_set: str = "",
-    overrides: Optional[list[str]] = None,
-) -> dict[str, Optional[str]]:
+    overrides: list[str] | None = None,
+) -> dict[str, str | None]:
     """Run `stages` (default: the whole pipeline) and what they need, reusing every artifact that exists.
 
     config: a YAML preset (relative paths are taken from the project root); prompt_set: a prompt set
@@ -52,7 +51,7 @@ def rge(
     os.chdir(PROJECT_ROOT)  # configs name prompt sets and data relative to the project
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
     resolved = load_config(Path(config), [*(overrides or []), *extra])
-    done: dict[str, Optional[str]] = {}
+    done: dict[str, str | None] = {}
     for name in plan(resolved, stages or PIPELINE):
         done[name] = stage_task(name, resolved, done)
     return done

@@ -26,7 +26,8 @@ def deployments(spec_file: Path = PREFECT_YAML) -> list[RunnerDeployment]:
         if entry["entrypoint"] != "flows/rge_flow.py:rge":
             raise ValueError(f"{spec_file}: deployment {entry['name']!r}: rge serve only serves flows/rge_flow.py:rge")
         schedules = [
-            Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True)) for s in entry.get("schedules") or []
+            Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+            for s in entry.get("schedules") or []
         ]
         built.append(
             rge.to_deployment(

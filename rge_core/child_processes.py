@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 POLL_SECONDS = 2.0
 STOP_GRACE_SECONDS = 10.0

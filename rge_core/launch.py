@@ -12,9 +12,9 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from rge_core.child_processes import start, wait_for
 
@@ -51,8 +51,9 @@ def master_port(launch: Launch) -> int:
     if launch.master_port:
         return launch.master_port
     if launch.nnodes > 1:
-        raise ValueError(f"{launch.section}.master_port: set it explicitly for a multi-node run "
-                         "(every node needs the same)")
+        raise ValueError(
+            f"{launch.section}.master_port: set it explicitly for a multi-node run (every node needs the same)"
+        )
     return free_port()
 
 
@@ -91,14 +92,17 @@ def _slurm_head(launch: Launch) -> str:
         return launch.master_addr
     nodes = os.environ.get("SLURM_JOB_NODELIST")
     if not nodes:
-        raise ValueError(f"{launch.section}.launcher: slurm runs inside a Slurm allocation (sbatch/salloc); "
-                         "SLURM_JOB_NODELIST is not set")
+        raise ValueError(
+            f"{launch.section}.launcher: slurm runs inside a Slurm allocation (sbatch/salloc); "
+            "SLURM_JOB_NODELIST is not set"
+        )
     hosts = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True, check=True)
     return hosts.stdout.split()[0]
 
 
-def run_launched(launch: Launch, module: str, job_file: Path, log_file: Path,
-                 while_running: Callable[[], None] = lambda: None) -> None:
+def run_launched(
+    launch: Launch, module: str, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None
+) -> None:
     """Run `module JOB` under the launcher to completion, calling `while_running` every few seconds
     (progress reports); a failure raises with the tail of the log."""
     with log_file.open("w") as log:

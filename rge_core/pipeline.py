@@ -9,8 +9,8 @@ when its artifact is there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
@@ -22,7 +22,7 @@ from rge_core.stages.ingest import ingest
 from rge_core.stages.prepare import prepare_model
 from rge_core.stages.train import train
 
-StageFn = Callable[[Config, ArtifactStore, dict[str, Optional[str]]], Optional[str]]
+StageFn = Callable[[Config, ArtifactStore, dict[str, str | None]], str | None]
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,11 @@ def plan(config: Config, stages: list[str] | None = None) -> list[str]:
 
 @dataclass(frozen=True)
 class StageResult:
-    version: Optional[str]
+    version: str | None
     reused: bool  # the artifact was complete before the call: nothing was built
 
 
-def run_stage(name: str, config: Config, store: ArtifactStore, done: dict[str, Optional[str]]) -> StageResult:
+def run_stage(name: str, config: Config, store: ArtifactStore, done: dict[str, str | None]) -> StageResult:
     """Run one stage on the versions of the stages it needs (from `done`)."""
     stage = STAGES[name]
     built_before = len(store.built)

@@ -3,8 +3,8 @@ without a listener (the CLI, a launcher, a test) a report costs nothing. Kept fr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 Listener = Callable[[str, int, int], None]  # (stage, done, total)
 _listeners: list[Listener] = []

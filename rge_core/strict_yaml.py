@@ -20,7 +20,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
             keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
             repeated = next(key for key in keys if keys.count(key) > 1)
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {repeated!r} is given twice in one mapping", node.start_mark)
+                None, None, f"key {repeated!r} is given twice in one mapping", node.start_mark
+            )
         return mapping
 
 

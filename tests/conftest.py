@@ -11,7 +11,9 @@ import pytest
 _IMAGE_COLUMNS = ("qry_img_path", "tgt_img_path", "qry_image_path", "pos_image_path", "neg_image_path")
 
 
-def _write_split(folder: Path, subset: str, split: str, columns: dict, layout: str = "single", shards: int = 2) -> list[Path]:
+def _write_split(
+    folder: Path, subset: str, split: str, columns: dict, layout: str = "single", shards: int = 2
+) -> list[Path]:
     """Write one split in an MMEB layout: "single" <split>.parquet, "shards" <split>-0000i-of-0000n.parquet,
     "nested" <split>/part-i.parquet. Rows are spread over the shards in order."""
     table = pa.table(columns)
@@ -24,7 +26,7 @@ def _write_split(folder: Path, subset: str, split: str, columns: dict, layout: s
         if layout == "nested":
             names = [f"{split}/part-{i}.parquet" for i in range(shards)]
         paths = [folder / subset / name for name in names]
-    for path, part in zip(paths, parts):
+    for path, part in zip(paths, parts, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(part, path)
     return paths
@@ -121,7 +123,11 @@ def data_train_folder(tmp_path: Path) -> Path:
     """Clean MMEB-train folder, one subset per layout: ImageNet_1K (single file, no neg columns, also a
     diverse_instruction split), CIRR (two shards, neg columns with None), WebQA (files inside original/)."""
     folder = tmp_path / "mmeb-train"
-    for subset, rows, with_neg, layout in (("ImageNet_1K", 4, False, "single"), ("CIRR", 5, True, "shards"), ("WebQA", 3, False, "nested")):
+    for subset, rows, with_neg, layout in (
+        ("ImageNet_1K", 4, False, "single"),
+        ("CIRR", 5, True, "shards"),
+        ("WebQA", 3, False, "nested"),
+    ):
         columns = _train_columns(subset, rows, with_neg)
         _write_split(folder, subset, "original", columns, layout)
         _touch_images(folder, columns)

@@ -31,8 +31,14 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     config = Config()
     config.eval.vllm_max_model_len = 1024
     rge = RGEModel.load(model_dir)
-    settings = EncodeSettings(reasoning=True, max_new_tokens=10, decoding=Decoding(temperature=0.0),
-                              batch_size=4, chunk_size=8)
-    runs = {"hf": hf_rationales(rge, settings)(queries),
-            "vllm": VLLMRationales(model_dir, config, rge, settings)(queries)}
-    print("RESULT " + json.dumps({name: list(zip(r.texts, r.num_tokens, r.hit_budget)) for name, r in runs.items()}))
+    settings = EncodeSettings(
+        reasoning=True, max_new_tokens=10, decoding=Decoding(temperature=0.0), batch_size=4, chunk_size=8
+    )
+    runs = {
+        "hf": hf_rationales(rge, settings)(queries),
+        "vllm": VLLMRationales(model_dir, config, rge, settings)(queries),
+    }
+    print(
+        "RESULT "
+        + json.dumps({name: list(zip(r.texts, r.num_tokens, r.hit_budget, strict=True)) for name, r in runs.items()})
+    )

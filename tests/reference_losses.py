@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 
-def per_row_info_nce(q: torch.Tensor, t: torch.Tensor, hn: torch.Tensor, mask: list[bool], temperature: float) -> torch.Tensor:
+def per_row_info_nce(
+    q: torch.Tensor, t: torch.Tensor, hn: torch.Tensor, mask: list[bool], temperature: float
+) -> torch.Tensor:
     """Mean over queries of a log-softmax written out row by row, over exactly the columns a row sees:
     every target, then the hard negatives of the pairs that have one (mask)."""
-    seen = list(t) + [negative for negative, real in zip(hn, mask) if real]
+    seen = list(t) + [negative for negative, real in zip(hn, mask, strict=True) if real]
     losses = []
     for i in range(len(q)):
         logits = torch.stack([q[i] @ column for column in seen]) / temperature

@@ -54,7 +54,9 @@ def test_version_id_is_content_addressed(store: ArtifactStore) -> None:
     assert store.version_id("train", reordered, {"dataset": "dataset-000000000000"}, CODE) == vid
     changed = [
         store.version_id("train", {**config, "lr": 2e-4}, {"dataset": "dataset-000000000000"}, CODE),
-        store.version_id("train", {**config, "nested": {"a": 1, "b": [2, 1]}}, {"dataset": "dataset-000000000000"}, CODE),
+        store.version_id(
+            "train", {**config, "nested": {"a": 1, "b": [2, 1]}}, {"dataset": "dataset-000000000000"}, CODE
+        ),
         store.version_id("train", config, {"dataset": "dataset-111111111111"}, CODE),
         store.version_id("train", config, {"data": "dataset-000000000000"}, CODE),
         store.version_id("train", config, {"dataset": "dataset-000000000000"}, "fedcba9876543210"),
@@ -309,8 +311,12 @@ def test_a_second_build_of_one_version_waits_then_reuses_it(tmp_path: Path) -> N
     import sys
 
     def build(delay: str, name: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", BUILD_SLOWLY, str(tmp_path), delay, name],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-c", BUILD_SLOWLY, str(tmp_path), delay, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     first = build("4", "first")
     while not list(tmp_path.glob(".locks/pairs-*.lock")):  # the first holds the lock

@@ -8,14 +8,29 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["train", "--set", "train.steps=-5"], "train.steps: -5 is below the minimum 1"),
-    (["eval", "--model", "/nonexistent/model"], "eval.model: /nonexistent/model is neither a complete model artifact"),
-    (["eval", "--model", "model-0123456789ab"], "eval.model: no complete artifact model-0123456789ab"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--set", "train.steps=-5"], "train.steps: -5 is below the minimum 1"),
+        (
+            ["eval", "--model", "/nonexistent/model"],
+            "eval.model: /nonexistent/model is neither a complete model artifact",
+        ),
+        (["eval", "--model", "model-0123456789ab"], "eval.model: no complete artifact model-0123456789ab"),
+    ],
+)
 def test_one_line_and_nothing_built(tmp_path, args, message):
-    command = [sys.executable, "-m", "rge_core.cli.main", args[0], "--config", "configs/tiny.yaml",
-               "--set", f"run.artifacts_root={tmp_path}", *args[1:]]
+    command = [
+        sys.executable,
+        "-m",
+        "rge_core.cli.main",
+        args[0],
+        "--config",
+        "configs/tiny.yaml",
+        "--set",
+        f"run.artifacts_root={tmp_path}",
+        *args[1:],
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and message in output and "Traceback" not in output, output[-2000:]

@@ -23,8 +23,13 @@ from _timing import Case, Timing, measure  # noqa: E402  (benchmarks/ is a folde
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_quick_run_prints_ratios(script: str) -> None:
-    result = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick"],
-                            capture_output=True, text=True, timeout=600, cwd=BENCHMARKS.parent)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=BENCHMARKS.parent,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     ratio_lines = [line for line in result.stdout.splitlines() if line.startswith("ratio:")]
     assert ratio_lines, result.stdout
@@ -41,7 +46,10 @@ def test_ratio_is_throughput_against_the_baseline() -> None:
 
 def test_measure_warms_up_then_interleaves_rounds() -> None:
     calls: list[str] = []
-    first, second = measure([Case("a", lambda: calls.append("a"), 1, "x"),
-                             Case("b", lambda: calls.append("b"), 1, "x")], warmup=1, repeats=2)
+    first, second = measure(
+        [Case("a", lambda: calls.append("a"), 1, "x"), Case("b", lambda: calls.append("b"), 1, "x")],
+        warmup=1,
+        repeats=2,
+    )
     assert calls == ["a", "b"] * 3
     assert (len(first.seconds), len(second.seconds)) == (2, 2)

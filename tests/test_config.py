@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 import yaml
@@ -37,7 +37,7 @@ class Tree:
     mode: Literal["lora", "full"] = "lora"
     steps: int = 10
     flag: bool = False
-    limit: Optional[int] = None
+    limit: int | None = None
     tag: str | None = None
     ids: list[int] = field(default_factory=list)
     weights: dict[str, float] = field(default_factory=dict)
@@ -92,18 +92,21 @@ def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
         load_config(write(tmp_path, "train:\n  steps: 3\n  steps: 4\n"))
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("train.steps=-5", "train.steps: -5 is below the minimum 1"),
-    ("train.batch_size=0", "train.batch_size: 0 is below the minimum 1"),
-    ("curation.shard_size=0", "curation.shard_size: 0 is below the minimum 1"),
-    ("eval.chunk_size=0", "eval.chunk_size: 0 is below the minimum 1"),
-    ("curation.max_retries=-1", "curation.max_retries: -1 is below the minimum 0"),
-    ("curation.max_reject_rate=1.5", "curation.max_reject_rate: 1.5 is above the maximum 1.0"),
-    ("train.lr=0", "train.lr: 0.0 must be above 0.0"),
-    ("train.batching=random", "train.batching: 'random' is not one of mixed, per-subset"),
-    ("train.zero_stage=1", "train.zero_stage: 1 is not one of 2, 3"),
-    ("curation.generator=openai", "curation.generator: 'openai' is not one of vllm, transformers, reference"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.steps=-5", "train.steps: -5 is below the minimum 1"),
+        ("train.batch_size=0", "train.batch_size: 0 is below the minimum 1"),
+        ("curation.shard_size=0", "curation.shard_size: 0 is below the minimum 1"),
+        ("eval.chunk_size=0", "eval.chunk_size: 0 is below the minimum 1"),
+        ("curation.max_retries=-1", "curation.max_retries: -1 is below the minimum 0"),
+        ("curation.max_reject_rate=1.5", "curation.max_reject_rate: 1.5 is above the maximum 1.0"),
+        ("train.lr=0", "train.lr: 0.0 must be above 0.0"),
+        ("train.batching=random", "train.batching: 'random' is not one of mixed, per-subset"),
+        ("train.zero_stage=1", "train.zero_stage: 1 is not one of 2, 3"),
+        ("curation.generator=openai", "curation.generator: 'openai' is not one of vllm, transformers, reference"),
+    ],
+)
 def test_out_of_range_and_unknown_choices_fail_at_load_naming_the_key(override, message) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(TINY, [override])
@@ -144,8 +147,15 @@ def test_override_errors(override: str, message: str) -> None:
 
 def test_generic_dataclass_tree() -> None:
     data = {
-        "mode": "full", "steps": 3, "flag": True, "limit": 5, "tag": None, "ids": [1, 2],
-        "weights": {"a": 1, "b": 0.5}, "inner": {"name": "y"}, "extra": {"scale": 2},
+        "mode": "full",
+        "steps": 3,
+        "flag": True,
+        "limit": 5,
+        "tag": None,
+        "ids": [1, 2],
+        "weights": {"a": 1, "b": 0.5},
+        "inner": {"name": "y"},
+        "extra": {"scale": 2},
         "groups": [{"name": "g"}],
     }
     tree = from_dict(Tree, data)
@@ -185,7 +195,9 @@ def test_generic_type_errors(data: dict, message: str) -> None:
 
 def test_cli_show() -> None:
     runner = CliRunner()
-    shown = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "run.seed=5", "--set", "data.subsets=[A]"])
+    shown = runner.invoke(
+        config_cmd.app, ["show", "--config", str(TINY), "--set", "run.seed=5", "--set", "data.subsets=[A]"]
+    )
     assert shown.exit_code == 0, shown.output
     assert yaml.safe_load(shown.output) == to_dict(load_config(TINY, ["run.seed=5", "data.subsets=[A]"]))
     assert yaml.safe_load(runner.invoke(config_cmd.app, ["show"]).output) == to_dict(Config())
@@ -207,8 +219,17 @@ def test_versioned_leaves_out_exactly_the_settings_marked_as_changing_no_artifac
 
     train = TrainConfig()
     kept = versioned(train)
-    assert set(to_dict(train)) - set(kept) == {"launcher", "nnodes", "node_rank", "master_addr", "master_port",
-                                                "hostfile", "log_every", "checkpoint_every", "log_samples"}
+    assert set(to_dict(train)) - set(kept) == {
+        "launcher",
+        "nnodes",
+        "node_rank",
+        "master_addr",
+        "master_port",
+        "hostfile",
+        "log_every",
+        "checkpoint_every",
+        "log_samples",
+    }
     assert kept["lora"] == to_dict(train)["lora"]  # nested sections alike
     spread = apply_overrides(load_config(TINY), ["train.launcher=none", "train.log_every=5"])
     assert versioned(spread.train) == versioned(load_config(TINY).train)

@@ -22,7 +22,12 @@ from rge_core.stages.curate import CurationError
 from tests.conftest import small_config
 
 # The benchmark's scene facts are written in rge-v1's format (1-4 sentences).
-FACTS = ["curation.generator=reference", "curation.reference=synthetic-facts", "curation.prompt_set=prompts/rge-v1", "curation.shard_size=5"]
+FACTS = [
+    "curation.generator=reference",
+    "curation.reference=synthetic-facts",
+    "curation.prompt_set=prompts/rge-v1",
+    "curation.shard_size=5",
+]
 
 
 def rationales(store: ArtifactStore, version: str) -> list[dict]:
@@ -44,7 +49,9 @@ def test_reference_facts_become_valid_rationales_in_five_shards(facts_run):
     rows = rationales(store, results["curate"])
     assert manifest.stats["shards"] == 5 and len(rows) == 24 and manifest.stats["valid"] == 24
     assert len({r["pair_id"] for r in rows}) == 24
-    assert {r["prompt_set"] for r in rows} == {"rge-v1"} and {r["prompt_set_hash"] for r in rows} == {manifest.stats["prompt_set_hash"]}
+    assert {r["prompt_set"] for r in rows} == {"rge-v1"} and {r["prompt_set_hash"] for r in rows} == {
+        manifest.stats["prompt_set_hash"]
+    }
     assert all(r["finish_reason"] == "stop" and r["template"].endswith(".jinja") for r in rows)
     assert (Path(store.path(results["curate"])) / "prompt_set" / "manifest.yaml").is_file()
 
@@ -53,11 +60,17 @@ def test_assembly_splits_counts_and_card(facts_run):
     config, store, results = facts_run
     dataset = store.get(results["assemble"])
     train = read_table(dataset.file_url("train.parquet"), "training_examples").to_pylist()
-    validation = read_table(dataset.file_url("validation.parquet"), "training_examples").to_pylist() if "validation.parquet" in dataset.manifest.files else []
+    validation = (
+        read_table(dataset.file_url("validation.parquet"), "training_examples").to_pylist()
+        if "validation.parquet" in dataset.manifest.files
+        else []
+    )
     examples = train + validation
     assert len(examples) == 24 and {e["split"] for e in train} == {"train"}
     for example in examples:
-        assert (example["split"] == "validation") == in_validation(example["pair_id"], 0, config.assemble.validation_fraction)
+        assert (example["split"] == "validation") == in_validation(
+            example["pair_id"], 0, config.assemble.validation_fraction
+        )
     lengths = sorted(len(e["rationale"]) for e in examples)
     stats = dataset.manifest.stats
     assert stats["rationale_chars"]["min"] == lengths[0] and stats["rationale_chars"]["max"] == lengths[-1]
@@ -81,14 +94,19 @@ def test_rerun_does_no_work_and_a_new_prompt_set_reuses_pairs(facts_run, tmp_pat
     new = run_pipeline(changed, ["assemble"])
     assert new["ingest"] == results["ingest"] and new["model"] == results["model"]
     assert new["curate"] != results["curate"] and new["assemble"] != results["assemble"]
-    assert store.get(new["curate"]).manifest.stats["prompt_set_hash"] != store.get(results["curate"]).manifest.stats["prompt_set_hash"]
+    assert (
+        store.get(new["curate"]).manifest.stats["prompt_set_hash"]
+        != store.get(results["curate"]).manifest.stats["prompt_set_hash"]
+    )
 
 
 def write_reference(path: Path, store: ArtifactStore, pairs_id: str) -> None:
     """Good texts for most pairs; one pair missing, one with a special token, one too short, one within the
     characters but over the prompt set's token budget."""
     pairs = read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").column("pair_id").to_pylist()
-    texts = {pid: f"The query about item {i} leads to its target through the shapes shown." for i, pid in enumerate(pairs)}
+    texts = {
+        pid: f"The query about item {i} leads to its target through the shapes shown." for i, pid in enumerate(pairs)
+    }
     texts[pairs[1]] = "The answer is <emb> here, which must never be trained on."
     texts[pairs[2]] = "Too short."
     texts[pairs[3]] = "The query leads to its target through " + "the shapes and colours shown, " * 30 + "in order."
@@ -100,7 +118,9 @@ def test_invalid_rationales_are_retried_then_rejected_with_reasons(facts_run, tm
     _, store, results = facts_run
     reference = tmp_path / "reference.parquet"
     write_reference(reference, store, results["ingest"])
-    config = small_config(store.root, "curation.generator=reference", f"curation.reference={reference}", "curation.min_chars=16")
+    config = small_config(
+        store.root, "curation.generator=reference", f"curation.reference={reference}", "curation.min_chars=16"
+    )
     assert config.curation.prompt_set == "prompts/rge-terse" and config.curation.max_chars >= 1000
     version = run_pipeline(config, ["curate"])["curate"]
     manifest = store.get(version).manifest
@@ -155,8 +175,11 @@ def test_a_rationale_shard_edited_after_curation_stops_assembly_naming_it(tmp_pa
     curated = run_pipeline(config, ["curate"])["curate"]
     shard = Path(store.path(curated)) / shard_file(1)
     table = pq.read_table(shard)
-    edited = table.set_column(table.schema.get_field_index("rationale"), "rationale",
-                              pa.array(["The answer is the first candidate."] * table.num_rows))
+    edited = table.set_column(
+        table.schema.get_field_index("rationale"),
+        "rationale",
+        pa.array(["The answer is the first candidate."] * table.num_rows),
+    )
     pq.write_table(edited, shard)
     changed = rf"artifact {curated}: {shard_file(1)} was changed after the artifact was written"
     with pytest.raises(LookupError, match=changed):

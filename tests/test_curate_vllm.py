@@ -16,7 +16,12 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.prompts.prompt_set import load_prompt_set
 from tests.test_curate_stage import rationales
 
-OVERRIDES = ["data.synth.train_per_subset=8", "data.synth.eval_per_subset=2", "data.synth.candidates=4", "curation.shard_size=2"]
+OVERRIDES = [
+    "data.synth.train_per_subset=8",
+    "data.synth.eval_per_subset=2",
+    "data.synth.candidates=4",
+    "curation.shard_size=2",
+]
 PAIRS, SHARDS = 48, 24
 
 
@@ -54,7 +59,9 @@ def test_vllm_curation_writes_valid_constrained_rationales(uninterrupted):
 def test_killed_run_resumes_to_the_same_rationales(uninterrupted, tmp_path):
     store, version = uninterrupted
     root = tmp_path / "killed"
-    process = subprocess.Popen(curate_command(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        curate_command(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 600
     try:
         while time.time() < deadline and process.poll() is None:

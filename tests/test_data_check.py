@@ -45,7 +45,10 @@ def test_broken_eval_folder_collects_every_error(data_eval_folder, data_eval_col
 
     report = check_folder(data_eval_folder)
     assert not report.ok and report.error_count == 4 + 30
-    assert report.errors[0].startswith("MSCOCO_t2i: ") and "row 0: field 'tgt_img_path': candidate 0: missing" in report.errors[0]
+    assert (
+        report.errors[0].startswith("MSCOCO_t2i: ")
+        and "row 0: field 'tgt_img_path': candidate 0: missing" in report.errors[0]
+    )
     assert "test-00000-of-00002.parquet: row 2: field 'tgt_img_path': candidate 2: missing" in report.errors[1]
     assert "test-00001-of-00002.parquet: row 1: field 'tgt_img_path': candidate 0: missing" in report.errors[3]
     assert report.images_bad == 1 and report.images_referenced == 4 + 30
@@ -69,7 +72,9 @@ def test_file_level_errors_do_not_stop_the_check(data_train_folder, data_train_c
     assert "ImageNet_1K: " in report.errors[1] and "field 'qry': missing column" in report.errors[1]
     assert "part-1.parquet: cannot read parquet" in report.errors[2]
     assert [(s.subset, s.split) for s in report.splits] == [
-        ("ImageNet_1K", "original"), ("ImageNet_1K", "diverse_instruction"), ("WebQA", "original")
+        ("ImageNet_1K", "original"),
+        ("ImageNet_1K", "diverse_instruction"),
+        ("WebQA", "original"),
     ]
     assert runner.invoke(app, ["check", str(data_train_folder)]).exit_code == 1
 

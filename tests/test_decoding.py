@@ -12,7 +12,10 @@ from rge_core.model.generation import Sampling
 from rge_core.model.inputs import Query
 from rge_core.model.tiny import QWEN_GENERATION_DEFAULTS
 
-QUERIES = [Query("Describe a red circle left of a blue square."), Query("How many shapes are there?", instruction="Count.")]
+QUERIES = [
+    Query("Describe a red circle left of a blue square."),
+    Query("How many shapes are there?", instruction="Count."),
+]
 TOKENS = 12
 
 
@@ -37,7 +40,7 @@ def manual_greedy(rge, query: Query, steps: int) -> list[int]:
 
 def test_greedy_is_plain_argmax_without_the_checkpoints_repetition_penalty(tiny_rge):
     generated = tiny_rge.generate_rationales(QUERIES, TOKENS, Sampling(Decoding(temperature=0.0)))
-    for query, text in zip(QUERIES, generated.texts):
+    for query, text in zip(QUERIES, generated.texts, strict=True):
         expected = tiny_rge.tokenizer.decode(manual_greedy(tiny_rge, query, TOKENS), skip_special_tokens=True)
         assert text == expected
 

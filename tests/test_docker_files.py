@@ -40,12 +40,21 @@ def test_compose_wires_postgres_prefect_server_and_workers():
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
     database_url = services["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]
-    user, password, host, database = re.match(r"postgresql\+asyncpg://(\w+):(\w+)@(\w+):5432/(\w+)", database_url).groups()
+    user, password, host, database = re.match(
+        r"postgresql\+asyncpg://(\w+):(\w+)@(\w+):5432/(\w+)", database_url
+    ).groups()
     postgres = services["postgres"]["environment"]
-    assert (user, password, database) == (postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"])
+    assert (user, password, database) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
     assert host == "postgres" and services["prefect-server"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     api = "http://prefect-server:4200/api"
-    assert services["worker"]["command"] == ["rge", "serve"] and services["worker"]["environment"]["PREFECT_API_URL"] == api
+    assert (
+        services["worker"]["command"] == ["rge", "serve"]
+        and services["worker"]["environment"]["PREFECT_API_URL"] == api
+    )
     assert services["gpu-worker"]["environment"]["PREFECT_API_URL"] == api
     for service in ("worker", "gpu-image"):
         build = services[service]["build"]

@@ -16,7 +16,7 @@ import torch
 
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.evaluation.encode import EncodeSettings, Encoder, hf_rationales
+from rge_core.evaluation.encode import Encoder, EncodeSettings, hf_rationales
 from rge_core.model.batching import in_batches
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
@@ -38,8 +38,15 @@ def trained_model(tmp_path_factory) -> Path:
 def evaluate(model: Path, folder: Path, *extra: str) -> tuple[dict, dict, Path]:
     """`rge eval` in a fresh root and cache: (results.json, manifest stats, artifact folder)."""
     sets = [f"run.artifacts_root={folder / 'artifacts'}", *SETTINGS, f"eval.model={model}", *extra]
-    command = [sys.executable, "-m", "rge_core.cli.main", "eval", "--config", "configs/tiny.yaml",
-               *[a for s in sets for a in ("--set", s)]]
+    command = [
+        sys.executable,
+        "-m",
+        "rge_core.cli.main",
+        "eval",
+        "--config",
+        "configs/tiny.yaml",
+        *[a for s in sets for a in ("--set", s)],
+    ]
     env = {**os.environ, "RGE_CACHE": str(folder / "cache"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
@@ -118,9 +125,10 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     tiny_rge.embed_prompts = counting
     try:
         for sort in (False, True):
-            settings = EncodeSettings(reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4,
-                                      chunk_size=16, sort_by_length=sort)
-            encoder = Encoder(lambda: (tiny_rge, hf_rationales(tiny_rge, settings)), settings, tmp_path / str(sort))
+            settings = EncodeSettings(
+                reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4, chunk_size=16, sort_by_length=sort
+            )
+            encoder = Encoder(lambda s=settings: (tiny_rge, hf_rationales(tiny_rge, s)), settings, tmp_path / str(sort))
             padded.clear()
             q = encoder.encode("queries", "q", queries).embeddings
             c = encoder.encode("candidates", "c", targets).embeddings
@@ -128,7 +136,7 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     finally:
         tiny_rge.embed_prompts = original
     assert results[True][2] < results[False][2] / 2  # far fewer pad tokens
-    for unsorted, sorted_ in zip(results[False][:2], results[True][:2]):
+    for unsorted, sorted_ in zip(results[False][:2], results[True][:2], strict=True):
         torch.testing.assert_close(torch.from_numpy(sorted_), torch.from_numpy(unsorted), rtol=0, atol=1e-5)
 
 

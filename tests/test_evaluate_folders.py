@@ -103,52 +103,76 @@ def test_a_distractor_identical_to_the_ground_truth_is_the_ground_truth(setup, p
 
 def test_release_format_rewrites_give_a_new_version_other_scores_and_a_record(setup, plain, tmp_path):
     queries = tmp_path / "queries.yaml"
-    queries.write_text('PetShots:\n  original: "for classification"\n  replacement: "by the colour of the pet"\n'
-                       'ShopQA:\n  prefix_add: "Shopping: "\n', encoding="utf-8")
+    queries.write_text(
+        'PetShots:\n  original: "for classification"\n  replacement: "by the colour of the pet"\n'
+        'ShopQA:\n  prefix_add: "Shopping: "\n',
+        encoding="utf-8",
+    )
     candidates = tmp_path / "candidates.yaml"
     candidates.write_text('PetShots:\n  prefix_add: "Summarise in one word: "\n', encoding="utf-8")
-    rewritten = evaluate(setup, "eval.categories={ShopQA: retrieval}", f"eval.query_rewrites={queries}",
-                         f"eval.candidate_rewrites={candidates}", f"eval.compare_to={plain}")
+    rewritten = evaluate(
+        setup,
+        "eval.categories={ShopQA: retrieval}",
+        f"eval.query_rewrites={queries}",
+        f"eval.candidate_rewrites={candidates}",
+        f"eval.compare_to={plain}",
+    )
     assert rewritten != plain
     before, after = (results(setup, v)["datasets"] for v in (plain, rewritten))
     assert [before[name]["metrics"] for name in sorted(before)] != [after[name]["metrics"] for name in sorted(after)]
     artifact = ArtifactStore(str(setup[0])).get(rewritten)
     recorded = artifact.manifest.stats["rewrites"]
-    assert recorded["query"] == {"path": str(queries.resolve()), "sha256": hashlib.sha256(queries.read_bytes()).hexdigest()}
+    assert recorded["query"] == {
+        "path": str(queries.resolve()),
+        "sha256": hashlib.sha256(queries.read_bytes()).hexdigest(),
+    }
     assert recorded["candidate"]["sha256"] == hashlib.sha256(candidates.read_bytes()).hexdigest()
     assert artifact.manifest.config["rewrites"] == recorded  # in the version, too
-    assert artifact.manifest.stats["rewritten_texts"] == {"query": {"PetShots": 6, "ShopQA": 6}, "candidate": {"PetShots": 24}}
+    assert artifact.manifest.stats["rewritten_texts"] == {
+        "query": {"PetShots": 6, "ShopQA": 6},
+        "candidate": {"PetShots": 24},
+    }
     assert "not the release's instruction_replacements-eval.yaml" in artifact.read_bytes("published.md").decode()
     assert "PetShots" in artifact.read_bytes("diff.md").decode()
 
 
-@pytest.mark.parametrize(("extra", "error", "message"), [
-    (["eval.datasets=[PetShots, Nope]"], EvalSettingError, r"eval.datasets: Nope not in"),
-    (["eval.categories={Nope: vqa}"], EvalSettingError, r"eval.categories: Nope is not a dataset"),
-    (["eval.categories={VOC2007: vqa}"], EvalSettingError, r"eval.categories: VOC2007 is an MMEB-V1 dataset"),
-    (["eval.compare_to=eval-0123456789abcdef"], EvalSettingError, r"eval.compare_to: eval-0123456789abcdef is not"),
-    (["eval.model=/nonexistent/checkpoint"], EvalSettingError, r"eval.model: /nonexistent/checkpoint is neither"),
-    (["eval.model=model-0123456789ab"], EvalSettingError, r"eval.model: no complete artifact model-0123456789ab under"),
-    (["eval.nproc=0"], ConfigError, r"eval.nproc: 0 is below the minimum 1"),
-    (["eval.chunk_size=0"], ConfigError, r"eval.chunk_size: 0 is below the minimum 1"),
-    (["eval.engine=tgi"], ConfigError, r"eval.engine: 'tgi' is not one of hf, vllm"),
-    (["eval.launcher=mpirun"], ConfigError, r"eval.launcher: 'mpirun' is not one of torchrun, slurm"),
-    (["eval.nnodes=2"], EvalSettingError, r"eval.nnodes: 2 nodes need eval.launcher slurm"),
-    (["eval.nnodes=2", "eval.launcher=slurm"], EvalSettingError, r"eval.master_port: set it"),
-    (["eval.vllm_gpu_memory_utilization=1.5"], ConfigError, r"eval.vllm_gpu_memory_utilization: 1.5 is above"),
-    (["model.attn_implementation=flash"], ConfigError, r"model.attn_implementation: 'flash' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        (["eval.datasets=[PetShots, Nope]"], EvalSettingError, r"eval.datasets: Nope not in"),
+        (["eval.categories={Nope: vqa}"], EvalSettingError, r"eval.categories: Nope is not a dataset"),
+        (["eval.categories={VOC2007: vqa}"], EvalSettingError, r"eval.categories: VOC2007 is an MMEB-V1 dataset"),
+        (["eval.compare_to=eval-0123456789abcdef"], EvalSettingError, r"eval.compare_to: eval-0123456789abcdef is not"),
+        (["eval.model=/nonexistent/checkpoint"], EvalSettingError, r"eval.model: /nonexistent/checkpoint is neither"),
+        (
+            ["eval.model=model-0123456789ab"],
+            EvalSettingError,
+            r"eval.model: no complete artifact model-0123456789ab under",
+        ),
+        (["eval.nproc=0"], ConfigError, r"eval.nproc: 0 is below the minimum 1"),
+        (["eval.chunk_size=0"], ConfigError, r"eval.chunk_size: 0 is below the minimum 1"),
+        (["eval.engine=tgi"], ConfigError, r"eval.engine: 'tgi' is not one of hf, vllm"),
+        (["eval.launcher=mpirun"], ConfigError, r"eval.launcher: 'mpirun' is not one of torchrun, slurm"),
+        (["eval.nnodes=2"], EvalSettingError, r"eval.nnodes: 2 nodes need eval.launcher slurm"),
+        (["eval.nnodes=2", "eval.launcher=slurm"], EvalSettingError, r"eval.master_port: set it"),
+        (["eval.vllm_gpu_memory_utilization=1.5"], ConfigError, r"eval.vllm_gpu_memory_utilization: 1.5 is above"),
+        (["model.attn_implementation=flash"], ConfigError, r"model.attn_implementation: 'flash' is not one of"),
+    ],
+)
 def test_bad_settings_fail_before_any_model_is_loaded(setup, monkeypatch, extra, error, message):
     monkeypatch.setattr(RGEModel, "load", lambda *a, **k: pytest.fail("loaded a model before checking the settings"))
     with pytest.raises(error, match=message):
         evaluate(setup, *extra)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('PetShots:\n  prefix: "x"\n', r"PetShots.*prefix"),  # unknown key
-    ('PetShots:\n  prefix_add: 3\n', r"PetShots.*prefix_add"),  # not a string
-    ('NoSuchSet:\n  prefix_add: "x"\n', r"NoSuchSet"),  # a dataset neither present nor in MMEB
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('PetShots:\n  prefix: "x"\n', r"PetShots.*prefix"),  # unknown key
+        ("PetShots:\n  prefix_add: 3\n", r"PetShots.*prefix_add"),  # not a string
+        ('NoSuchSet:\n  prefix_add: "x"\n', r"NoSuchSet"),  # a dataset neither present nor in MMEB
+    ],
+)
 def test_bad_rewrite_files_fail_naming_file_dataset_and_key(setup, monkeypatch, tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)

@@ -56,7 +56,9 @@ def test_scores_match_an_independent_encoding(no_reasoning, tiny_rge):
     with torch.no_grad():
         for row in rows:
             q = tiny_rge.embed_queries([Query(row["qry_text"], image(row["qry_img_path"]))])[0]
-            c = tiny_rge.embed_targets([Target(t, image(i)) for t, i in zip(row["tgt_text"], row["tgt_img_path"])])
+            c = tiny_rge.embed_targets(
+                [Target(t, image(i)) for t, i in zip(row["tgt_text"], row["tgt_img_path"], strict=True)]
+            )
             scores = (c @ q).numpy()
             correct += int(all(scores[0] > scores[1:]))
     assert results["datasets"]["SynthColor"]["metrics"]["precision@1"] == pytest.approx(correct / len(rows))
@@ -69,7 +71,7 @@ def test_dedup_and_cache_are_counted(no_reasoning):
     references, unique = 0, 0
     for path in sorted(benchmark.glob("*/test.parquet")):
         rows = pq.read_table(path).to_pylist()
-        pairs = [(t, i) for r in rows for t, i in zip(r["tgt_text"], r["tgt_img_path"])]
+        pairs = [(t, i) for r in rows for t, i in zip(r["tgt_text"], r["tgt_img_path"], strict=True)]
         references, unique = references + len(pairs), unique + len(set(pairs))
     assert stats["candidate_references"] == references
     assert stats["candidate_encodings_saved_by_dedup"] == references - unique > 0
@@ -106,15 +108,38 @@ def test_bad_eval_folder_fails_naming_the_row_and_writes_no_scores(no_reasoning,
     pq.write_table(pa.Table.from_pylist(table), broken / "SynthVQA" / "test.parquet")
     complete = len(store.list("eval"))
     with pytest.raises(DataError, match=r"SynthVQA.*row 2.*tgt_img"):
-        run_pipeline(small_config(store.root, *EVAL, f"eval.model={config.eval.model}", f"eval.data={broken}"), ["evaluate"])
+        run_pipeline(
+            small_config(store.root, *EVAL, f"eval.model={config.eval.model}", f"eval.data={broken}"), ["evaluate"]
+        )
     assert len(store.list("eval")) == complete  # no partial scores presented as an evaluation
 
 
 def test_cli_prints_the_summary(no_reasoning):
     config, store, version = no_reasoning
-    done = CliRunner().invoke(app, ["eval", "--config", "configs/tiny.yaml", "--set", f"run.artifacts_root={store.root}",
-                                    *[a for o in ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4", *EVAL] for a in ("--set", o)],
-                                    "--model", config.eval.model, "--reasoning", "off"])
+    done = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--config",
+            "configs/tiny.yaml",
+            "--set",
+            f"run.artifacts_root={store.root}",
+            *[
+                a
+                for o in [
+                    "data.synth.train_per_subset=4",
+                    "data.synth.eval_per_subset=3",
+                    "data.synth.candidates=4",
+                    *EVAL,
+                ]
+                for a in ("--set", o)
+            ],
+            "--model",
+            config.eval.model,
+            "--reasoning",
+            "off",
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert "| SynthColor |" in done.output and version in done.output
 
@@ -123,7 +148,9 @@ def test_a_checkpoint_folder_is_evaluated_like_its_artifact(no_reasoning):
     """eval.model takes a folder as well as an artifact id: same scores, the folder (path and content) recorded."""
     config, store, version = no_reasoning
     folder = local_folder(store.get(config.eval.model))
-    by_folder = run_pipeline(small_config(store.root, *EVAL, f"eval.model={folder}", "eval.reasoning=false"), ["evaluate"])["evaluate"]
+    by_folder = run_pipeline(
+        small_config(store.root, *EVAL, f"eval.model={folder}", "eval.reasoning=false"), ["evaluate"]
+    )["evaluate"]
     assert by_folder != version
     recorded = store.get(by_folder).manifest.config["model"]
     assert recorded["path"] == str(folder.resolve()) and len(recorded["content"]) == 16  # path and content digest

@@ -81,7 +81,9 @@ def served(tmp_path_factory):
         "RGE_ARTIFACTS": str(root / "artifacts"),
     }
     port = api.rsplit(":", 1)[1].split("/")[0]
-    server = _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port], env, root / "server.log")
+    server = _start(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port], env, root / "server.log"
+    )
     runner = None
     try:
         _wait_until(lambda: _healthy(api), 120, "prefect server", root / "server.log")
@@ -112,7 +114,9 @@ async def _flow_run_report(api: str, run_id: str) -> dict:
 
     async with PrefectClient(api) as client:
         run = await client.read_flow_run(run_id)
-        artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+        )
     by_key = {a.key: a for a in artifacts if a.key}
     return {
         "state": run.state.type.value,
@@ -136,10 +140,19 @@ def test_full_pipeline_then_a_rerun_skips_every_stage(served):
     first = _run_deployment(env, "rge/full-pipeline", overrides=FAST)
     assert first["state"] == "COMPLETED", first["message"]
     assert _origins(first) == {stage: "built" for stage in PIPELINE_STAGES}
-    assert {"evaluate-artifact", "eval-scores", "train-progress", "curate-progress", "evaluate-progress"} <= first["keys"]
+    assert {"evaluate-artifact", "eval-scores", "train-progress", "curate-progress", "evaluate-progress"} <= first[
+        "keys"
+    ]
     assert all(key.replace("-", "").isalnum() and key == key.lower() for key in first["keys"])
     scores = json.loads(first["tables"]["eval-scores"])
-    assert {row["dataset"] for row in scores} == {"SynthColor", "SynthCount", "SynthGround", "SynthI2T", "SynthT2I", "SynthVQA"}
+    assert {row["dataset"] for row in scores} == {
+        "SynthColor",
+        "SynthCount",
+        "SynthGround",
+        "SynthI2T",
+        "SynthT2I",
+        "SynthVQA",
+    }
     assert "Training curve" in first["summaries"]["train"]
     built = _manifests(artifacts)
     assert {m.kind for m in ArtifactStore(str(artifacts)).list()} >= {"pairs", "rationales", "dataset", "model", "eval"}
@@ -208,8 +221,12 @@ def test_prefect_deploy_registers_every_deployment_for_the_local_pool(served):
     for the `local` pool, after which runs would wait for a worker."""
     env, _ = served
     prefect = str(BIN / "prefect")
-    subprocess.run([prefect, "work-pool", "create", "local", "--type", "process"], env=env, check=True, capture_output=True)
-    done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], env=env, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [prefect, "work-pool", "create", "local", "--type", "process"], env=env, check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for name in ("full-pipeline", "curation", "training", "evaluation", "nightly"):
         deployment = asyncio.run(_read_deployment(env["PREFECT_API_URL"], f"rge/{name}"))

@@ -102,7 +102,7 @@ def test_transformers_cuts_each_row_at_its_end_token(hf_generator, requests, mon
     cut = hf_generator.generate(requests, GREEDY)
     assert (cut[2].text, cut[2].num_tokens, cut[2].finish_reason) == ("", 1, "stop")
     assert any(r.finish_reason == "length" for r in cut)
-    for whole, part in zip(full, cut):
+    for whole, part in zip(full, cut, strict=True):
         assert whole.text.startswith(part.text)
         assert part == whole if part.finish_reason == "length" else part.num_tokens <= whole.num_tokens
 
@@ -136,9 +136,11 @@ def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, reques
     # Image bounds: vLLM, the transformers generator and the RGE model (training, eval) turn each image into
     # the same number of tokens, and the bounds change that number (64 px images: 4 tokens -> 16).
     bounded = TransformersGenerator(str(lively_model_dir), CPU_FP32, **BOUNDS)
-    assert [row["prompt_tokens"] for row in runs["bounded"]] == [r.prompt_tokens for r in bounded.generate(requests, GREEDY)]
+    assert [row["prompt_tokens"] for row in runs["bounded"]] == [
+        r.prompt_tokens for r in bounded.generate(requests, GREEDY)
+    ]
     images = [sum(part["type"] == "image" for part in r.parts) for r in requests]
-    grown = [b["prompt_tokens"] - g["prompt_tokens"] for b, g in zip(runs["bounded"], runs["greedy"])]
+    grown = [b["prompt_tokens"] - g["prompt_tokens"] for b, g in zip(runs["bounded"], runs["greedy"], strict=True)]
     assert grown == [12 * n for n in images] and any(images)
     rge = RGEModel.load(str(lively_model_dir), **BOUNDS)
     image = requests[0].parts[0]["path"]  # 64 x 64 pixels
@@ -149,8 +151,10 @@ def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, reques
 def test_reference_from_parquet_and_jsonl_with_missing_ids(tmp_path, requests):
     facts = pa.table({"item_id": ["pair/0", "pair/2"], "facts": ["Red then green.", None]})
     pq.write_table(facts, tmp_path / "f.parquet")
-    lines = [{"pair_id": "pair/1", "text": "T", "rationale": "Count them."},
-             {"pair_id": "pair/3", "rationale": "Blue."}]
+    lines = [
+        {"pair_id": "pair/1", "text": "T", "rationale": "Count them."},
+        {"pair_id": "pair/3", "rationale": "Blue."},
+    ]
     (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
 
     parquet = build_generator("reference", path=str(tmp_path / "f.parquet"))

@@ -53,7 +53,9 @@ def _encoders(model: torch.nn.Module, hard: bool) -> tuple[Callable, Callable, C
     return encode_query, encode_target, loss_fn
 
 
-def _reference(model: torch.nn.Module, chunk: int, hard: bool, backward: Callable = lambda t: t.backward()) -> torch.Tensor:
+def _reference(
+    model: torch.nn.Module, chunk: int, hard: bool, backward: Callable = lambda t: t.backward()
+) -> torch.Tensor:
     """Plain forward with a graph over the whole batch, one backward. The forward runs in the same chunks
     and order as GradCache's no-grad pass, so dropout draws the same masks from the same seed (with
     chunk == BATCH it is a single full-batch forward)."""
@@ -164,7 +166,9 @@ def test_grad_cache_under_deepspeed_zero2(deepspeed_env, coalesce: bool):
     torch.manual_seed(7)
     context = cached.coalesce_grad_reduction if coalesce else contextlib.nullcontext
     encode_query, encode_target, loss_fn = _encoders(cached, hard=True)
-    loss = grad_cache_step(encode_query, encode_target, BATCH, 2, loss_fn, backward=cached.backward, reduction_context=context)
+    loss = grad_cache_step(
+        encode_query, encode_target, BATCH, 2, loss_fn, backward=cached.backward, reduction_context=context
+    )
     cached.step()
     torch.manual_seed(7)
     expected = _reference(plain, 2, hard=True, backward=plain.backward)

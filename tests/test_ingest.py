@@ -4,8 +4,6 @@ and the model core running on ingested data."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import fsspec
 import pytest
@@ -19,7 +17,6 @@ from rge_core.cli.data_cmd import app as data_app
 from rge_core.cli.main import app
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-
 from tests.conftest import small_config
 
 

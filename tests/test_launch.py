@@ -26,7 +26,11 @@ def _option(command: list[str], name: str) -> str:
 
 def test_torchrun_on_one_node_takes_a_free_port_and_several_nodes_need_one_set():
     command = launcher_command(TrainConfig(nproc=2), JOB)
-    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"] and command[-3:] == ["-m", "rge_core.training.trainer", str(JOB)]
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"] and command[-3:] == [
+        "-m",
+        "rge_core.training.trainer",
+        str(JOB),
+    ]
     assert _option(command, "nproc_per_node") == "2" and int(_option(command, "master_port")) > 0
     with pytest.raises(ValueError, match="train.master_port"):
         launcher_command(TrainConfig(nproc=8, nnodes=4, master_addr="node0"), JOB)
@@ -44,7 +48,9 @@ def test_slurm_runs_one_torchrun_per_node_with_a_rendezvous_on_the_head_node(mon
 
 
 def test_deepspeed_launcher_takes_a_hostfile_and_unknown_launchers_are_named():
-    command = launcher_command(TrainConfig(launcher="deepspeed", nproc=8, hostfile="/shared/hostfile", master_port=29500), JOB)
+    command = launcher_command(
+        TrainConfig(launcher="deepspeed", nproc=8, hostfile="/shared/hostfile", master_port=29500), JOB
+    )
     assert command[command.index("--hostfile") + 1] == "/shared/hostfile" and "--module" in command
     with pytest.raises(ValueError, match="'mpirun' is not torchrun, deepspeed, slurm or none"):
         launcher_command(TrainConfig(launcher="mpirun"), JOB)

@@ -24,7 +24,10 @@ from tests.test_config import leaf_keys
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.yaml"
 ALPHA = 0.01
-METHODS = {"rge": ["train.method=rge", "eval.reasoning=true"], "baseline": ["train.method=baseline", "eval.reasoning=false"]}
+METHODS = {
+    "rge": ["train.method=rge", "eval.reasoning=true"],
+    "baseline": ["train.method=baseline", "eval.reasoning=false"],
+}
 
 
 def binomial_p_value(correct: int, queries: int, chance: float) -> float:

@@ -100,7 +100,7 @@ def test_masked_hard_negatives_match_a_log_softmax_over_the_real_columns_only():
         expected = per_row_info_nce(*theirs, mask, temperature)
         expected.backward()
         assert abs(loss.item() - expected.item()) < 1e-5 * max(1.0, expected.item())
-        for mine, reference in zip(ours, theirs):
+        for mine, reference in zip(ours, theirs, strict=True):
             torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-5, atol=1e-5)
         assert not ours[2].grad[[not real for real in mask]].any()  # a pair without a negative has no column
         ref = _reference_info_nce(q.double().numpy(), t.double().numpy(), temperature, hn[mask].double().numpy())
@@ -139,7 +139,9 @@ def _distributed_worker(rank: int, port: int, out: str) -> None:
         for name, (with_hard, mask) in CASES.items():
             q, t, hn = (x.clone().requires_grad_() for x in local)
             local_mask = None if mask is None else mask[rank * B : (rank + 1) * B]
-            loss, stats = info_nce(q, t, TEMPERATURE, hard_negatives=hn if with_hard else None, negative_mask=local_mask)
+            loss, stats = info_nce(
+                q, t, TEMPERATURE, hard_negatives=hn if with_hard else None, negative_mask=local_mask
+            )
             loss.backward()
             accuracy = all_reduce_mean(stats["accuracy"])
             result[name] = {"loss": loss.detach(), "q": q.grad, "t": t.grad, "hn": hn.grad, "accuracy": accuracy}

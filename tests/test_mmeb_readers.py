@@ -73,9 +73,15 @@ def test_train_reader_reads_all_three_layouts(data_train_folder):
     ]
     row = pairs.to_pylist()[7]  # ImageNet_1K row 2, single-file layout without neg columns
     assert row == {
-        "pair_id": "ImageNet_1K/original/2", "subset": "ImageNet_1K", "split": "original",
-        "qry_text": "<|image_1|>\nWhat is in image 2?", "qry_image": "images/ImageNet_1K/q2.jpg",
-        "pos_text": "answer 2", "pos_image": "", "neg_text": "", "neg_image": "",
+        "pair_id": "ImageNet_1K/original/2",
+        "subset": "ImageNet_1K",
+        "split": "original",
+        "qry_text": "<|image_1|>\nWhat is in image 2?",
+        "qry_image": "images/ImageNet_1K/q2.jpg",
+        "pos_text": "answer 2",
+        "pos_image": "",
+        "neg_text": "",
+        "neg_image": "",
     }
     cirr = pairs.filter(pa.compute.equal(pairs["subset"], "CIRR"))
     assert cirr.column("neg_text").to_pylist() == ["", "wrong 1", "", "wrong 3", ""]  # None -> ""
@@ -84,7 +90,10 @@ def test_train_reader_reads_all_three_layouts(data_train_folder):
 
 def test_train_reader_diverse_instruction_split_and_subset_filter(data_train_folder):
     pairs, _ = read_mmeb_train(data_train_folder, split="diverse_instruction")
-    assert pairs.column("pair_id").to_pylist() == ["ImageNet_1K/diverse_instruction/0", "ImageNet_1K/diverse_instruction/1"]
+    assert pairs.column("pair_id").to_pylist() == [
+        "ImageNet_1K/diverse_instruction/0",
+        "ImageNet_1K/diverse_instruction/1",
+    ]
     assert set(pairs.column("qry_text").to_pylist()) == {"<|image_1|>\nName the object shown."}
     pairs, _ = read_mmeb_train(data_train_folder, subsets=["WebQA"])
     assert set(pairs.column("subset").to_pylist()) == {"WebQA"}
@@ -103,22 +112,34 @@ def _break_cirr(folder, write_split, columns_fn, **changes):
 
 
 def test_train_reader_raises_naming_file_row_field(data_train_folder, data_write_split, data_train_columns):
-    _break_cirr(data_train_folder, data_write_split, data_train_columns,
-                qry=["q"] * 4 + [""], qry_image_path=["images/CIRR/q0.jpg"] * 4 + [None])
+    _break_cirr(
+        data_train_folder,
+        data_write_split,
+        data_train_columns,
+        qry=["q"] * 4 + [""],
+        qry_image_path=["images/CIRR/q0.jpg"] * 4 + [None],
+    )
     with pytest.raises(DataError, match=r"^CIRR: .*original-00001-of-00002\.parquet: row 1: field 'qry': empty query"):
         read_mmeb_train(data_train_folder)
 
 
-def test_train_reader_skip_mode_counts_rejects_and_keeps_ids_stable(data_train_folder, data_write_split, data_train_columns):
+def test_train_reader_skip_mode_counts_rejects_and_keeps_ids_stable(
+    data_train_folder, data_write_split, data_train_columns
+):
     _break_cirr(
-        data_train_folder, data_write_split, data_train_columns,
-        qry=["q", "", "q", "q", "q"], qry_image_path=["images/CIRR/q0.jpg", "", "gone.jpg", "../x.jpg", ""],
+        data_train_folder,
+        data_write_split,
+        data_train_columns,
+        qry=["q", "", "q", "q", "q"],
+        qry_image_path=["images/CIRR/q0.jpg", "", "gone.jpg", "../x.jpg", ""],
         pos_text=["p", "", "p", "p", ""],  # row 1 has two problems: still one reject
     )
     pairs, rejects = read_mmeb_train(data_train_folder, on_error="skip")
     assert [(r.item_id, r.field) for r in rejects] == [
-        ("CIRR/original/1", "qry"), ("CIRR/original/2", "qry_image_path"),
-        ("CIRR/original/3", "qry_image_path"), ("CIRR/original/4", "pos_text"),
+        ("CIRR/original/1", "qry"),
+        ("CIRR/original/2", "qry_image_path"),
+        ("CIRR/original/3", "qry_image_path"),
+        ("CIRR/original/4", "pos_text"),
     ]
     assert "missing image 'gone.jpg'" in rejects[1].message and "escapes" in rejects[2].message
     assert rejects[2].file.endswith("original-00001-of-00002.parquet") and rejects[2].row == 0
@@ -189,13 +210,34 @@ def test_eval_reader_reads_items_in_order(data_eval_folder):
     [
         ({"tgt_img_path": None}, r"field 'tgt_img_path': missing column"),
         ({"tgt_text": ["a", "b", "c"]}, r"field 'tgt_text': type string, expected a list of strings"),
-        ({"tgt_img_path": [[""] * 4, [""] * 3, [""] * 4]}, r"row 1: field 'tgt_img_path': 3 image paths but tgt_text has 4"),
-        ({"tgt_text": [["a"], [], ["c"]], "tgt_img_path": [[""], [], [""]]}, r"row 1: field 'tgt_text': empty candidate list"),
-        ({"tgt_text": [["a", ""], ["b", "c"], ["d", "e"]], "tgt_img_path": [[""] * 2] * 3}, r"row 0: field 'tgt_text': a candidate has neither"),
-        ({"qry_text": ["q", "q", ""], "qry_img_path": ["VOC2007/q0.jpg", "VOC2007/q1.jpg", None]}, r"row 2: field 'qry_text': query has neither"),
-        ({"qry_img_path": ["VOC2007/q0.jpg", "VOC2007/nope.jpg", "VOC2007/q2.jpg"]}, r"row 1: field 'qry_img_path': missing image 'VOC2007/nope.jpg'"),
-        ({"qry_img_path": ["VOC2007/q0.jpg", "VOC2007/q1.jpg", "../../etc/passwd"]}, r"row 2: field 'qry_img_path': image path '../../etc/passwd' escapes"),
-        ({"tgt_img_path": [[""] * 4, ["", "", "/abs.jpg", ""], [""] * 4]}, r"row 1: field 'tgt_img_path': candidate 2: absolute image path"),
+        (
+            {"tgt_img_path": [[""] * 4, [""] * 3, [""] * 4]},
+            r"row 1: field 'tgt_img_path': 3 image paths but tgt_text has 4",
+        ),
+        (
+            {"tgt_text": [["a"], [], ["c"]], "tgt_img_path": [[""], [], [""]]},
+            r"row 1: field 'tgt_text': empty candidate list",
+        ),
+        (
+            {"tgt_text": [["a", ""], ["b", "c"], ["d", "e"]], "tgt_img_path": [[""] * 2] * 3},
+            r"row 0: field 'tgt_text': a candidate has neither",
+        ),
+        (
+            {"qry_text": ["q", "q", ""], "qry_img_path": ["VOC2007/q0.jpg", "VOC2007/q1.jpg", None]},
+            r"row 2: field 'qry_text': query has neither",
+        ),
+        (
+            {"qry_img_path": ["VOC2007/q0.jpg", "VOC2007/nope.jpg", "VOC2007/q2.jpg"]},
+            r"row 1: field 'qry_img_path': missing image 'VOC2007/nope.jpg'",
+        ),
+        (
+            {"qry_img_path": ["VOC2007/q0.jpg", "VOC2007/q1.jpg", "../../etc/passwd"]},
+            r"row 2: field 'qry_img_path': image path '../../etc/passwd' escapes",
+        ),
+        (
+            {"tgt_img_path": [[""] * 4, ["", "", "/abs.jpg", ""], [""] * 4]},
+            r"row 1: field 'tgt_img_path': candidate 2: absolute image path",
+        ),
     ],
 )
 def test_eval_reader_errors_name_dataset_file_row_field(data_eval_folder, data_eval_columns, changes, pattern):
@@ -208,7 +250,9 @@ def test_eval_reader_errors_name_dataset_file_row_field(data_eval_folder, data_e
 def test_eval_reader_missing_candidate_image_in_second_shard(data_eval_folder):
     (data_eval_folder / "MSCOCO_t2i" / "t3.jpg").unlink()
     # t3 first appears in row 1 of the split; rows 0-2 are in shard 0 (3 rows per shard).
-    with pytest.raises(DataError, match=r"test-00000-of-00002\.parquet: row 1: field 'tgt_img_path': candidate 2: missing image") as err:
+    with pytest.raises(
+        DataError, match=r"test-00000-of-00002\.parquet: row 1: field 'tgt_img_path': candidate 2: missing image"
+    ) as err:
         read_mmeb_eval(data_eval_folder)
     assert "more problems" in str(err.value)
     assert read_mmeb_eval(data_eval_folder, check_images=False).num_rows == 8

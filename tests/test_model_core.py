@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import Sampling
@@ -13,7 +14,6 @@ from rge_core.model.inputs import Query, Target, query_content, user_content
 from rge_core.model.rge_model import RGEModel, ensure_emb_token
 from rge_core.model.special_tokens import EMB_TOKEN, QWEN_IMAGE_TOKENS
 from rge_core.model.tiny import write_tiny_model
-from transformers import AutoModelForImageTextToText, AutoProcessor
 
 
 def image(colour, size=64) -> Image.Image:
@@ -57,11 +57,11 @@ def test_prompts_end_with_emb_after_rationale_or_empty_turn(tiny_rge):
 
 @pytest.mark.parametrize("padding_side", ["left", "right"])
 def test_pooling_matches_unpadded_per_sample_forward(tiny_rge, padding_side):
-    prompts = [tiny_rge.query_prompt(q, r) for q, r in zip(QUERIES, RATIONALES)]
+    prompts = [tiny_rge.query_prompt(q, r) for q, r in zip(QUERIES, RATIONALES, strict=True)]
     images = [q.image for q in QUERIES]
     with torch.no_grad():
         batched = tiny_rge.embed_prompts(prompts, images, padding_side=padding_side)
-    reference = torch.stack([unpadded_embedding(tiny_rge, p, i) for p, i in zip(prompts, images)])
+    reference = torch.stack([unpadded_embedding(tiny_rge, p, i) for p, i in zip(prompts, images, strict=True)])
     assert batched.shape == (len(QUERIES), tiny_rge.model.config.text_config.hidden_size)
     torch.testing.assert_close(batched, reference, atol=2e-5, rtol=1e-4)
     torch.testing.assert_close(batched.norm(dim=-1), torch.ones(len(QUERIES)))
@@ -72,10 +72,17 @@ def test_embed_targets_and_queries_match_reference(tiny_rge):
         targets = tiny_rge.embed_targets(TARGETS)
         queries = tiny_rge.embed_queries(QUERIES[:2], RATIONALES[:2])
     for row, target in enumerate(TARGETS):
-        torch.testing.assert_close(targets[row], unpadded_embedding(tiny_rge, tiny_rge.target_prompt(target), target.image), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            targets[row],
+            unpadded_embedding(tiny_rge, tiny_rge.target_prompt(target), target.image),
+            atol=2e-5,
+            rtol=1e-4,
+        )
     for row in range(2):
         prompt = tiny_rge.query_prompt(QUERIES[row], RATIONALES[row])
-        torch.testing.assert_close(queries[row], unpadded_embedding(tiny_rge, prompt, QUERIES[row].image), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            queries[row], unpadded_embedding(tiny_rge, prompt, QUERIES[row].image), atol=2e-5, rtol=1e-4
+        )
 
 
 def test_pooling_takes_the_last_emb_and_refuses_rows_without_one(tiny_rge):
@@ -135,7 +142,11 @@ def test_checkpoint_without_emb_gets_it_added_and_embeddings_resized(tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(folder)
     # Simulate a stock checkpoint: a vocabulary without `<emb>` and an embedding matrix without its row.
     processor.tokenizer = processor.tokenizer.__class__(
-        vocab={k: v for k, v in processor.tokenizer.get_vocab().items() if k != EMB_TOKEN and v < processor.tokenizer.convert_tokens_to_ids(EMB_TOKEN)},
+        vocab={
+            k: v
+            for k, v in processor.tokenizer.get_vocab().items()
+            if k != EMB_TOKEN and v < processor.tokenizer.convert_tokens_to_ids(EMB_TOKEN)
+        },
         merges=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",

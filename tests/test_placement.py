@@ -95,10 +95,17 @@ print("RESULT " + json.dumps(sizes))
 
 
 def test_zero3_loads_partitioned_and_other_stages_whole(tiny_model_dir):
-    env = {**os.environ, "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(29400 + os.getpid() % 500)}
-    done = subprocess.run([sys.executable, "-c", ZERO3_LOAD, str(tiny_model_dir)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    env = {
+        **os.environ,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(29400 + os.getpid() % 500),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", ZERO3_LOAD, str(tiny_model_dir)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     sizes = {int(k): v for k, v in __import__("json").loads(done.stdout.split("RESULT ", 1)[1]).items()}
     whole, _, _ = sizes[2]
@@ -111,8 +118,18 @@ def test_zero3_loads_partitioned_and_other_stages_whole(tiny_model_dir):
 def test_cli_refuses_a_missing_gpu_before_any_work(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    command = [sys.executable, "-m", "rge_core.cli.main", "eval", "--config", "configs/tiny.yaml",
-               "--set", f"run.artifacts_root={tmp_path}", "--set", "model.device=cuda"]
+    command = [
+        sys.executable,
+        "-m",
+        "rge_core.cli.main",
+        "eval",
+        "--config",
+        "configs/tiny.yaml",
+        "--set",
+        f"run.artifacts_root={tmp_path}",
+        "--set",
+        "model.device=cuda",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "model.device: cuda asked for, but this machine has no CUDA GPU" in done.stdout + done.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForImageTextToText
 from typer.testing import CliRunner
 
 from rge_core.cli.main import app
@@ -15,7 +16,6 @@ from rge_core.config.loader import load_config
 from rge_core.config.schema import LoraConfig, TrainConfig
 from rge_core.model.tiny import write_tiny_model
 from rge_core.training.setup import apply_peft
-from transformers import AutoModelForImageTextToText
 
 PRESET = Path("configs/qwen2.5-vl-3b.yaml")
 # src/arguments.py of the release: lora_target_modules, matched by PEFT as module-name suffixes.
@@ -25,9 +25,19 @@ RELEASE_TARGETS = "qkv_proj,o_proj,gate_up_proj,down_proj,k_proj,q_proj,out_proj
 def test_config_show_prints_the_release_recipe():
     shown = CliRunner().invoke(app, ["config", "show", "--config", str(PRESET)])
     assert shown.exit_code == 0, shown.output
-    for line in ("use_dora: true", "alpha: 64", "rank: 16", "dropout: 0.1", "init_weights: gaussian",
-                 "batching: per-subset", "min_pixels: 200704", "max_pixels: 802816", "temperature: 0.02",
-                 "repetition_penalty: 1.05", "precision: bf16"):
+    for line in (
+        "use_dora: true",
+        "alpha: 64",
+        "rank: 16",
+        "dropout: 0.1",
+        "init_weights: gaussian",
+        "batching: per-subset",
+        "min_pixels: 200704",
+        "max_pixels: 802816",
+        "temperature: 0.02",
+        "repetition_penalty: 1.05",
+        "precision: bf16",
+    ):
         assert re.search(rf"^\s*{re.escape(line)}$", shown.output, re.M), line
     assert re.search(r"^\s*generator_model: \S+", shown.output, re.M)
 
@@ -45,7 +55,11 @@ def tiny_qwen25(tmp_path_factory) -> Path:
 
 
 def adapted_modules(model) -> set[str]:
-    return {name.removeprefix("base_model.model.") for name, module in model.named_modules() if hasattr(module, "lora_A") and module.lora_A}
+    return {
+        name.removeprefix("base_model.model.")
+        for name, module in model.named_modules()
+        if hasattr(module, "lora_A") and module.lora_A
+    }
 
 
 def test_preset_targets_exactly_the_modules_the_release_list_selects(tiny_qwen25):

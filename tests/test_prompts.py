@@ -13,19 +13,58 @@ import pytest
 import yaml
 
 from rge_core.prompts import (
-    PromptSet, PromptSetError, check_subsets, clean_text, load_prompt_set, matches_format, render_pair,
+    PromptSet,
+    PromptSetError,
+    check_subsets,
+    clean_text,
+    load_prompt_set,
+    matches_format,
+    render_pair,
 )
 from rge_core.synth.tasks import SUBSETS as SYNTH_SUBSETS
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 SETS = ("rge-v1", "rge-terse")
-FAMILIES = ("classification", "vqa", "retrieval_t2i", "retrieval_i2t", "retrieval_it2i", "retrieval_it2t",
-            "retrieval_t2it", "grounding")
-MMEB_TRAIN = ("ImageNet_1K", "N24News", "HatefulMemes", "SUN397", "VOC2007", "InfographicsVQA", "ChartQA",
-              "A-OKVQA", "DocVQA", "OK-VQA", "Visual7W", "VisDial", "CIRR", "NIGHTS", "WebQA", "VisualNews_i2t",
-              "VisualNews_t2i", "MSCOCO_i2t", "MSCOCO_t2i", "MSCOCO")
-SYNTH = {"SynthColor": "classification", "SynthCount": "classification", "SynthVQA": "vqa",
-         "SynthT2I": "retrieval_t2i", "SynthI2T": "retrieval_i2t", "SynthGround": "grounding"}
+FAMILIES = (
+    "classification",
+    "vqa",
+    "retrieval_t2i",
+    "retrieval_i2t",
+    "retrieval_it2i",
+    "retrieval_it2t",
+    "retrieval_t2it",
+    "grounding",
+)
+MMEB_TRAIN = (
+    "ImageNet_1K",
+    "N24News",
+    "HatefulMemes",
+    "SUN397",
+    "VOC2007",
+    "InfographicsVQA",
+    "ChartQA",
+    "A-OKVQA",
+    "DocVQA",
+    "OK-VQA",
+    "Visual7W",
+    "VisDial",
+    "CIRR",
+    "NIGHTS",
+    "WebQA",
+    "VisualNews_i2t",
+    "VisualNews_t2i",
+    "MSCOCO_i2t",
+    "MSCOCO_t2i",
+    "MSCOCO",
+)
+SYNTH = {
+    "SynthColor": "classification",
+    "SynthCount": "classification",
+    "SynthVQA": "vqa",
+    "SynthT2I": "retrieval_t2i",
+    "SynthI2T": "retrieval_i2t",
+    "SynthGround": "grounding",
+}
 
 
 def _copy(tmp_path: Path, name: str = "rge-v1") -> Path:
@@ -94,7 +133,8 @@ def test_hash_is_stable_and_tracks_every_byte(tmp_path: Path) -> None:
     assert edited.hash != copy.hash
     assert edited.template_hashes["vqa"] != copy.template_hashes["vqa"]
     assert {f: h for f, h in edited.template_hashes.items() if f != "vqa"} == {
-        f: h for f, h in copy.template_hashes.items() if f != "vqa"}
+        f: h for f, h in copy.template_hashes.items() if f != "vqa"
+    }
     _edit(folder / "mapping.yaml", "# Grounding", "#  Grounding")
     assert load_prompt_set(folder).hash not in (edited.hash, copy.hash)
     assert load_prompt_set(folder).template_hashes == edited.template_hashes
@@ -130,8 +170,11 @@ def test_undefined_variable_fails_at_load_naming_file_and_line(tmp_path: Path) -
 def test_undefined_variable_in_a_rare_branch_fails_at_load(tmp_path: Path) -> None:
     # Only one subset and only image-less targets reach the branch; load must still find it.
     folder = _copy(tmp_path)
-    _edit(folder / "classification.jinja", "\nTask:",
-          "\n{% if subset == 'SUN397' and not target_image %}{{ scene_hint }}{% endif %}Task:")
+    _edit(
+        folder / "classification.jinja",
+        "\nTask:",
+        "\n{% if subset == 'SUN397' and not target_image %}{{ scene_hint }}{% endif %}Task:",
+    )
     message = _error(folder)
     assert f"{folder / 'classification.jinja'}:" in message and "scene_hint" in message
 
@@ -153,8 +196,12 @@ def test_missing_template_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("regex", "reason"),
-    [("Reasoning: [A-Z", "does not compile"), ("(?=Reason)[A-Za-z ]{5,50}", "lookarounds"),
-     ("([a-z])\\1{3,9}", "backreferences"), ("[a-z]{0,10}", "empty")],
+    [
+        ("Reasoning: [A-Z", "does not compile"),
+        ("(?=Reason)[A-Za-z ]{5,50}", "lookarounds"),
+        ("([a-z])\\1{3,9}", "backreferences"),
+        ("[a-z]{0,10}", "empty"),
+    ],
 )
 def test_bad_regex(tmp_path: Path, regex: str, reason: str) -> None:
     folder = _copy(tmp_path)
@@ -167,12 +214,16 @@ def test_bad_regex(tmp_path: Path, regex: str, reason: str) -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "reason"),
-    [("max_tokens: 128", "max_tokens: 0", "max_tokens must be a positive int"),
-     ("max_tokens: 128", "max_tokens: '128'", "max_tokens must be int"),
-     ("max_tokens: 128", "max_tokens: true", "max_tokens must be int"),
-     ("version: 2", "version: '2'", "version must be int"), ("version: 2", "version: true", "version must be int"),
-     ("version: 2", "version: 2\nauthor: me", "unknown key"), ("name: rge-v1\n", "", "lacks 'name'"),
-     ("  grounding: grounding.jinja", "  grounding: ../grounding.jinja", "inside the set folder")],
+    [
+        ("max_tokens: 128", "max_tokens: 0", "max_tokens must be a positive int"),
+        ("max_tokens: 128", "max_tokens: '128'", "max_tokens must be int"),
+        ("max_tokens: 128", "max_tokens: true", "max_tokens must be int"),
+        ("version: 2", "version: '2'", "version must be int"),
+        ("version: 2", "version: true", "version must be int"),
+        ("version: 2", "version: 2\nauthor: me", "unknown key"),
+        ("name: rge-v1\n", "", "lacks 'name'"),
+        ("  grounding: grounding.jinja", "  grounding: ../grounding.jinja", "inside the set folder"),
+    ],
 )
 def test_bad_manifest(tmp_path: Path, old: str, new: str, reason: str) -> None:
     folder = _copy(tmp_path)
@@ -210,11 +261,15 @@ def test_template_must_place_each_image_exactly_once(tmp_path: Path) -> None:
 
 def _pair(subset: str, query_image: bool, target_image: bool) -> dict[str, str]:
     return {
-        "pair_id": f"{subset}/original/0", "subset": subset, "split": "original",
+        "pair_id": f"{subset}/original/0",
+        "subset": subset,
+        "split": "original",
         "qry_text": ("<|image_1|>\n" if query_image else "") + "Find the thing: a red cup on a table\n",
         "qry_image": "q/0.jpg" if query_image else "",
         "pos_text": ("<|image_1|> " if target_image else "") + "a red cup",
-        "pos_image": "t/0.jpg" if target_image else "", "neg_text": "", "neg_image": "",
+        "pos_image": "t/0.jpg" if target_image else "",
+        "neg_text": "",
+        "neg_image": "",
     }
 
 
@@ -222,7 +277,10 @@ def _pair(subset: str, query_image: bool, target_image: bool) -> dict[str, str]:
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(("query_image", "target_image"), [(True, True), (True, False), (False, True), (False, False)])
 def test_render_every_family_with_and_without_images(
-    name: str, family: str, query_image: bool, target_image: bool,
+    name: str,
+    family: str,
+    query_image: bool,
+    target_image: bool,
 ) -> None:
     prompt_set = load_prompt_set(PROMPTS / name)
     # retrieval_it2t has no training subset; map one so that render_pair reaches it.
@@ -245,12 +303,15 @@ def test_render_every_family_with_and_without_images(
 def test_image_parts_follow_template_order(tmp_path: Path) -> None:
     folder = _copy(tmp_path)
     (folder / "vqa.jinja").write_text(
-        "Target first: {{ target_image }}then the query {{ query_image }}{{ query_text }} -> {{ target_text }}")
+        "Target first: {{ target_image }}then the query {{ query_image }}{{ query_text }} -> {{ target_text }}"
+    )
     prompt_set = load_prompt_set(folder)
     parts = render_pair(prompt_set, _pair("OK-VQA", True, True)).parts
     assert parts == [
-        {"type": "text", "text": "Target first: "}, {"type": "image", "side": "target"},
-        {"type": "text", "text": "then the query "}, {"type": "image", "side": "query"},
+        {"type": "text", "text": "Target first: "},
+        {"type": "image", "side": "target"},
+        {"type": "text", "text": "then the query "},
+        {"type": "image", "side": "query"},
         {"type": "text", "text": "Find the thing: a red cup on a table -> a red cup"},
     ]
     assert [p["type"] for p in render_pair(prompt_set, _pair("OK-VQA", False, False)).parts] == ["text"]
@@ -261,8 +322,10 @@ def test_clean_text_drops_placeholder() -> None:
     assert clean_text("  plain text ") == "plain text"
 
 
-GOOD_V1 = ("The photo shows a large olive fish held by an angler. Its thick body, small scales and "
-           "barbels at the mouth point to a tench, a freshwater carp.")
+GOOD_V1 = (
+    "The photo shows a large olive fish held by an angler. Its thick body, small scales and "
+    "barbels at the mouth point to a tench, a freshwater carp."
+)
 BAD_V1 = [
     "Tiny.",  # too short
     GOOD_V1[:-1],  # no final punctuation
@@ -271,10 +334,18 @@ BAD_V1 = [
     "**The fish** is a tench, judging by its olive body.",  # markdown
     "A long sentence about fish " * 40 + ".",  # over the regex's 1,000 characters
 ]
-GOOD_TERSE = ["Its olive body and barbel mouth mark the fish held by the angler as a tench.",
-              "The tallest bar reads 17.5 percent, the highest value on the chart."]
-BAD_TERSE = ["It is a fish. It is a tench.", "is it a tench?", "Short.", "The fish is a tench",
-             "Reasoning: the fish\nis a tench.", "The answer is <emb>."]
+GOOD_TERSE = [
+    "Its olive body and barbel mouth mark the fish held by the angler as a tench.",
+    "The tallest bar reads 17.5 percent, the highest value on the chart.",
+]
+BAD_TERSE = [
+    "It is a fish. It is a tench.",
+    "is it a tench?",
+    "Short.",
+    "The fish is a tench",
+    "Reasoning: the fish\nis a tench.",
+    "The answer is <emb>.",
+]
 
 
 def test_matches_format() -> None:

@@ -13,8 +13,14 @@ from rge_core.pipeline import run_pipeline
 from tests.conftest import small_config
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.
-TRAIN = ["curation.generator=reference", "curation.reference=synthetic-facts", "curation.prompt_set=prompts/rge-v1",
-         "train.steps=2", "train.log_every=1", "train.rationale_max_new_tokens=12"]
+TRAIN = [
+    "curation.generator=reference",
+    "curation.reference=synthetic-facts",
+    "curation.prompt_set=prompts/rge-v1",
+    "train.steps=2",
+    "train.log_every=1",
+    "train.rationale_max_new_tokens=12",
+]
 FIELDS = {"step", "pair_id", "rationale", "num_tokens", "hit_budget"}
 
 
@@ -28,7 +34,9 @@ def samples(root, *extra: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def two_temperatures(tmp_path_factory) -> tuple[list[dict], list[dict]]:
     root = tmp_path_factory.mktemp("samples")
-    return samples(root, "train.rationale_temperature=0", "train.log_samples=3"), samples(root, "train.rationale_temperature=1.0")
+    return samples(root, "train.rationale_temperature=0", "train.log_samples=3"), samples(
+        root, "train.rationale_temperature=1.0"
+    )
 
 
 def test_samples_are_logged_per_step_for_rank_0s_first_queries(two_temperatures):

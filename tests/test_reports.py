@@ -1,6 +1,6 @@
 """Tests for evaluation results and reports: summary tables (Markdown, CSV), run diffs, published comparison.
 
-    .venv/bin/python -m pytest tests/test_reports.py -q
+.venv/bin/python -m pytest tests/test_reports.py -q
 """
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ import numpy as np
 import pytest
 
 from rge_core.evaluation.mmeb import MMEB_DATASETS, RELEASE_REWRITES
-from rge_core.evaluation.reports import (DatasetResult, EvalResults, diff_markdown, published_comparison_markdown,
-                                         summary_csv, summary_markdown)
+from rge_core.evaluation.reports import (
+    DatasetResult,
+    EvalResults,
+    diff_markdown,
+    published_comparison_markdown,
+    summary_csv,
+    summary_markdown,
+)
 
 
 def _result(name: str, p: float, hits: int = 0) -> DatasetResult:
@@ -23,10 +29,16 @@ def _result(name: str, p: float, hits: int = 0) -> DatasetResult:
 
 
 def _run() -> EvalResults:
-    return EvalResults({"ImageNet-1K": _result("ImageNet-1K", 0.5, hits=12), "VizWiz": _result("VizWiz", 0.3),
-                        "RefCOCO": _result("RefCOCO", 0.802),
-                        "SynthColor": DatasetResult("classification", "", 8,
-                                                    {"precision@1": 0.25, "hit@5": 1.0, "mrr": 0.5, "ndcg@5": 0.6})})
+    return EvalResults(
+        {
+            "ImageNet-1K": _result("ImageNet-1K", 0.5, hits=12),
+            "VizWiz": _result("VizWiz", 0.3),
+            "RefCOCO": _result("RefCOCO", 0.802),
+            "SynthColor": DatasetResult(
+                "classification", "", 8, {"precision@1": 0.25, "hit@5": 1.0, "mrr": 0.5, "ndcg@5": 0.6}
+            ),
+        }
+    )
 
 
 def test_from_scores():
@@ -55,17 +67,27 @@ def test_summary_markdown_rows_and_aggregates():
 
 
 def test_summary_markdown_without_mmeb_datasets_has_no_missing_note():
-    run = EvalResults({"SynthVQA": DatasetResult("vqa", "", 4, {"precision@1": 1.0, "hit@5": 1.0, "mrr": 1.0,
-                                                                   "ndcg@5": 1.0})})
+    run = EvalResults(
+        {"SynthVQA": DatasetResult("vqa", "", 4, {"precision@1": 1.0, "hit@5": 1.0, "mrr": 1.0, "ndcg@5": 1.0})}
+    )
     assert "Missing" not in summary_markdown(run)
 
 
 def test_summary_csv():
     rows = list(csv.DictReader(io.StringIO(summary_csv(_run()))))
     assert [row["dataset"] for row in rows] == ["ImageNet-1K", "VizWiz", "RefCOCO", "SynthColor"]
-    assert rows[0] == {"dataset": "ImageNet-1K", "category": "classification", "split": "IND", "num_queries": "1000",
-                       "precision@1 (%)": "50.0", "hit@5 (%)": "90.0", "mrr (%)": "62.5", "ndcg@5 (%)": "70.0",
-                       "budget_hits": "12", "gt_copy_rows": "0"}
+    assert rows[0] == {
+        "dataset": "ImageNet-1K",
+        "category": "classification",
+        "split": "IND",
+        "num_queries": "1000",
+        "precision@1 (%)": "50.0",
+        "hit@5 (%)": "90.0",
+        "mrr (%)": "62.5",
+        "ndcg@5 (%)": "70.0",
+        "budget_hits": "12",
+        "gt_copy_rows": "0",
+    }
     assert rows[2]["precision@1 (%)"] == "80.2" and rows[3]["split"] == ""
 
 
@@ -78,8 +100,14 @@ def test_json_round_trip():
 
 def test_diff_shows_deltas_and_missing_datasets():
     a = _run()
-    b = EvalResults({"ImageNet_1K": _result("ImageNet-1K", 0.6), "VizWiz": _result("VizWiz", 0.25),
-                     "RefCOCO": _result("RefCOCO", 0.8016), "OVEN": _result("OVEN", 0.4)})
+    b = EvalResults(
+        {
+            "ImageNet_1K": _result("ImageNet-1K", 0.6),
+            "VizWiz": _result("VizWiz", 0.25),
+            "RefCOCO": _result("RefCOCO", 0.8016),
+            "OVEN": _result("OVEN", 0.4),
+        }
+    )
     text = diff_markdown(a, b, "base", "rge", metrics=("precision@1", "mrr"))
     assert "| P@1 base | P@1 rge | P@1 Δ | MRR base | MRR rge | MRR Δ |" in text
     assert "| ImageNet-1K | classification | 50.0 | 60.0 | +10.0 | 62.5 | 62.5 | +0.0 |" in text

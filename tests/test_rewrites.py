@@ -12,7 +12,6 @@ from data_schemas.io import read_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.data.rewrites import RewriteError, load_rewrites
 from rge_core.pipeline import run_pipeline
-
 from tests.conftest import small_config
 
 SETTING = "eval.query_rewrites"
@@ -38,13 +37,16 @@ Pets:
 """
 
 
-@pytest.mark.parametrize("text, expected", [
-    # value_map first (its output is then replaced), the prefix after the replace (its "cat" stays).
-    ("cat", "cat: a dog sat (pet)\n"),
-    ("the cat", "cat: the dog (pet)\n"),  # value_map matches exact texts only
-    ("cat and cat", "cat: dog and dog (pet)\n"),  # every occurrence
-    ("bird", "cat: bird (pet)\n"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # value_map first (its output is then replaced), the prefix after the replace (its "cat" stays).
+        ("cat", "cat: a dog sat (pet)\n"),
+        ("the cat", "cat: the dog (pet)\n"),  # value_map matches exact texts only
+        ("cat and cat", "cat: dog and dog (pet)\n"),  # every occurrence
+        ("bird", "cat: bird (pet)\n"),
+    ],
+)
 def test_ops_run_in_order_then_one_newline(tmp_path, text, expected):
     rewrites = _load(tmp_path, ALL_OPS)
     assert rewrites.rewrite("Pets", text) == expected
@@ -87,7 +89,10 @@ def test_non_ascii_texts_and_the_record(tmp_path):
     text = 'Catégorie:\n  original: "Représente l’image"\n  replacement: "画像を説明して"\n'
     path = _file(tmp_path, text)
     rewrites = load_rewrites(path, SETTING)
-    assert rewrites.rewrite("Catégorie", "<|image_1|>\nReprésente l’image — vite") == "<|image_1|>\n画像を説明して — vite\n"
+    assert (
+        rewrites.rewrite("Catégorie", "<|image_1|>\nReprésente l’image — vite")
+        == "<|image_1|>\n画像を説明して — vite\n"
+    )
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert rewrites.record() == {"path": str(Path(path).resolve()), "sha256": digest}
 
@@ -101,26 +106,31 @@ def test_check_datasets_names_each_absent_dataset(tmp_path):
     assert "NoSuchSet" in message and "AlsoMissing" in message and "\n" not in message
 
 
-@pytest.mark.parametrize("content, fragments", [
-    ("a: [unclosed\n", ["not a UTF-8 YAML"]),
-    (b"Cls:\n  prefix_add: '\xff'\n", ["not a UTF-8 YAML"]),
-    ("- VOC2007\n- CIRR\n", ["top level", "list"]),
-    ("2007:\n  prefix_add: x\n", ["dataset name 2007", "int"]),
-    ("VOC2007: Represent the image\n", ["VOC2007: expected a mapping", "str"]),
-    ("VOC2007:\n", ["VOC2007: expected a mapping", "nothing"]),
-    ("VOC2007:\n  prefix: x\n", ["VOC2007: unknown key 'prefix'"]),
-    ("VOC2007:\n  prefix_add: 3\n", ["VOC2007: prefix_add: expected a string", "int 3"]),
-    ("VOC2007:\n  original: null\n", ["VOC2007: original: expected a string", "nothing"]),
-    ("VOC2007:\n  suffix_add: [a]\n", ["VOC2007: suffix_add: expected a string", "list"]),
-    ("VOC2007:\n  original: ''\n  replacement: x\n", ["VOC2007: original: empty"]),
-    ("VOC2007:\n  replacement: x\n", ["VOC2007: replacement: given without original"]),
-    ("Memes:\n  value_map: [Yes, No]\n", ["Memes: value_map: expected a mapping", "list"]),
-    ("Memes:\n  value_map:\n    Yes: 'Yes, it is.'\n", ["Memes: value_map: key: expected a string", "bool True"]),
-    ("Memes:\n  value_map:\n    'Yes': 1\n", ["Memes: value_map: value: expected a string", "int 1"]),
-    ("ImageNet_1K:\n  prefix_add: a\nImageNet-1K:\n  prefix_add: b\n",
-     ["ImageNet_1K and ImageNet-1K are the same dataset with different rules"]),
-    ("VOC2007:\n  prefix_add: a\nVOC2007:\n  prefix_add: b\n", ["key 'VOC2007' is given twice"]),
-])
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        ("a: [unclosed\n", ["not a UTF-8 YAML"]),
+        (b"Cls:\n  prefix_add: '\xff'\n", ["not a UTF-8 YAML"]),
+        ("- VOC2007\n- CIRR\n", ["top level", "list"]),
+        ("2007:\n  prefix_add: x\n", ["dataset name 2007", "int"]),
+        ("VOC2007: Represent the image\n", ["VOC2007: expected a mapping", "str"]),
+        ("VOC2007:\n", ["VOC2007: expected a mapping", "nothing"]),
+        ("VOC2007:\n  prefix: x\n", ["VOC2007: unknown key 'prefix'"]),
+        ("VOC2007:\n  prefix_add: 3\n", ["VOC2007: prefix_add: expected a string", "int 3"]),
+        ("VOC2007:\n  original: null\n", ["VOC2007: original: expected a string", "nothing"]),
+        ("VOC2007:\n  suffix_add: [a]\n", ["VOC2007: suffix_add: expected a string", "list"]),
+        ("VOC2007:\n  original: ''\n  replacement: x\n", ["VOC2007: original: empty"]),
+        ("VOC2007:\n  replacement: x\n", ["VOC2007: replacement: given without original"]),
+        ("Memes:\n  value_map: [Yes, No]\n", ["Memes: value_map: expected a mapping", "list"]),
+        ("Memes:\n  value_map:\n    Yes: 'Yes, it is.'\n", ["Memes: value_map: key: expected a string", "bool True"]),
+        ("Memes:\n  value_map:\n    'Yes': 1\n", ["Memes: value_map: value: expected a string", "int 1"]),
+        (
+            "ImageNet_1K:\n  prefix_add: a\nImageNet-1K:\n  prefix_add: b\n",
+            ["ImageNet_1K and ImageNet-1K are the same dataset with different rules"],
+        ),
+        ("VOC2007:\n  prefix_add: a\nVOC2007:\n  prefix_add: b\n", ["key 'VOC2007' is given twice"]),
+    ],
+)
 def test_bad_files_fail_in_one_line_naming_setting_file_dataset_and_key(tmp_path, content, fragments):
     path = tmp_path / "bad.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -194,7 +204,9 @@ def test_ingest_rewrites_queries_and_candidates_into_a_new_version(tmp_path, dat
 
 def test_a_file_naming_an_absent_subset_fails_before_anything_is_written(tmp_path, data_train_folder):
     candidate = _file(tmp_path, "CIRR:\n  suffix_add: '!'\nNoSuchSubset:\n  prefix_add: 'x'\n")
-    with pytest.raises(RewriteError, match=r"^data\.candidate_rewrites: .*rules\.yaml: dataset NoSuchSubset not present"):
+    with pytest.raises(
+        RewriteError, match=r"^data\.candidate_rewrites: .*rules\.yaml: dataset NoSuchSubset not present"
+    ):
         _ingest(tmp_path, data_train_folder, f"data.candidate_rewrites={candidate}")
     assert ArtifactStore(str(tmp_path / "artifacts")).list() == []
     assert not (tmp_path / "artifacts" / "pairs").exists()
@@ -214,8 +226,10 @@ def test_synthetic_source_checks_names_against_the_benchmark_subsets(tmp_path):
     store = ArtifactStore(root)
     plain_id = run_pipeline(small_config(root), ["ingest"])["ingest"]
     pairs_id = run_pipeline(small_config(root, f"data.query_rewrites={good}"), ["ingest"])["ingest"]
-    plain, pairs = (read_table(store.get(i).file_url("pairs.parquet"), "pairs").to_pylist() for i in (plain_id, pairs_id))
-    for before, after in zip(plain, pairs):  # the synthetic queries already end with a newline
+    plain, pairs = (
+        read_table(store.get(i).file_url("pairs.parquet"), "pairs").to_pylist() for i in (plain_id, pairs_id)
+    )
+    for before, after in zip(plain, pairs, strict=True):  # the synthetic queries already end with a newline
         prefix = "Colour? " if before["subset"] == "SynthColor" else ""
         assert after == {**before, "qry_text": prefix + before["qry_text"]}
     bad = _file(tmp_path, "SynthColour:\n  prefix_add: 'x'\n", "bad.yaml")

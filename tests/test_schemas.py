@@ -12,27 +12,59 @@ from data_schemas import SCHEMAS, SchemaError, read_table, validate, write_table
 
 ROWS = {
     "pairs": {
-        "pair_id": ["VOC/original/0", "VOC/original/1"], "subset": ["VOC", "VOC"], "split": ["original"] * 2,
-        "qry_text": ["<|image_1|> what?", "text only"], "qry_image": ["VOC/a.jpg", ""],
-        "pos_text": ["dog", ""], "pos_image": ["", "VOC/b.jpg"], "neg_text": ["", "cat"], "neg_image": ["", ""],
+        "pair_id": ["VOC/original/0", "VOC/original/1"],
+        "subset": ["VOC", "VOC"],
+        "split": ["original"] * 2,
+        "qry_text": ["<|image_1|> what?", "text only"],
+        "qry_image": ["VOC/a.jpg", ""],
+        "pos_text": ["dog", ""],
+        "pos_image": ["", "VOC/b.jpg"],
+        "neg_text": ["", "cat"],
+        "neg_image": ["", ""],
     },
     "rationales": {
-        "pair_id": ["VOC/original/0"], "subset": ["VOC"], "rationale": ["The image shows a dog."],
-        "prompt_set": ["default"], "prompt_set_hash": ["ab12"], "template": ["cls_image"], "template_hash": ["cd34"],
-        "generator": ["vllm:Qwen2.5-VL-72B"], "sampling": ['{"temperature": 0.7}'], "seed": [0], "num_tokens": [7],
-        "finish_reason": ["stop"], "valid": [True], "reject_reason": [""],
+        "pair_id": ["VOC/original/0"],
+        "subset": ["VOC"],
+        "rationale": ["The image shows a dog."],
+        "prompt_set": ["default"],
+        "prompt_set_hash": ["ab12"],
+        "template": ["cls_image"],
+        "template_hash": ["cd34"],
+        "generator": ["vllm:Qwen2.5-VL-72B"],
+        "sampling": ['{"temperature": 0.7}'],
+        "seed": [0],
+        "num_tokens": [7],
+        "finish_reason": ["stop"],
+        "valid": [True],
+        "reject_reason": [""],
     },
     "training_examples": {
-        "pair_id": ["VOC/original/0"], "subset": ["VOC"], "split": ["train"], "qry_text": ["q"], "qry_image": [""],
-        "rationale": ["r"], "pos_text": ["p"], "pos_image": [""], "neg_text": [""], "neg_image": [""],
+        "pair_id": ["VOC/original/0"],
+        "subset": ["VOC"],
+        "split": ["train"],
+        "qry_text": ["q"],
+        "qry_image": [""],
+        "rationale": ["r"],
+        "pos_text": ["p"],
+        "pos_image": [""],
+        "neg_text": [""],
+        "neg_image": [""],
     },
     "eval_items": {
-        "item_id": ["VOC2007/test/0", "VOC2007/test/1"], "dataset": ["VOC2007"] * 2, "qry_text": ["q0", "q1"],
-        "qry_image": ["a.jpg", ""], "tgt_text": [["dog", "cat"], ["x", "y"]], "tgt_image": [["", ""], ["b.jpg", ""]],
+        "item_id": ["VOC2007/test/0", "VOC2007/test/1"],
+        "dataset": ["VOC2007"] * 2,
+        "qry_text": ["q0", "q1"],
+        "qry_image": ["a.jpg", ""],
+        "tgt_text": [["dog", "cat"], ["x", "y"]],
+        "tgt_image": [["", ""], ["b.jpg", ""]],
     },
     "scores": {
-        "dataset": ["VOC2007"], "category": ["Classification"], "split": ["IND"], "metric": ["precision@1"],
-        "value": [0.5], "num_queries": [1000],
+        "dataset": ["VOC2007"],
+        "category": ["Classification"],
+        "split": ["IND"],
+        "metric": ["precision@1"],
+        "value": [0.5],
+        "num_queries": [1000],
     },
 }
 
@@ -71,10 +103,18 @@ def test_fsspec_url_roundtrip():
 
 
 def test_validate_casts_compatible_types_and_drops_extra_columns():
-    raw = pa.table({
-        **{k: pa.array(v, pa.large_string()) for k, v in ROWS["scores"].items() if k in ("dataset", "category", "split", "metric")},
-        "value": pa.array([1], pa.int32()), "num_queries": pa.array([3], pa.int32()), "extra": [1],
-    })
+    raw = pa.table(
+        {
+            **{
+                k: pa.array(v, pa.large_string())
+                for k, v in ROWS["scores"].items()
+                if k in ("dataset", "category", "split", "metric")
+            },
+            "value": pa.array([1], pa.int32()),
+            "num_queries": pa.array([3], pa.int32()),
+            "extra": [1],
+        }
+    )
     out = validate(raw, "scores", "s.parquet")
     assert out.schema.equals(SCHEMAS["scores"]) and out.column("value").to_pylist() == [1.0]
 
@@ -97,11 +137,23 @@ def test_read_table_validates_foreign_files(tmp_path):
         ("pairs", {"pair_id": ["p0", ""]}, r"row 1: field 'pair_id': empty string"),
         ("pairs", {"pair_id": ["p0", "p0"]}, r"row 1: field 'pair_id': duplicate 'p0' \(first at row 0\)"),
         ("eval_items", {"item_id": ["x", "x"]}, r"row 1: field 'item_id': duplicate"),
-        ("pairs", {"qry_text": ["q", ""], "qry_image": ["", ""]}, r"row 1: field 'qry_text': neither 'qry_text' nor 'qry_image'"),
+        (
+            "pairs",
+            {"qry_text": ["q", ""], "qry_image": ["", ""]},
+            r"row 1: field 'qry_text': neither 'qry_text' nor 'qry_image'",
+        ),
         ("pairs", {"pos_text": ["", "p"], "pos_image": ["", ""]}, r"row 0: field 'pos_text': neither"),
         ("eval_items", {"qry_text": ["", ""], "qry_image": ["a", ""]}, r"row 1: field 'qry_text': neither"),
-        ("eval_items", {"tgt_text": [["a"], []], "tgt_image": [[""], []]}, r"row 1: field 'tgt_text': empty candidate list"),
-        ("eval_items", {"tgt_image": [["", ""], ["", "", ""]]}, r"row 1: field 'tgt_image': 3 candidates but tgt_text has 2"),
+        (
+            "eval_items",
+            {"tgt_text": [["a"], []], "tgt_image": [[""], []]},
+            r"row 1: field 'tgt_text': empty candidate list",
+        ),
+        (
+            "eval_items",
+            {"tgt_image": [["", ""], ["", "", ""]]},
+            r"row 1: field 'tgt_image': 3 candidates but tgt_text has 2",
+        ),
         ("training_examples", {"split": ["test"]}, r"row 0: field 'split': 'test' is not one of"),
         ("scores", {"split": ["ALL"]}, r"row 0: field 'split': 'ALL' is not one of \['IND', 'OOD'\]"),
         ("rationales", {"generator": [""]}, r"row 0: field 'generator': empty string"),
@@ -121,10 +173,16 @@ def test_schema_error_is_value_error_and_unknown_schema_is_key_error():
 
 def test_validation_of_100k_rows_is_fast():
     n = 100_000
-    big = pa.table({
-        "item_id": [f"D/test/{i}" for i in range(n)], "dataset": ["D"] * n, "qry_text": ["q"] * n, "qry_image": [""] * n,
-        "tgt_text": [["a", "b", "c"]] * n, "tgt_image": [["", "", ""]] * n,
-    })
+    big = pa.table(
+        {
+            "item_id": [f"D/test/{i}" for i in range(n)],
+            "dataset": ["D"] * n,
+            "qry_text": ["q"] * n,
+            "qry_image": [""] * n,
+            "tgt_text": [["a", "b", "c"]] * n,
+            "tgt_image": [["", "", ""]] * n,
+        }
+    )
     start = time.perf_counter()
     validate(big, "eval_items", "big")
     assert time.perf_counter() - start < 2.0

@@ -49,23 +49,34 @@ def test_tie_with_one_other_candidate_is_not_correct():
 
 
 def test_hand_made_matrix():
-    scores = np.array([
-        [9, 1, 2, 3, 4, 5, 6],  # rank 0
-        [5, 9, 8, 7, 1, 2, 3],  # rank 3
-        [5, 9, 8, 7, 6, 5, 1],  # rank 5 (one tie counted against the ground truth)
-        [0, 1, 2, 3, 4, 5, 6],  # rank 6
-    ], dtype=float)
+    scores = np.array(
+        [
+            [9, 1, 2, 3, 4, 5, 6],  # rank 0
+            [5, 9, 8, 7, 1, 2, 3],  # rank 3
+            [5, 9, 8, 7, 6, 5, 1],  # rank 5 (one tie counted against the ground truth)
+            [0, 1, 2, 3, 4, 5, 6],  # rank 6
+        ],
+        dtype=float,
+    )
     assert gt_ranks(scores).tolist() == [0, 3, 5, 6]
-    expected = {"precision@1": 0.25, "hit@5": 0.5, "mrr": (1 + 1 / 4 + 1 / 6 + 1 / 7) / 4,
-                "ndcg@5": (1 + 1 / math.log2(5)) / 4}
+    expected = {
+        "precision@1": 0.25,
+        "hit@5": 0.5,
+        "mrr": (1 + 1 / 4 + 1 / 6 + 1 / 7) / 4,
+        "ndcg@5": (1 + 1 / math.log2(5)) / 4,
+    }
     _close(score_matrix(scores), expected)
 
 
 def test_ragged_candidate_lists():
     rows = [np.array([0.9, 0.1]), np.array([0.2, 0.3, 0.2, 0.1, 0.0]), np.array([0.0] + [1.0] * 8)]
     assert gt_ranks(rows).tolist() == [0, 2, 8]
-    expected = {"precision@1": 1 / 3, "hit@5": 2 / 3, "mrr": (1 + 1 / 3 + 1 / 9) / 3,
-                "ndcg@5": (1 + 1 / math.log2(4)) / 3}
+    expected = {
+        "precision@1": 1 / 3,
+        "hit@5": 2 / 3,
+        "mrr": (1 + 1 / 3 + 1 / 9) / 3,
+        "ndcg@5": (1 + 1 / math.log2(4)) / 3,
+    }
     _close(score_matrix(rows), expected)
 
 
@@ -85,8 +96,17 @@ def test_matrix_and_list_of_rows_agree():
     assert gt_ranks(scores).tolist() == gt_ranks(list(scores)).tolist()
 
 
-@pytest.mark.parametrize("bad", [np.zeros((0, 5)), np.zeros((3, 0)), [], [np.array([1.0]), np.array([])],
-                                 np.array([[1.0, np.nan], [1.0, 0.0]]), [np.array([0.1]), np.array([np.nan, 1.0])]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((0, 5)),
+        np.zeros((3, 0)),
+        [],
+        [np.array([1.0]), np.array([])],
+        np.array([[1.0, np.nan], [1.0, 0.0]]),
+        [np.array([0.1]), np.array([np.nan, 1.0])],
+    ],
+)
 def test_invalid_scores_are_rejected(bad):
     with pytest.raises(ValueError):
         score_matrix(bad)
@@ -97,16 +117,40 @@ def _m(p: float) -> dict[str, float]:
 
 
 def test_aggregate_by_hand():
-    per_dataset = {"ImageNet_1K": _m(0.5), "OK-VQA": _m(0.2), "RefCOCO": _m(0.9), "VizWiz": _m(0.4),
-                   "SynthColor": _m(0.1), "SynthOdd": _m(0.3)}
+    per_dataset = {
+        "ImageNet_1K": _m(0.5),
+        "OK-VQA": _m(0.2),
+        "RefCOCO": _m(0.9),
+        "VizWiz": _m(0.4),
+        "SynthColor": _m(0.1),
+        "SynthOdd": _m(0.3),
+    }
     agg = aggregate(per_dataset, {"SynthColor": "classification", "SynthOdd": "other"})
     assert list(agg) == ["overall", "classification", "vqa", "retrieval", "grounding", "other", "IND", "OOD"]
     counts = {group: g["num_datasets"] for group, g in agg.items()}
-    assert counts == {"overall": 6, "classification": 2, "vqa": 2, "retrieval": 0, "grounding": 1, "other": 1,
-                      "IND": 2, "OOD": 2}
+    assert counts == {
+        "overall": 6,
+        "classification": 2,
+        "vqa": 2,
+        "retrieval": 0,
+        "grounding": 1,
+        "other": 1,
+        "IND": 2,
+        "OOD": 2,
+    }
     p1 = {group: g["metrics"].get("precision@1") for group, g in agg.items()}
-    assert p1 == pytest.approx({"overall": 2.4 / 6, "classification": 0.3, "vqa": 0.3, "retrieval": None,
-                                "grounding": 0.9, "other": 0.3, "IND": 0.35, "OOD": 0.65})
+    assert p1 == pytest.approx(
+        {
+            "overall": 2.4 / 6,
+            "classification": 0.3,
+            "vqa": 0.3,
+            "retrieval": None,
+            "grounding": 0.9,
+            "other": 0.3,
+            "IND": 0.35,
+            "OOD": 0.65,
+        }
+    )
     assert agg["overall"]["metrics"]["hit@5"] == pytest.approx(1 - 2.4 / 6)
     assert agg["OOD"]["metrics"]["ndcg@5"] == pytest.approx(1.3 / 8)
     assert agg["retrieval"]["metrics"] == {}
@@ -123,24 +167,31 @@ def test_aggregate_rejects_a_dataset_given_twice_and_counts_unknown_ones_as_othe
 def test_registry_counts():
     assert len(MMEB_DATASETS) == 36
     categories = [category for category, _ in MMEB_DATASETS.values()]
-    assert {c: categories.count(c) for c in set(categories)} == {"classification": 10, "vqa": 10,
-                                                                 "retrieval": 12, "grounding": 4}
+    assert {c: categories.count(c) for c in set(categories)} == {
+        "classification": 10,
+        "vqa": 10,
+        "retrieval": 12,
+        "grounding": 4,
+    }
     splits = [split for _, split in MMEB_DATASETS.values()]
     assert (splits.count("IND"), splits.count("OOD")) == (20, 16)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("ImageNet_1K", ("ImageNet-1K", "classification", "IND")),
-    ("ImageNet-A", ("ImageNet-A", "classification", "OOD")),
-    ("A_OKVQA", ("A-OKVQA", "vqa", "IND")),
-    ("Wiki_SS_NQ", ("Wiki-SS-NQ", "retrieval", "OOD")),
-    ("VisualNews-t2i", ("VisualNews_t2i", "retrieval", "IND")),
-    ("MSCOCO", ("MSCOCO", "grounding", "IND")),
-    ("MSCOCO_i2t", ("MSCOCO_i2t", "retrieval", "IND")),
-    ("RefCOCO_Matching", ("RefCOCO-Matching", "grounding", "OOD")),
-    ("Visual7W", ("Visual7W", "vqa", "IND")),
-    ("Visual7W-Pointing", ("Visual7W-Pointing", "grounding", "OOD")),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("ImageNet_1K", ("ImageNet-1K", "classification", "IND")),
+        ("ImageNet-A", ("ImageNet-A", "classification", "OOD")),
+        ("A_OKVQA", ("A-OKVQA", "vqa", "IND")),
+        ("Wiki_SS_NQ", ("Wiki-SS-NQ", "retrieval", "OOD")),
+        ("VisualNews-t2i", ("VisualNews_t2i", "retrieval", "IND")),
+        ("MSCOCO", ("MSCOCO", "grounding", "IND")),
+        ("MSCOCO_i2t", ("MSCOCO_i2t", "retrieval", "IND")),
+        ("RefCOCO_Matching", ("RefCOCO-Matching", "grounding", "OOD")),
+        ("Visual7W", ("Visual7W", "vqa", "IND")),
+        ("Visual7W-Pointing", ("Visual7W-Pointing", "grounding", "OOD")),
+    ],
+)
 def test_dataset_info_spellings(name, expected):
     assert dataset_info(name) == expected
 

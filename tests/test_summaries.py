@@ -12,7 +12,10 @@ from rge_core.stages.summaries import artifact_summary, eval_score_rows, trainin
 
 
 def _records(steps: int) -> list[dict]:
-    return [{"step": s, "loss": 10.0 / s, "lm_loss": 6.0, "emb_loss": 4.0 / s, "accuracy": 0.5, "samples_per_s": 17.0} for s in range(1, steps + 1)]
+    return [
+        {"step": s, "loss": 10.0 / s, "lm_loss": 6.0, "emb_loss": 4.0 / s, "accuracy": 0.5, "samples_per_s": 17.0}
+        for s in range(1, steps + 1)
+    ]
 
 
 def _table_steps(markdown: str) -> list[int]:

@@ -1,6 +1,6 @@
 """Tests for the synthetic benchmark (`rge synth`): layout, determinism, answer correctness.
 
-    .venv/bin/python -m pytest tests/test_synth.py -q
+.venv/bin/python -m pytest tests/test_synth.py -q
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _colors(path: Path) -> dict[str, int]:
     """Pixel count per palette colour; fails on any pixel that is neither palette nor background."""
     pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
     values, counts = np.unique(pixels, axis=0, return_counts=True)
-    found = {tuple(int(v) for v in value): int(count) for value, count in zip(values, counts)}
+    found = {tuple(int(v) for v in value): int(count) for value, count in zip(values, counts, strict=True)}
     found.pop((235, 235, 235), None)  # background
     assert set(found) <= set(COLOR_OF_RGB), f"non-palette pixels in {path}"
     return {COLOR_OF_RGB[rgb]: count for rgb, count in found.items()}
@@ -48,12 +48,22 @@ def _colors(path: Path) -> dict[str, int]:
 
 def _answer_pairs(root: Path, name: str) -> list[tuple[str, str, str]]:
     """(query image path, query text, ground-truth text or image path) over both splits, paths absolute."""
-    pairs = [(str(root / "train" / r["qry_image_path"]) if r["qry_image_path"] else "", r["qry"],
-              r["pos_text"] if not r["pos_image_path"] else str(root / "train" / r["pos_image_path"]))
-             for r in _rows(root, "train", name)]
-    pairs += [(str(root / "eval" / r["qry_img_path"]) if r["qry_img_path"] else "", r["qry_text"],
-               r["tgt_text"][0] if not r["tgt_img_path"][0] else str(root / "eval" / r["tgt_img_path"][0]))
-              for r in _rows(root, "eval", name)]
+    pairs = [
+        (
+            str(root / "train" / r["qry_image_path"]) if r["qry_image_path"] else "",
+            r["qry"],
+            r["pos_text"] if not r["pos_image_path"] else str(root / "train" / r["pos_image_path"]),
+        )
+        for r in _rows(root, "train", name)
+    ]
+    pairs += [
+        (
+            str(root / "eval" / r["qry_img_path"]) if r["qry_img_path"] else "",
+            r["qry_text"],
+            r["tgt_text"][0] if not r["tgt_img_path"][0] else str(root / "eval" / r["tgt_img_path"][0]),
+        )
+        for r in _rows(root, "eval", name)
+    ]
     return pairs
 
 
@@ -83,8 +93,14 @@ def test_layout_row_counts_and_summary(bench: Path) -> None:
     assert [s["name"] for s in summary["subsets"]] == NAMES
     for name in NAMES:
         train = pq.read_table(bench / "train" / name / "original.parquet")
-        assert train.column_names == ["qry", "qry_image_path", "pos_text", "pos_image_path", "neg_text",
-                                      "neg_image_path"]
+        assert train.column_names == [
+            "qry",
+            "qry_image_path",
+            "pos_text",
+            "pos_image_path",
+            "neg_text",
+            "neg_image_path",
+        ]
         assert train.num_rows == PARAMS["train_per_subset"]
         eval_table = pq.read_table(bench / "eval" / name / "test.parquet")
         assert eval_table.column_names == ["qry_text", "qry_img_path", "tgt_text", "tgt_img_path"]
@@ -113,10 +129,11 @@ def test_texts_follow_mmeb_conventions(bench: Path) -> None:
     for name in NAMES:
         for row in _rows(bench, "eval", name):
             assert row["qry_text"].startswith("<|image_1|>\n") == bool(row["qry_img_path"])
-            for text, path in zip(row["tgt_text"], row["tgt_img_path"]):
+            for text, path in zip(row["tgt_text"], row["tgt_img_path"], strict=True):
                 assert text.startswith("<|image_1|>\n") == bool(path)
     assert _rows(bench, "train", "SynthT2I")[0]["qry"].startswith(
-        "Find me an everyday image that matches the given caption: ")
+        "Find me an everyday image that matches the given caption: "
+    )
 
 
 def test_candidates_distinct_with_ground_truth_first(bench: Path) -> None:
@@ -124,8 +141,10 @@ def test_candidates_distinct_with_ground_truth_first(bench: Path) -> None:
         for row in _rows(bench, "eval", name):
             assert len(row["tgt_text"]) == len(row["tgt_img_path"]) == PARAMS["candidates"]
             # Distinct content, not just distinct file names: two identical crops would tie.
-            keys = [(text, (bench / "eval" / path).read_bytes() if path else b"")
-                    for text, path in zip(row["tgt_text"], row["tgt_img_path"])]
+            keys = [
+                (text, (bench / "eval" / path).read_bytes() if path else b"")
+                for text, path in zip(row["tgt_text"], row["tgt_img_path"], strict=True)
+            ]
             assert len(set(keys)) == len(keys), (name, row["qry_text"])
         for row in _rows(bench, "train", name):
             assert (row["pos_text"], row["pos_image_path"]) != (row["neg_text"], row["neg_image_path"])
@@ -203,8 +222,22 @@ def test_cli_writes_the_benchmark(tmp_path: Path) -> None:
     app.command()(synth)
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, [str(out), "--seed", "3", "--train-per-subset", "2", "--eval-per-subset", "3",
-                                 "--candidates", "4", "--image-size", "32"])
+    result = runner.invoke(
+        app,
+        [
+            str(out),
+            "--seed",
+            "3",
+            "--train-per-subset",
+            "2",
+            "--eval-per-subset",
+            "3",
+            "--candidates",
+            "4",
+            "--image-size",
+            "32",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert '"seed": 3' in result.output
     assert len(_rows(out, "eval", "SynthGround")[0]["tgt_text"]) == 4

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
 from typer.testing import CliRunner
 
 from rge_core.cli.main import app
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.model.tiny import ARCHS, write_tiny_model
 from tests.conftest import run_result_script
-from transformers import AutoModelForImageTextToText, AutoProcessor
 
 PROMPT = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
 

@@ -70,7 +70,8 @@ def test_loadable_native_library_is_left_alone(tmp_path: Path):
         import torch
         from rge_core.compat import torchvision_cpu
         state = torchvision_cpu.prepare_torchvision()
-        defined = torch._C._dispatch_has_kernel("torchvision::nms") if hasattr(torch._C, "_dispatch_has_kernel") else None
+        has_kernel = getattr(torch._C, "_dispatch_has_kernel", None)
+        defined = has_kernel("torchvision::nms") if has_kernel else None
         try:
             torch.ops.torchvision.nms
             nms_schema = True

@@ -23,7 +23,9 @@ from tests.test_curate_stage import FACTS
 
 # 21 examples of three subsets, interleaved in dataset order; global batch 2 x 2 = 4.
 SIZES = {"A": 10, "B": 7, "C": 4}
-SUBSETS = tuple(str(name) for name in np.random.default_rng(5).permutation([n for n, k in SIZES.items() for _ in range(k)]))
+SUBSETS = tuple(
+    str(name) for name in np.random.default_rng(5).permutation([n for n, k in SIZES.items() for _ in range(k)])
+)
 BATCH, WORLD = 2, 2
 GLOBAL = BATCH * WORLD
 PER_EPOCH = sum(math.ceil(size / GLOBAL) for size in SIZES.values())  # 3 + 2 + 1
@@ -90,8 +92,14 @@ def test_batch_indices_rejects_small_subsets_and_unknown_batching():
 
 # Enough pairs per subset (about 7 after the validation split) for a per-subset global batch of 2 x 2.
 DATA = [*FACTS, "data.synth.train_per_subset=8"]
-RUN = ["train.steps=3", "train.batch_size=2", "train.nproc=2", "train.rationale_max_new_tokens=8", "train.checkpoint_every=100",
-       "train.batching=per-subset"]
+RUN = [
+    "train.steps=3",
+    "train.batch_size=2",
+    "train.nproc=2",
+    "train.rationale_max_new_tokens=8",
+    "train.checkpoint_every=100",
+    "train.batching=per-subset",
+]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,9 @@ def test_the_stage_rejects_impossible_batching_before_any_trainer_starts(assembl
     sizes = Counter(row["subset"] for row in train_rows(root, dataset))
     assert min(sizes.values()) < 8
     with pytest.raises(ValueError) as error:
-        run_pipeline(small_config(root, *DATA, "train.batching=per-subset", "train.batch_size=4", "train.nproc=2"), ["train"])
+        run_pipeline(
+            small_config(root, *DATA, "train.batching=per-subset", "train.batch_size=4", "train.nproc=2"), ["train"]
+        )
     assert "global batch (8 examples)" in str(error.value)
     for name, size in sizes.items():
         assert (f"{name} ({size} examples)" in str(error.value)) == (size < 8), name

@@ -18,7 +18,14 @@ from safetensors.torch import load_file
 from rge_core.training.checkpoints import COMPLETE, latest_step
 from tests.test_curate_stage import FACTS
 
-TRAIN = [*FACTS, "train.steps=6", "train.checkpoint_every=2", "train.batch_size=2", "train.rationale_max_new_tokens=8", "train.nproc=2"]
+TRAIN = [
+    *FACTS,
+    "train.steps=6",
+    "train.checkpoint_every=2",
+    "train.batch_size=2",
+    "train.rationale_max_new_tokens=8",
+    "train.nproc=2",
+]
 
 
 def train_command(root: Path, *extra: str) -> list[str]:
@@ -65,7 +72,13 @@ def check_trained(root: Path) -> None:
     assert trained.keys() == base.keys()
     changed = {name for name in base if not torch.equal(trained[name], base[name])}
     # Saved names follow the checkpoint format (model.layers.*); the vision tower is model.visual.*.
-    lora_targets = {n for n in base if "visual" not in n and any(f".{m}." in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")) and n.endswith("weight")}
+    lora_targets = {
+        n
+        for n in base
+        if "visual" not in n
+        and any(f".{m}." in n for m in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+        and n.endswith("weight")
+    }
     assert changed == lora_targets  # merged adapters moved every target projection and nothing else
 
 
@@ -80,7 +93,12 @@ def test_zero3_two_processes_train_lora_with_gradient_caching(tmp_path):
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
-    process = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        train_command(tmp_path, "train.zero_stage=2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     try:
         while time.time() < deadline and process.poll() is None:
@@ -102,7 +120,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
     resumed = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     uninterrupted = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in resumed] == list(range(1, 7))
-    for mine, theirs in zip(resumed, uninterrupted):
+    for mine, theirs in zip(resumed, uninterrupted, strict=True):
         assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5, abs=1e-6), mine["step"]
     final, expected = weights(folder / "model"), weights(reference / "model")
     for name in expected:
@@ -123,8 +141,12 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path):
-    process = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        train_command(tmp_path, "train.zero_stage=2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
         if any((tmp_path / "model").glob(f"*/checkpoints/step-000002/{COMPLETE}")):
@@ -144,11 +166,13 @@ def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path
 
 
 def test_two_rge_train_on_one_root_train_once(zero2_run, tmp_path):
-    first = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     time.sleep(3)
-    second = subprocess.Popen(train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    second = subprocess.Popen(
+        train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     outputs = [process.communicate(timeout=900)[0] for process in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     assert "is being built by another process" in outputs[1]

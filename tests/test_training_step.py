@@ -27,7 +27,12 @@ def examples(count: int = 4, without_negative: tuple[int, ...] = ()) -> list[Exa
         Example(
             pair_id=f"S/original/{i}",
             subset="S",
-            query=Query("<|image_1|>\nRepresent the given image for classification: colour?", Image.new("RGB", (64, 64), colours[i % 4])) if i % 2 == 0 else Query(f"Find the caption number {i}."),
+            query=Query(
+                "<|image_1|>\nRepresent the given image for classification: colour?",
+                Image.new("RGB", (64, 64), colours[i % 4]),
+            )
+            if i % 2 == 0
+            else Query(f"Find the caption number {i}."),
             rationale=f"{ORACLE} Item {i}.",
             positive=Target(f"answer {i}"),
             negative=None if i in without_negative else Target(f"wrong {i}"),
@@ -53,7 +58,7 @@ def test_contrastive_queries_see_the_oracle_only_in_the_leaky_method(tiny_rge, m
     original = RGEModel.embed_queries
 
     def recording(self, queries, rationales=None):
-        seen.extend(self.query_prompt(q, r) for q, r in zip(queries, rationales or [None] * len(queries)))
+        seen.extend(self.query_prompt(q, r) for q, r in zip(queries, rationales or [None] * len(queries), strict=True))
         return original(self, queries, rationales)
 
     monkeypatch.setattr(RGEModel, "embed_queries", recording)
@@ -68,7 +73,9 @@ def test_contrastive_queries_see_the_oracle_only_in_the_leaky_method(tiny_rge, m
         # The embedded query is exactly query + the rationale the model sampled in this step + <emb>.
         generated = out.rationales.texts
         assert sum(map(bool, generated)) >= 3
-        assert seen == [rge.generation_prompt(e.query) + text + EMB_TOKEN for e, text in zip(examples(), generated)]
+        assert seen == [
+            rge.generation_prompt(e.query) + text + EMB_TOKEN for e, text in zip(examples(), generated, strict=True)
+        ]
 
 
 def test_lora_step_changes_adapters_only_and_loss_is_finite(tiny_model_dir):
@@ -120,17 +127,22 @@ def test_pairs_keep_their_hard_negative_when_another_pair_has_none(tiny_rge, mon
         queries = rge.embed_queries([e.query for e in batch], [None] * 4)
         targets = original(rge, [e.positive for e in batch] + [e.negative for e in batch if e.negative])
     negatives = torch.stack([targets[4], torch.zeros_like(targets[0]), targets[5], targets[6]])
-    expected = per_row_info_nce(queries.double(), targets[:4].double(), negatives.double(), [True, False, True, True], train.temperature)
+    expected = per_row_info_nce(
+        queries.double(), targets[:4].double(), negatives.double(), [True, False, True, True], train.temperature
+    )
     assert out.emb_loss == pytest.approx(expected.item(), rel=1e-4)
 
 
-@pytest.mark.parametrize(("method", "chunk", "without_negative"), [
-    ("rge", 2, ()),
-    ("baseline", 2, ()),
-    # Pairs 0 and 3 without a negative: chunks of 2 hold one negative each, of 3 leave the last chunk none.
-    ("rge", 2, (0, 3)),
-    ("baseline", 3, (0, 3)),
-])
+@pytest.mark.parametrize(
+    ("method", "chunk", "without_negative"),
+    [
+        ("rge", 2, ()),
+        ("baseline", 2, ()),
+        # Pairs 0 and 3 without a negative: chunks of 2 hold one negative each, of 3 leave the last chunk none.
+        ("rge", 2, (0, 3)),
+        ("baseline", 3, (0, 3)),
+    ],
+)
 def test_gradient_cached_step_matches_the_whole_batch_step(tiny_model_dir, method, chunk, without_negative):
     def step(grad_cache_chunk: int):
         rge = RGEModel.load(str(tiny_model_dir))

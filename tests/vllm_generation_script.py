@@ -34,8 +34,9 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     }
     generator.close()
     # model.min_pixels / max_pixels as the curate stage passes them (tests/test_generation.py: BOUNDS)
-    bounded = build_generator("vllm", model=model_dir, dtype="float32", max_model_len=1024, min_pixels=112 * 112,
-                              max_pixels=224 * 224)
+    bounded = build_generator(
+        "vllm", model=model_dir, dtype="float32", max_model_len=1024, min_pixels=112 * 112, max_pixels=224 * 224
+    )
     runs["bounded"] = bounded.generate(requests, SamplingConfig(temperature=0.0, max_tokens=10))
     bounded.close()
     print("RESULT " + json.dumps({name: [asdict(r) for r in results] for name, results in runs.items()}))

@@ -1,6 +1,6 @@
 """Loads tiny checkpoints in vLLM (CPU build) and prints greedy tokens as JSON; run by test_tiny_model.py.
 
-    python tests/vllm_smoke.py MODEL_DIR [MODEL_DIR ...]
+python tests/vllm_smoke.py MODEL_DIR [MODEL_DIR ...]
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rge_core.artifacts.store import Artifact, ArtifactStore, ArtifactWriter
 from rge_core.fileio import is_local, local_path

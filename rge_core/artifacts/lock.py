@@ -65,11 +65,16 @@ class VersionLock:
             except BlockingIOError:
                 os.close(fd)
                 if time.monotonic() > deadline:
-                    raise LockTimeout(f"{version_id}: another process has been building it for over {timeout:.0f} s "
-                                      f"(lock {path}; {TIMEOUT_ENV} sets the wait)") from None
+                    raise LockTimeout(
+                        f"{version_id}: another process has been building it for over {timeout:.0f} s "
+                        f"(lock {path}; {TIMEOUT_ENV} sets the wait)"
+                    ) from None
                 if not said:
-                    print(f"waiting: {version_id} is being built by another process (lock {path})",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"waiting: {version_id} is being built by another process (lock {path})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     said = True
                 time.sleep(_POLL_SECONDS)
 

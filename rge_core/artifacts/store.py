@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -98,12 +98,18 @@ class ArtifactStore:
 
     def is_complete(self, version_id: str) -> bool:
         """Whether `version_id` names a complete artifact here; False for anything else (e.g. a folder path)."""
-        return _VERSION_ID.fullmatch(version_id) is not None and self.fs.exists(f"{self._dir(version_id)}/{MANIFEST_NAME}")
+        return _VERSION_ID.fullmatch(version_id) is not None and self.fs.exists(
+            f"{self._dir(version_id)}/{MANIFEST_NAME}"
+        )
 
     def get(self, version_id: str) -> Artifact:
         manifest_path = f"{self._dir(version_id)}/{MANIFEST_NAME}"
         if not self.fs.exists(manifest_path):
-            state = "incomplete (no manifest.json; rerun its stage)" if self.fs.exists(self._dir(version_id)) else "not found"
+            state = (
+                "incomplete (no manifest.json; rerun its stage)"
+                if self.fs.exists(self._dir(version_id))
+                else "not found"
+            )
             raise ArtifactError(f"artifact {version_id} is {state} under {self.root}")
         return Artifact(self, self._manifest(version_id, manifest_path))
 
@@ -115,8 +121,9 @@ class ArtifactStore:
             raise ArtifactError(f"artifact {version_id}: malformed manifest.json ({error})") from None
         kind = version_id.rsplit("-", 1)[0]
         if manifest.id != version_id or manifest.kind != kind:
-            raise ArtifactError(f"artifact {version_id}: its manifest.json names {manifest.kind} {manifest.id}, "
-                                "not this folder")
+            raise ArtifactError(
+                f"artifact {version_id}: its manifest.json names {manifest.kind} {manifest.id}, not this folder"
+            )
         return manifest
 
     def list(self, kind: str | None = None) -> list[Manifest]:
@@ -151,17 +158,26 @@ class ArtifactStore:
             if vid not in seen:
                 visiting.add(vid)
                 parents = manifest.inputs if manifest else {}
-                seen[vid] = LineageNode(vid, manifest, {
-                    name: node(pid, self.get(pid).manifest if self.is_complete(pid) else None)
-                    for name, pid in parents.items()
-                })
+                seen[vid] = LineageNode(
+                    vid,
+                    manifest,
+                    {
+                        name: node(pid, self.get(pid).manifest if self.is_complete(pid) else None)
+                        for name, pid in parents.items()
+                    },
+                )
                 visiting.discard(vid)
             return seen[vid]
 
         return node(version_id, self.get(version_id).manifest)
 
     def open(
-        self, kind: str, config: dict[str, Any], inputs: dict[str, str], code: str, resume: bool = False,
+        self,
+        kind: str,
+        config: dict[str, Any],
+        inputs: dict[str, str],
+        code: str,
+        resume: bool = False,
         exclusive: bool = True,
     ) -> ArtifactWriter:
         """Start (or find) the version of `kind` determined by config, inputs and code.
@@ -186,7 +202,9 @@ class ArtifactStore:
             return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
         for name, input_id in inputs.items():
             if not self.is_complete(input_id):
-                raise ArtifactError(f"input {name}={input_id} of {version_id} is not a complete artifact under {self.root}")
+                raise ArtifactError(
+                    f"input {name}={input_id} of {version_id} is not a complete artifact under {self.root}"
+                )
             self.get(input_id).verify()  # the stage is about to read it: every file as its manifest says
         folder = self._dir(version_id)
         if not resume and self.fs.exists(folder):
@@ -208,8 +226,9 @@ class ArtifactStore:
 class ArtifactWriter:
     """Writes the files of one artifact version; see ArtifactStore.open."""
 
-    def __init__(self, store: ArtifactStore, manifest: Manifest, exists_complete: bool,
-                 lock: VersionLock | None = None) -> None:
+    def __init__(
+        self, store: ArtifactStore, manifest: Manifest, exists_complete: bool, lock: VersionLock | None = None
+    ) -> None:
         self._store = store
         self._lock = lock  # held from open to finish: no other process builds or deletes this version
         self._manifest = manifest
@@ -246,7 +265,7 @@ class ArtifactWriter:
         fs = self._store.fs
         records = {}
         for path in sorted(fs.find(self._dir)):
-            rel = path[len(self._dir) + 1:]
+            rel = path[len(self._dir) + 1 :]
             if rel == MANIFEST_NAME:
                 continue
             if _is_temp(path):  # left by a killed write; never part of the artifact
@@ -259,7 +278,7 @@ class ArtifactWriter:
         """Hash every file, then publish manifest.json: the artifact is complete from that moment."""
         self._check_open()
         manifest = self._manifest
-        manifest.created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        manifest.created = datetime.now(UTC).isoformat(timespec="microseconds")
         manifest.files = self._hash_files()
         manifest.stats = dict(stats or {})
         manifest.git_commit = versioning.git_commit()

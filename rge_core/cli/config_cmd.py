@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,8 +18,8 @@ def _group() -> None:
 
 @app.command()
 def show(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML preset; omitted: the defaults."),
-    overrides: Optional[list[str]] = typer.Option(None, "--set", help="Dotted override key=value (repeatable)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML preset; omitted: the defaults."),
+    overrides: list[str] | None = typer.Option(None, "--set", help="Dotted override key=value (repeatable)."),
 ) -> None:
     """Print the config after the YAML file and overrides are applied."""
     try:

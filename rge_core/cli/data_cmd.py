@@ -1,11 +1,11 @@
 """`rge data ...`: checks of MMEB-format data folders.
 
-    rge data check /data/MMEB-eval --images /data/MMEB-eval/images
+rge data check /data/MMEB-eval --images /data/MMEB-eval/images
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 SHOWN_ERRORS = 20
 
 
-class KindChoice(str, Enum):
+class KindChoice(StrEnum):
     auto = "auto"
     train = "train"
     eval = "eval"

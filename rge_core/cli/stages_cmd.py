@@ -4,8 +4,8 @@ runs what the stage depends on; those are reused when their artifacts exist."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -31,7 +31,9 @@ def _report(config, results: dict[str, str | None]) -> None:
     Console().print(table)
 
 
-def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | None) -> tuple[Config, dict[str, str | None]]:
+def _run(
+    config_path: Path, overrides: list[str] | None, stages: list[str] | None
+) -> tuple[Config, dict[str, str | None]]:
     from rge_core.pipeline import run_pipeline  # heavy imports stay out of `rge --help`
 
     try:
@@ -46,7 +48,7 @@ def _run(config_path: Path, overrides: list[str] | None, stages: list[str] | Non
 
 def run(
     config: Path = _CONFIG,
-    overrides: Optional[list[str]] = _OVERRIDES,
+    overrides: list[str] | None = _OVERRIDES,
     stages: str = typer.Option("", "--stages", help="Comma-separated subset of the stages; default all."),
 ) -> None:
     """Run the pipeline's stages in order, reusing every artifact version that already exists."""
@@ -54,7 +56,7 @@ def run(
 
 
 def _stage_command(name: str) -> Callable[..., None]:
-    def command(config: Path = _CONFIG, overrides: Optional[list[str]] = _OVERRIDES) -> None:
+    def command(config: Path = _CONFIG, overrides: list[str] | None = _OVERRIDES) -> None:
         _run(config, overrides, [name])
 
     command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
@@ -63,8 +65,8 @@ def _stage_command(name: str) -> Callable[..., None]:
 
 def curate(
     config: Path = _CONFIG,
-    overrides: Optional[list[str]] = _OVERRIDES,
-    prompt_set: Optional[Path] = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
+    overrides: list[str] | None = _OVERRIDES,
+    prompt_set: Path | None = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
 ) -> None:
     """Curate oracle rationales (and what curation needs; existing artifacts are reused)."""
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
@@ -73,24 +75,31 @@ def curate(
 
 def evaluate(
     config: Path = _CONFIG,
-    overrides: Optional[list[str]] = _OVERRIDES,
-    model: Optional[str] = typer.Option(None, "--model", help="Model artifact id or checkpoint folder (eval.model)."),
-    data: Optional[str] = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
-    datasets: Optional[str] = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
-    reasoning: Optional[str] = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
-    query_rewrites: Optional[str] = typer.Option(
-        None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."),
-    candidate_rewrites: Optional[str] = typer.Option(
-        None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."),
-    compare_to: Optional[str] = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
+    overrides: list[str] | None = _OVERRIDES,
+    model: str | None = typer.Option(None, "--model", help="Model artifact id or checkpoint folder (eval.model)."),
+    data: str | None = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
+    datasets: str | None = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
+    reasoning: str | None = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
+    query_rewrites: str | None = typer.Option(
+        None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."
+    ),
+    candidate_rewrites: str | None = typer.Option(
+        None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."
+    ),
+    compare_to: str | None = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
 ) -> None:
     """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
     if reasoning not in (None, "on", "off"):
         raise typer.BadParameter("on or off", param_hint="--reasoning")
-    named = {"eval.model": model, "eval.data": data, "eval.query_rewrites": query_rewrites,
-             "eval.candidate_rewrites": candidate_rewrites, "eval.compare_to": compare_to,
-             "eval.datasets": f"[{datasets}]" if datasets else None,
-             "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or "")}
+    named = {
+        "eval.model": model,
+        "eval.data": data,
+        "eval.query_rewrites": query_rewrites,
+        "eval.candidate_rewrites": candidate_rewrites,
+        "eval.compare_to": compare_to,
+        "eval.datasets": f"[{datasets}]" if datasets else None,
+        "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or ""),
+    }
     extra = [f"{key}={value}" for key, value in named.items() if value]
     resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"])
     artifact = ArtifactStore.from_config(resolved).get(results["evaluate"])

@@ -1,6 +1,6 @@
 """`rge synth OUT`: write the synthetic benchmark (MMEB train/eval layouts, facts, benchmark.json).
 
-    rge synth data/synth --seed 0 --train-per-subset 64 --eval-per-subset 32 --candidates 8 --image-size 64
+rge synth data/synth --seed 0 --train-per-subset 64 --eval-per-subset 32 --candidates 8 --image-size 64
 """
 
 from __future__ import annotations
@@ -26,8 +26,14 @@ def synth(
     """Generate the synthetic benchmark of coloured-shape scenes."""
     start = time.perf_counter()
     try:
-        summary = write_benchmark(out, seed=seed, train_per_subset=train_per_subset, eval_per_subset=eval_per_subset,
-                                  candidates=candidates, image_size=image_size)
+        summary = write_benchmark(
+            out,
+            seed=seed,
+            train_per_subset=train_per_subset,
+            eval_per_subset=eval_per_subset,
+            candidates=candidates,
+            image_size=image_size,
+        )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     typer.echo(json.dumps(summary, indent=2))

@@ -18,8 +18,8 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from rge_core import fileio
-from rge_core.strict_yaml import load_strict
 from rge_core.config.schema import Config
+from rge_core.strict_yaml import load_strict
 
 T = TypeVar("T")
 
@@ -165,7 +165,9 @@ def _set_dotted(data: dict[str, Any], cls: type, key: str, value: Any) -> None:
             tp = typing.get_args(tp)[1] if typing.get_args(tp) else Any
         else:
             parent = ".".join(parts[:depth])
-            raise _Mismatch(".".join(parts[: depth + 1]), f"unknown key ({parent} holds {_type_name(tp)}, not a section)")
+            raise _Mismatch(
+                ".".join(parts[: depth + 1]), f"unknown key ({parent} holds {_type_name(tp)}, not a section)"
+            )
         if depth == len(parts) - 1:
             # A mapping set on a section updates it instead of resetting its other keys to defaults.
             merge = dataclasses.is_dataclass(tp) and isinstance(value, dict) and isinstance(node.get(part), dict)

@@ -65,8 +65,11 @@ def _generator(job: CurationJob):
     bounds = {"min_pixels": job.min_pixels, "max_pixels": job.max_pixels}
     if curation.generator == "transformers":
         return build_generator(
-            "transformers", model=job.generator_model, placement=generator_placement(job),
-            batch_size=curation.batch_size, **bounds,
+            "transformers",
+            model=job.generator_model,
+            placement=generator_placement(job),
+            batch_size=curation.batch_size,
+            **bounds,
         )
     return build_generator(
         curation.generator,
@@ -90,8 +93,13 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
         return 0
     prompt_set = load_prompt_set(curation.prompt_set)
     budget = prompt_set.max_tokens
-    rules = RationaleRules(curation.min_chars, curation.max_chars, prompt_set.output_regex, budget,
-                           token_counter(job.tokenizer_path) if budget is not None else None)
+    rules = RationaleRules(
+        curation.min_chars,
+        curation.max_chars,
+        prompt_set.output_regex,
+        budget,
+        token_counter(job.tokenizer_path) if budget is not None else None,
+    )
     generator = _generator(job)
     context = ShardContext(
         prompt_set=prompt_set,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pyarrow as pa
 
@@ -66,10 +66,11 @@ def curate_pairs(pairs: Sequence[dict], context: ShardContext) -> pa.Table:
             break
         seeds = [request_seed(context.sampling.seed, pair["pair_id"], attempt) for pair in pending]
         requests = [
-            _request(pair, rendered[pair["pair_id"]].parts, context.image_root, seed) for pair, seed in zip(pending, seeds)
+            _request(pair, rendered[pair["pair_id"]].parts, context.image_root, seed)
+            for pair, seed in zip(pending, seeds, strict=True)
         ]
         results = context.generator.generate(requests, context.sampling, context.regex)
-        for pair, result, seed in zip(pending, results, seeds):
+        for pair, result, seed in zip(pending, results, seeds, strict=True):
             final[pair["pair_id"]] = (result, reject_reason(result.text, result.finish_reason, context.rules), seed)
         pending = [pair for pair in pending if final[pair["pair_id"]][1]]
     sampling = json.dumps(asdict(context.sampling), sort_keys=True)

@@ -9,8 +9,8 @@ matching the prompt set's declared format.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER, QWEN_SPECIAL_TOKENS
 
@@ -40,7 +40,7 @@ def token_counter(tokenizer_path: str) -> Callable[[str], int]:
 
 
 def reject_reason(text: str, finish_reason: str, rules: RationaleRules) -> str:
-    """"" when the rationale is valid, else why not."""
+    """ "" when the rationale is valid, else why not."""
     stripped = text.strip()
     if not stripped:
         return "empty" if finish_reason != "missing" else "missing: no reference rationale for this pair"

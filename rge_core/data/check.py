@@ -70,8 +70,9 @@ def detect_kind(data: DataFolder) -> Literal["train", "eval"]:
     raise DataError(f"{data.url}: no subset folder with parquet files of split {(*TRAIN_SPLITS, EVAL_SPLIT)}")
 
 
-def check_folder(folder: str | Path, image_root: str | Path | None = None, kind: Kind = "auto",
-                 decode: bool = True) -> CheckReport:
+def check_folder(
+    folder: str | Path, image_root: str | Path | None = None, kind: Kind = "auto", decode: bool = True
+) -> CheckReport:
     """Validate every row of `folder` (images under `image_root`, default the folder itself; `decode`: open
     every image with PIL, not just find it)."""
     report = CheckReport(str(folder), "unknown", str(image_root or folder), images_checked=False)

@@ -54,14 +54,16 @@ def scan_eval(folder: DataFolder, dataset: str, images: ImageChecker) -> list[Fi
 def eval_table(scans: list[FileScan], dataset: str) -> pa.Table:
     """The eval_items rows of clean scans, in read order."""
     parts = [
-        pa.table({
-            "item_id": pa.array([scan.ref.item_id(row) for row in range(scan.num_rows)], pa.string()),
-            "dataset": pa.nulls(scan.num_rows, pa.string()).fill_null(dataset),
-            "qry_text": scan.columns["qry_text"],
-            "qry_image": scan.columns["qry_img_path"],
-            "tgt_text": scan.columns["tgt_text"],
-            "tgt_image": scan.columns["tgt_img_path"],
-        })
+        pa.table(
+            {
+                "item_id": pa.array([scan.ref.item_id(row) for row in range(scan.num_rows)], pa.string()),
+                "dataset": pa.nulls(scan.num_rows, pa.string()).fill_null(dataset),
+                "qry_text": scan.columns["qry_text"],
+                "qry_image": scan.columns["qry_img_path"],
+                "tgt_text": scan.columns["tgt_text"],
+                "tgt_image": scan.columns["tgt_img_path"],
+            }
+        )
         for scan in scans
     ]
     return pa.concat_tables(parts)

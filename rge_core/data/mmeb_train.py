@@ -47,17 +47,19 @@ def pairs_table(scan: FileScan) -> pa.Table:
     """The `pairs` rows of one scanned file, without its bad rows."""
     keep = np.setdiff1d(np.arange(scan.num_rows), scan.bad_rows())
     column = {name: values.take(keep) for name, values in scan.columns.items()}
-    return pa.table({
-        "pair_id": pa.array([scan.ref.item_id(int(row)) for row in keep], pa.string()),
-        "subset": pa.nulls(len(keep), pa.string()).fill_null(scan.ref.subset),
-        "split": pa.nulls(len(keep), pa.string()).fill_null(scan.ref.split),
-        "qry_text": column["qry"],
-        "qry_image": column["qry_image_path"],
-        "pos_text": column["pos_text"],
-        "pos_image": column["pos_image_path"],
-        "neg_text": column["neg_text"],
-        "neg_image": column["neg_image_path"],
-    })
+    return pa.table(
+        {
+            "pair_id": pa.array([scan.ref.item_id(int(row)) for row in keep], pa.string()),
+            "subset": pa.nulls(len(keep), pa.string()).fill_null(scan.ref.subset),
+            "split": pa.nulls(len(keep), pa.string()).fill_null(scan.ref.split),
+            "qry_text": column["qry"],
+            "qry_image": column["qry_image_path"],
+            "pos_text": column["pos_text"],
+            "pos_image": column["pos_image_path"],
+            "neg_text": column["neg_text"],
+            "neg_image": column["neg_image_path"],
+        }
+    )
 
 
 def read_mmeb_train(

@@ -82,8 +82,9 @@ class RewriteFile:
         known = {spelling_key(name) for name in [*present, *MMEB_DATASETS]}
         absent = [name for name in self.rules if spelling_key(name) not in known]
         if absent:
-            raise RewriteError(f"{setting}: {self.path}: dataset {', '.join(absent)} not present "
-                               f"(present: {', '.join(present)})")
+            raise RewriteError(
+                f"{setting}: {self.path}: dataset {', '.join(absent)} not present (present: {', '.join(present)})"
+            )
 
     def record(self) -> dict:
         return {"path": self.path, "sha256": self.sha256}

@@ -139,5 +139,5 @@ def _image_issues(values: pa.Array, column: Column, ref: FileRef, images: ImageC
     rows, first = np.unique(parents[hits], return_index=True)
     return [
         ref.issue(int(row), column.name, f"candidate {int(pos - starts[row])}: {bad[paths[int(pos)].as_py()]}")
-        for row, pos in zip(rows, hits[first])
+        for row, pos in zip(rows, hits[first], strict=True)
     ]

@@ -5,7 +5,7 @@ the pooled position). Such texts are refused with a count per dataset, before an
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from rge_core.data.issues import DataError
 from rge_core.model.special_tokens import EMB_TOKEN, QWEN_SPECIAL_TOKENS
@@ -24,5 +24,7 @@ def check_no_special_tokens(texts: Iterable[tuple[str, str, int, str]], where: s
             first.setdefault(dataset, f"row {row} {field} has {' '.join(found)}")
     if counts:
         listed = "; ".join(f"{dataset}: {n} texts (first: {first[dataset]})" for dataset, n in sorted(counts.items()))
-        raise DataError(f"{where}: texts contain the model's special tokens, which the chat template would read "
-                        f"as markers: {listed}")
+        raise DataError(
+            f"{where}: texts contain the model's special tokens, which the chat template would read "
+            f"as markers: {listed}"
+        )

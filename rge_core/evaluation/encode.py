@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -54,8 +54,13 @@ class EncodeSettings:
 def _save(path: Path, encoded: Encoded) -> None:
     buffer = io.BytesIO()
     # Texts as a fixed-width unicode array, so a chunk loads without unpickling anything.
-    np.savez(buffer, embeddings=encoded.embeddings, rationales=np.array(encoded.rationales, dtype=str),
-             num_tokens=np.array(encoded.num_tokens), hit_budget=np.array(encoded.hit_budget))
+    np.savez(
+        buffer,
+        embeddings=encoded.embeddings,
+        rationales=np.array(encoded.rationales, dtype=str),
+        num_tokens=np.array(encoded.num_tokens),
+        hit_budget=np.array(encoded.hit_budget),
+    )
     atomic_write_bytes(str(path), buffer.getvalue())
 
 
@@ -64,8 +69,12 @@ def _load(path: Path, rows: int) -> Encoded | None:
     writes are atomic), so that it is encoded (again)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            encoded = Encoded(data["embeddings"], data["rationales"].tolist(), data["num_tokens"].tolist(),
-                              data["hit_budget"].tolist())
+            encoded = Encoded(
+                data["embeddings"],
+                data["rationales"].tolist(),
+                data["num_tokens"].tolist(),
+                data["hit_budget"].tolist(),
+            )
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
     return encoded if len(encoded.embeddings) == rows == len(encoded.rationales) else None
@@ -103,6 +112,7 @@ def _chunks(cache: Path, name: str, items: Sequence, chunk_size: int) -> list[tu
 
 def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:
     """Rationales with transformers' batched generate (the model's own weights; greedy for eval)."""
+
     def generate(queries: Sequence[Query]) -> RationaleBatch:
         lengths = None
         if settings.sort_by_length:
@@ -110,7 +120,7 @@ def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:
 
         def run(batch: list[Query]):
             out = rge.generate_rationales(batch, settings.max_new_tokens, Sampling(settings.decoding))
-            return zip(out.texts, out.num_tokens, out.hit_budget)
+            return zip(out.texts, out.num_tokens, out.hit_budget, strict=True)
 
         rows = in_batches(list(queries), settings.batch_size, run, lengths)
         return RationaleBatch([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
@@ -144,7 +154,7 @@ class Encoder:
         def run(batch: list[tuple[str, object]]):
             return rge.embed_prompts([p for p, _ in batch], [i for _, i in batch]).cpu().float().unbind(0)
 
-        rows = in_batches(list(zip(prompts, images)), self.settings.batch_size, run, lengths)
+        rows = in_batches(list(zip(prompts, images, strict=True)), self.settings.batch_size, run, lengths)
         return torch.stack(rows).numpy().astype(np.float32)
 
     @torch.inference_mode()
@@ -156,7 +166,7 @@ class Encoder:
             rationales = generated.texts
         else:
             generated, rationales = RationaleBatch([""] * n, [0] * n, [False] * n), [None] * n
-        prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales)]
+        prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales, strict=True)]
         vectors = self._embed(rge, prompts, [q.image for q in queries])
         return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.hit_budget))
 

@@ -13,17 +13,68 @@ CATEGORIES = ("classification", "vqa", "retrieval", "grounding")
 SPLITS = ("IND", "OOD")
 
 _BY_CATEGORY = {
-    "classification": ("ImageNet-1K", "N24News", "HatefulMemes", "VOC2007", "SUN397", "Place365", "ImageNet-A",
-                       "ImageNet-R", "ObjectNet", "Country211"),
-    "vqa": ("OK-VQA", "A-OKVQA", "DocVQA", "InfographicsVQA", "ChartQA", "Visual7W", "ScienceQA", "VizWiz", "GQA",
-            "TextVQA"),
-    "retrieval": ("VisDial", "CIRR", "VisualNews_t2i", "VisualNews_i2t", "MSCOCO_t2i", "MSCOCO_i2t", "NIGHTS",
-                  "WebQA", "FashionIQ", "Wiki-SS-NQ", "OVEN", "EDIS"),
+    "classification": (
+        "ImageNet-1K",
+        "N24News",
+        "HatefulMemes",
+        "VOC2007",
+        "SUN397",
+        "Place365",
+        "ImageNet-A",
+        "ImageNet-R",
+        "ObjectNet",
+        "Country211",
+    ),
+    "vqa": (
+        "OK-VQA",
+        "A-OKVQA",
+        "DocVQA",
+        "InfographicsVQA",
+        "ChartQA",
+        "Visual7W",
+        "ScienceQA",
+        "VizWiz",
+        "GQA",
+        "TextVQA",
+    ),
+    "retrieval": (
+        "VisDial",
+        "CIRR",
+        "VisualNews_t2i",
+        "VisualNews_i2t",
+        "MSCOCO_t2i",
+        "MSCOCO_i2t",
+        "NIGHTS",
+        "WebQA",
+        "FashionIQ",
+        "Wiki-SS-NQ",
+        "OVEN",
+        "EDIS",
+    ),
     "grounding": ("MSCOCO", "RefCOCO", "RefCOCO-Matching", "Visual7W-Pointing"),
 }
-_IND = {"ImageNet-1K", "N24News", "HatefulMemes", "SUN397", "VOC2007", "InfographicsVQA", "ChartQA", "A-OKVQA",
-        "DocVQA", "OK-VQA", "Visual7W", "VisDial", "CIRR", "NIGHTS", "WebQA", "VisualNews_i2t", "VisualNews_t2i",
-        "MSCOCO_i2t", "MSCOCO_t2i", "MSCOCO"}
+_IND = {
+    "ImageNet-1K",
+    "N24News",
+    "HatefulMemes",
+    "SUN397",
+    "VOC2007",
+    "InfographicsVQA",
+    "ChartQA",
+    "A-OKVQA",
+    "DocVQA",
+    "OK-VQA",
+    "Visual7W",
+    "VisDial",
+    "CIRR",
+    "NIGHTS",
+    "WebQA",
+    "VisualNews_i2t",
+    "VisualNews_t2i",
+    "MSCOCO_i2t",
+    "MSCOCO_t2i",
+    "MSCOCO",
+}
 
 # name -> (category, split), in the paper's table order.
 MMEB_DATASETS: dict[str, tuple[str, str]] = {
@@ -33,8 +84,15 @@ MMEB_DATASETS: dict[str, tuple[str, str]] = {
 # Published MMEB-V1 numbers (percent). RGE-3B: Qwen2.5-VL-3B + LoRA/DoRA, arXiv 2511.16150; its eval used the
 # reference code's rewritten instructions. The baseline is the same model trained without reasoning.
 PUBLISHED: dict[str, dict[str, float]] = {
-    "RGE-3B (published)": {"overall": 70.1, "classification": 64.4, "vqa": 67.8, "retrieval": 70.2,
-                           "grounding": 90.1, "IND": 75.3, "OOD": 63.7},
+    "RGE-3B (published)": {
+        "overall": 70.1,
+        "classification": 64.4,
+        "vqa": 67.8,
+        "retrieval": 70.2,
+        "grounding": 90.1,
+        "IND": 75.3,
+        "OOD": 63.7,
+    },
     "Baseline, no reasoning (published)": {"overall": 65.2},
 }
 # sha256 of the RGE release's eval rewrite files (github.com/MCG-NJU/RGE at 6074444, src/; its
@@ -46,8 +104,16 @@ RELEASE_REWRITES = {
 }
 # Overall MMEB-V1 scores (percent) of peer embedders.
 PEERS: dict[str, float] = {
-    "VLM2Vec-2B": 59.3, "VLM2Vec-7B": 65.8, "MoCa-3B": 67.5, "B3-2B": 68.1, "RGE-3B": 70.1, "UniME-7B": 70.7,
-    "MoCa-7B": 71.5, "B3-7B": 72.0, "QQMM-8B": 72.2, "Think-Then-Embed (72B reasoner)": 78.5,
+    "VLM2Vec-2B": 59.3,
+    "VLM2Vec-7B": 65.8,
+    "MoCa-3B": 67.5,
+    "B3-2B": 68.1,
+    "RGE-3B": 70.1,
+    "UniME-7B": 70.7,
+    "MoCa-7B": 71.5,
+    "B3-7B": 72.0,
+    "QQMM-8B": 72.2,
+    "Think-Then-Embed (72B reasoner)": 78.5,
 }
 
 

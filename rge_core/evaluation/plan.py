@@ -40,8 +40,10 @@ class EvalPlan:
     placement: Placement  # of this process (shard processes resolve their own device alike)
 
     def rewrite_records(self) -> dict[str, dict | None]:
-        return {side: (rewrites.record() if rewrites else None)
-                for side, rewrites in (("query", self.query_rewrites), ("candidate", self.candidate_rewrites))}
+        return {
+            side: (rewrites.record() if rewrites else None)
+            for side, rewrites in (("query", self.query_rewrites), ("candidate", self.candidate_rewrites))
+        }
 
 
 def _model(config: Config, store: ArtifactStore, inputs: dict) -> tuple[str | None, Path]:
@@ -54,8 +56,10 @@ def _model(config: Config, store: ArtifactStore, inputs: dict) -> tuple[str | No
         raise EvalSettingError(f"eval.model: no complete artifact {chosen} under {store.root}")
     folder = Path(chosen).resolve()
     if not (folder / "config.json").is_file():
-        raise EvalSettingError(f"eval.model: {chosen} is neither a complete model artifact under {store.root} "
-                               "nor a checkpoint folder (no config.json)")
+        raise EvalSettingError(
+            f"eval.model: {chosen} is neither a complete model artifact under {store.root} "
+            "nor a checkpoint folder (no config.json)"
+        )
     return None, folder
 
 
@@ -89,11 +93,14 @@ def _categories(config: Config, present: list[str], synthetic: dict[str, str]) -
     chosen = config.eval.categories
     for name, category in chosen.items():
         if canonical_name(name) is not None:
-            raise EvalSettingError(f"eval.categories: {name} is an MMEB-V1 dataset; its category is "
-                                   f"{MMEB_DATASETS[canonical_name(name)][0]} and cannot be changed")
+            raise EvalSettingError(
+                f"eval.categories: {name} is an MMEB-V1 dataset; its category is "
+                f"{MMEB_DATASETS[canonical_name(name)][0]} and cannot be changed"
+            )
         if name not in present:
             raise EvalSettingError(
-                f"eval.categories: {name} is not a dataset of this evaluation ({', '.join(present)})")
+                f"eval.categories: {name} is not a dataset of this evaluation ({', '.join(present)})"
+            )
         if not category.strip():
             raise EvalSettingError(f"eval.categories: {name} has an empty category")
     return {**synthetic, **chosen}
@@ -112,11 +119,13 @@ def _check_run(config: Config) -> None:
     """How the evaluation runs, where settings depend on each other (single values are checked at load)."""
     ev = config.eval
     if ev.nnodes > 1 and ev.launcher != "slurm":
-        raise EvalSettingError(f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm "
-                               "(shards on one node otherwise)")
+        raise EvalSettingError(
+            f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm (shards on one node otherwise)"
+        )
     if ev.nnodes > 1 and not ev.master_port:
-        raise EvalSettingError("eval.master_port: set it for a multi-node evaluation "
-                               "(the rendezvous port on the first node)")
+        raise EvalSettingError(
+            "eval.master_port: set it for a multi-node evaluation (the rendezvous port on the first node)"
+        )
 
 
 def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> EvalPlan:

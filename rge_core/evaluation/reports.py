@@ -10,12 +10,30 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from rge_core.evaluation.mmeb import (CATEGORIES, MMEB_DATASETS, PEERS, PUBLISHED, RELEASE_REWRITES, SPLITS,
-                                     canonical_name, dataset_info, missing_datasets)
+from rge_core.evaluation.mmeb import (
+    CATEGORIES,
+    MMEB_DATASETS,
+    PEERS,
+    PUBLISHED,
+    RELEASE_REWRITES,
+    SPLITS,
+    canonical_name,
+    dataset_info,
+    missing_datasets,
+)
 from rge_core.evaluation.scoring import METRICS, Scores, aggregate, score_matrix
 
-LABELS = {"precision@1": "P@1", "hit@5": "Hit@5", "mrr": "MRR", "ndcg@5": "NDCG@5", "overall": "Overall",
-          "classification": "Classification", "vqa": "VQA", "retrieval": "Retrieval", "grounding": "Grounding"}
+LABELS = {
+    "precision@1": "P@1",
+    "hit@5": "Hit@5",
+    "mrr": "MRR",
+    "ndcg@5": "NDCG@5",
+    "overall": "Overall",
+    "classification": "Classification",
+    "vqa": "VQA",
+    "retrieval": "Retrieval",
+    "grounding": "Grounding",
+}
 _DASH = "–"
 
 
@@ -32,8 +50,14 @@ class DatasetResult:
     gt_copy_rows: int = 0
 
     @classmethod
-    def from_scores(cls, name: str, scores: Scores, budget_hits: int = 0,
-                    extra: Mapping[str, str] | None = None, gt_copy_rows: int = 0) -> DatasetResult:
+    def from_scores(
+        cls,
+        name: str,
+        scores: Scores,
+        budget_hits: int = 0,
+        extra: Mapping[str, str] | None = None,
+        gt_copy_rows: int = 0,
+    ) -> DatasetResult:
         _, category, split = dataset_info(name, extra)
         return cls(category, split, len(scores), score_matrix(scores), budget_hits, gt_copy_rows)
 
@@ -85,8 +109,11 @@ def _order(names: Sequence[str]) -> list[str]:
 
 
 def _aggregate_rows(aggregates: Mapping[str, dict]) -> list[list[str]]:
-    return [[LABELS.get(group, group), str(g["num_datasets"]), *(_pct(g["metrics"][m]) for m in METRICS)]
-            for group, g in aggregates.items() if g["num_datasets"]]
+    return [
+        [LABELS.get(group, group), str(g["num_datasets"]), *(_pct(g["metrics"][m]) for m in METRICS)]
+        for group, g in aggregates.items()
+        if g["num_datasets"]
+    ]
 
 
 def summary_markdown(results: EvalResults) -> str:
@@ -95,13 +122,34 @@ def summary_markdown(results: EvalResults) -> str:
     for name in _order(list(results.datasets)):
         r = results.datasets[name]
         share = 100 * r.budget_hits / r.num_queries if r.num_queries else 0.0
-        rows.append([name, r.category, r.split or _DASH, str(r.num_queries),
-                     *(_pct(r.metrics[m]) for m in METRICS), f"{r.budget_hits} ({share:.1f}%)", str(r.gt_copy_rows)])
-    parts = ["## Per-dataset scores (%)",
-             _table(["Dataset", "Category", "Split", "Queries", *(LABELS[m] for m in METRICS), "Budget hits",
-                     "Rows with GT copies"], rows),
-             "## Aggregates (unweighted means over datasets, %)",
-             _table(["Group", "Datasets", *(LABELS[m] for m in METRICS)], _aggregate_rows(results.aggregates()))]
+        rows.append(
+            [
+                name,
+                r.category,
+                r.split or _DASH,
+                str(r.num_queries),
+                *(_pct(r.metrics[m]) for m in METRICS),
+                f"{r.budget_hits} ({share:.1f}%)",
+                str(r.gt_copy_rows),
+            ]
+        )
+    parts = [
+        "## Per-dataset scores (%)",
+        _table(
+            [
+                "Dataset",
+                "Category",
+                "Split",
+                "Queries",
+                *(LABELS[m] for m in METRICS),
+                "Budget hits",
+                "Rows with GT copies",
+            ],
+            rows,
+        ),
+        "## Aggregates (unweighted means over datasets, %)",
+        _table(["Group", "Datasets", *(LABELS[m] for m in METRICS)], _aggregate_rows(results.aggregates())),
+    ]
     missing = _missing_note(results.datasets)
     return "\n\n".join(parts + ([missing] if missing else [])) + "\n"
 
@@ -118,17 +166,28 @@ def summary_csv(results: EvalResults) -> str:
     """One row per dataset; metrics in percent with one decimal."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["dataset", "category", "split", "num_queries", *(f"{m} (%)" for m in METRICS), "budget_hits",
-                     "gt_copy_rows"])
+    writer.writerow(
+        ["dataset", "category", "split", "num_queries", *(f"{m} (%)" for m in METRICS), "budget_hits", "gt_copy_rows"]
+    )
     for name in _order(list(results.datasets)):
         r = results.datasets[name]
-        writer.writerow([name, r.category, r.split, r.num_queries, *(_pct(r.metrics[m]) for m in METRICS),
-                         r.budget_hits, r.gt_copy_rows])
+        writer.writerow(
+            [
+                name,
+                r.category,
+                r.split,
+                r.num_queries,
+                *(_pct(r.metrics[m]) for m in METRICS),
+                r.budget_hits,
+                r.gt_copy_rows,
+            ]
+        )
     return out.getvalue()
 
 
-def diff_markdown(a: EvalResults, b: EvalResults, name_a: str, name_b: str,
-                  metrics: Sequence[str] = ("precision@1",)) -> str:
+def diff_markdown(
+    a: EvalResults, b: EvalResults, name_a: str, name_b: str, metrics: Sequence[str] = ("precision@1",)
+) -> str:
     """Run `a` next to run `b`, per dataset and per aggregate, with deltas b - a in points. Aggregates are taken
     over the datasets both runs have, so they compare like with like."""
     by_a = {_key(n): r for n, r in a.datasets.items()}
@@ -150,11 +209,17 @@ def diff_markdown(a: EvalResults, b: EvalResults, name_a: str, name_b: str,
     categories = {n: by_a[n].category for n in common}
     agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}
     agg_b = aggregate({n: by_b[n].metrics for n in common}, categories) if common else {}
-    agg_rows = [[LABELS.get(group, group), str(g["num_datasets"]), *side_by_side(g["metrics"], agg_b[group]["metrics"])]
-                for group, g in agg_a.items() if g["num_datasets"]]
-    parts = [f"## {name_a} vs {name_b}: per dataset (%)", _table(["Dataset", "Category", *header], rows),
-             f"## Aggregates over the {len(common)} datasets in both runs (%)",
-             _table(["Group", "Datasets", *header], agg_rows)]
+    agg_rows = [
+        [LABELS.get(group, group), str(g["num_datasets"]), *side_by_side(g["metrics"], agg_b[group]["metrics"])]
+        for group, g in agg_a.items()
+        if g["num_datasets"]
+    ]
+    parts = [
+        f"## {name_a} vs {name_b}: per dataset (%)",
+        _table(["Dataset", "Category", *header], rows),
+        f"## Aggregates over the {len(common)} datasets in both runs (%)",
+        _table(["Group", "Datasets", *header], agg_rows),
+    ]
     for label, only in ((name_a, by_a.keys() - by_b.keys()), (name_b, by_b.keys() - by_a.keys())):
         if only:
             parts.append(f"Only in {label} (left out of the aggregates): {', '.join(_order(list(only)))}.")
@@ -170,12 +235,16 @@ def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:
             used.append(f"{label}: the release's {name}")
             continue
         release = False
-        used.append(f"{label}: MMEB's own texts" if record is None else f"{label}: {record['path']} (not the release's {name})")
+        used.append(
+            f"{label}: MMEB's own texts" if record is None else f"{label}: {record['path']} (not the release's {name})"
+        )
     files = " and ".join(f"`{name}`" for name, _ in RELEASE_REWRITES.values())
-    return release, (f"Texts of this run: {'; '.join(used)}. The published RGE-3B numbers were measured with the "
-                     f"RGE release's rewrite files ({files}, passed as eval.query_rewrites and "
-                     "eval.candidate_rewrites): a run is comparable with them only with those files, on all 36 "
-                     "datasets.")
+    return release, (
+        f"Texts of this run: {'; '.join(used)}. The published RGE-3B numbers were measured with the "
+        f"RGE release's rewrite files ({files}, passed as eval.query_rewrites and "
+        "eval.candidate_rewrites): a run is comparable with them only with those files, on all 36 "
+        "datasets."
+    )
 
 
 def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]) -> str:
@@ -198,13 +267,23 @@ def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapp
         ours = _pct(aggregates[group]["metrics"]["precision@1"]) if n else _DASH
         if not (release_texts and only_mmeb and n == expected[group]):
             ours, partial = f"{ours}*", True
-        rows.append([LABELS.get(group, group), f"{n}/{expected[group]}", ours,
-                     *(f"{reference[group]:.1f}" if group in reference else _DASH for reference in PUBLISHED.values())])
-    parts = ["## Comparison with published MMEB-V1 results (Precision@1, %)",
-             _table(["Group", "Datasets", "Ours", *PUBLISHED], rows)]
+        rows.append(
+            [
+                LABELS.get(group, group),
+                f"{n}/{expected[group]}",
+                ours,
+                *(f"{reference[group]:.1f}" if group in reference else _DASH for reference in PUBLISHED.values()),
+            ]
+        )
+    parts = [
+        "## Comparison with published MMEB-V1 results (Precision@1, %)",
+        _table(["Group", "Datasets", "Ours", *PUBLISHED], rows),
+    ]
     if partial:
-        parts.append("\\* Not comparable: the run did not use the release's rewrite files, or the group does not "
-                     "hold exactly its MMEB-V1 datasets (some are missing, or non-MMEB datasets are included).")
+        parts.append(
+            "\\* Not comparable: the run did not use the release's rewrite files, or the group does not "
+            "hold exactly its MMEB-V1 datasets (some are missing, or non-MMEB datasets are included)."
+        )
     parts.append(texts_note)
     parts.append("Peers (overall): " + ", ".join(f"{name} {score:.1f}" for name, score in PEERS.items()) + ".")
     return "\n\n".join(parts) + "\n"

@@ -22,7 +22,7 @@ from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import Config
 from rge_core.data.rewrites import load_rewrites
-from rge_core.evaluation.encode import EncodeSettings, Encoder, chunk_count, hf_rationales
+from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count, hf_rationales
 from rge_core.evaluation.work import DatasetWork, dataset_work
 from rge_core.model.decoding import Decoding
 from rge_core.model.placement import pin_local_gpu, placement_of
@@ -69,8 +69,10 @@ def dataset_works(job: EvalJob, changed: dict | None = None) -> list[DatasetWork
     items = read_mmeb_eval(Path(job.folder), job.datasets, Path(job.image_root))
     query_rewrites = load_rewrites(ev.query_rewrites, "eval.query_rewrites")
     candidate_rewrites = load_rewrites(ev.candidate_rewrites, "eval.candidate_rewrites")
-    return [dataset_work(items, name, Path(job.image_root), query_rewrites, candidate_rewrites, changed)
-            for name in job.datasets]
+    return [
+        dataset_work(items, name, Path(job.image_root), query_rewrites, candidate_rewrites, changed)
+        for name in job.datasets
+    ]
 
 
 def encoder(job: EvalJob) -> Encoder:
@@ -102,8 +104,12 @@ def encode_share(job: EvalJob, rank: int, world: int) -> int:
     """Encode this process's chunks (every `world`-th of the whole evaluation, from `rank`); returns how many
     were not cached yet."""
     works, chunk_size = dataset_works(job), job.config.eval.chunk_size
-    tasks = [(work, side, index) for work in works for side in SIDES
-             for index in range(chunk_count(items_of(work, side), chunk_size))]
+    tasks = [
+        (work, side, index)
+        for work in works
+        for side in SIDES
+        for index in range(chunk_count(items_of(work, side), chunk_size))
+    ]
     enc, fresh = encoder(job), 0
     try:
         # One call per dataset side with all of this process's chunks of it (the chunk list is built once).

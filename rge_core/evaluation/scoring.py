@@ -70,8 +70,9 @@ def score_matrix(scores: Scores) -> dict[str, float]:
     return metrics_from_ranks(gt_ranks(scores))
 
 
-def aggregate(per_dataset: Mapping[str, Mapping[str, float]],
-              extra: Mapping[str, str] | None = None) -> dict[str, dict]:
+def aggregate(
+    per_dataset: Mapping[str, Mapping[str, float]], extra: Mapping[str, str] | None = None
+) -> dict[str, dict]:
     """Unweighted means over the datasets present, per group: "overall", each category (MMEB's four, then any
     other category from `extra`), "IND" and "OOD". Each group is {"num_datasets": n, "metrics": {name: mean}};
     metrics is {} for a group without datasets. `extra` maps non-MMEB datasets to their category."""
@@ -90,7 +91,8 @@ def aggregate(per_dataset: Mapping[str, Mapping[str, float]],
         group: {
             "num_datasets": len(members[group]),
             "metrics": {m: float(np.mean([per_dataset[n][m] for n in members[group]])) for m in METRICS}
-            if members[group] else {},
+            if members[group]
+            else {},
         }
         for group in order
     }

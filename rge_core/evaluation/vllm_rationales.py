@@ -9,7 +9,7 @@ are cut and decoded exactly as the transformers path does (`rationales_from_toke
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rge_core.config.schema import Config
 from rge_core.evaluation.encode import EncodeSettings

@@ -38,8 +38,14 @@ def _rewrite(rewrites: RewriteFile | None, dataset: str, text: str, changed: Cou
     return rewritten
 
 
-def dataset_work(items: pa.Table, dataset: str, image_root: Path, query_rewrites: RewriteFile | None,
-                 candidate_rewrites: RewriteFile | None, changed: dict[str, Counter] | None = None) -> DatasetWork:
+def dataset_work(
+    items: pa.Table,
+    dataset: str,
+    image_root: Path,
+    query_rewrites: RewriteFile | None,
+    candidate_rewrites: RewriteFile | None,
+    changed: dict[str, Counter] | None = None,
+) -> DatasetWork:
     """`changed` (optional): per side ("query", "candidate"), the texts each dataset's rules changed."""
     changed = changed if changed is not None else {"query": Counter(), "candidate": Counter()}
 
@@ -47,19 +53,26 @@ def dataset_work(items: pa.Table, dataset: str, image_root: Path, query_rewrites
         return image_root / rel if rel else None
 
     rows = items.filter(pc.equal(items.column("dataset"), dataset)).to_pylist()
-    queries = [Query(_rewrite(query_rewrites, dataset, r["qry_text"], changed["query"]), image(r["qry_image"]))
-               for r in rows]
+    queries = [
+        Query(_rewrite(query_rewrites, dataset, r["qry_text"], changed["query"]), image(r["qry_image"])) for r in rows
+    ]
     unique: dict[tuple[str, str], int] = {}
     candidate_index, gt_copy_rows, references = [], 0, 0
     for r in rows:
-        keys = [(_rewrite(candidate_rewrites, dataset, t, changed["candidate"]), i)
-                for t, i in zip(r["tgt_text"], r["tgt_image"])]
+        keys = [
+            (_rewrite(candidate_rewrites, dataset, t, changed["candidate"]), i)
+            for t, i in zip(r["tgt_text"], r["tgt_image"], strict=True)
+        ]
         kept = distinct_from_gt(keys)
         gt_copy_rows += len(kept) < len(keys)
         references += len(keys)
         candidate_index.append([unique.setdefault(keys[k], len(unique)) for k in kept])
     targets = [Target(text, image(img)) for text, img in unique]
     check_no_special_tokens(
-        [*((dataset, "qry_text", row, q.text) for row, q in enumerate(queries)),
-         *((dataset, "tgt_text", row, t) for row, r in enumerate(rows) for t in r["tgt_text"])], "eval.data")
+        [
+            *((dataset, "qry_text", row, q.text) for row, q in enumerate(queries)),
+            *((dataset, "tgt_text", row, t) for row, r in enumerate(rows) for t in r["tgt_text"]),
+        ],
+        "eval.data",
+    )
     return DatasetWork(dataset, rows, queries, targets, candidate_index, gt_copy_rows, references)

@@ -10,8 +10,9 @@ Results come back in the order of the requests, one per request.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from rge_core.config.schema import SamplingConfig
 

@@ -7,7 +7,8 @@ each engine's processor then expands `<|image_pad|>` to the image's patch count.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from PIL import Image
 

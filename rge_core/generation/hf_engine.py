@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import AutoModelForImageTextToText
@@ -39,7 +39,11 @@ def batch_seed(seeds: Sequence[int]) -> int:
 
 class TransformersGenerator:
     def __init__(
-        self, model: str, placement: Placement | None = None, batch_size: int = 16, min_pixels: int = 0,
+        self,
+        model: str,
+        placement: Placement | None = None,
+        batch_size: int = 16,
+        min_pixels: int = 0,
         max_pixels: int = 0,
     ):
         self.name = str(model)
@@ -51,7 +55,9 @@ class TransformersGenerator:
         self.tokenizer.padding_side = "left"  # generated tokens must follow every prompt directly
         self.eos_id = self.tokenizer.eos_token_id  # `<|im_end|>` on Qwen chat checkpoints: end of the turn
         self.model = AutoModelForImageTextToText.from_pretrained(
-            self.name, dtype=placement.dtype, attn_implementation=placement.attn_implementation,
+            self.name,
+            dtype=placement.dtype,
+            attn_implementation=placement.attn_implementation,
             **load_location(placement.device),
         ).eval()
 
@@ -95,7 +101,7 @@ class TransformersGenerator:
             )
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        return [self._result(request, row, n) for request, row, n in zip(batch, new_tokens, prompt_tokens)]
+        return [self._result(request, row, n) for request, row, n in zip(batch, new_tokens, prompt_tokens, strict=True)]
 
     def _result(self, request: GenerationRequest, row: list[int], prompt_tokens: int) -> GenerationResult:
         # Rows that ended early are padded after their end-of-turn token; cut there.

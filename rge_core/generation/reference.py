@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 

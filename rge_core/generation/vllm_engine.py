@@ -18,7 +18,7 @@ engine core in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, starts in seconds) a
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import MAX_IMAGES, GenerationRequest, GenerationResult
@@ -102,7 +102,7 @@ class VLLMGenerator:
             )
         outputs = self.llm.generate(prompts, params, use_tqdm=False)  # returned in input order
         results = []
-        for request, output in zip(requests, outputs):
+        for request, output in zip(requests, outputs, strict=True):
             completion = output.outputs[0]
             results.append(
                 GenerationResult(

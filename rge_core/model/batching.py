@@ -8,7 +8,8 @@ pad tokens per batch; each item's result is the same up to float rounding.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -33,16 +34,17 @@ def image_tokens(rge: RGEModel, image) -> int:
 
 def prompt_lengths(rge: RGEModel, prompts: Sequence[str], images: Sequence) -> list[int]:
     tokens = rge.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-    return [len(ids) + image_tokens(rge, image) for ids, image in zip(tokens, images)]
+    return [len(ids) + image_tokens(rge, image) for ids, image in zip(tokens, images, strict=True)]
 
 
-def in_batches(items: Sequence, batch_size: int, run: Callable[[list], Iterable], lengths: Sequence[int] | None = None
-               ) -> list:
+def in_batches(
+    items: Sequence, batch_size: int, run: Callable[[list], Iterable], lengths: Sequence[int] | None = None
+) -> list:
     """`run` over batches of `items` (by ascending `lengths` when given); per-item results in the items' order."""
     order = sorted(range(len(items)), key=lambda i: lengths[i]) if lengths is not None else list(range(len(items)))
     results: list = [None] * len(items)
     for start in range(0, len(order), batch_size):
         picked = order[start : start + batch_size]
-        for index, result in zip(picked, run([items[i] for i in picked])):
+        for index, result in zip(picked, run([items[i] for i in picked]), strict=True):
             results[index] = result
     return results

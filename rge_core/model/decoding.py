@@ -31,6 +31,10 @@ def generate_kwargs(decoding: Decoding) -> dict:
     if decoding.greedy:
         sampling = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50}
     else:
-        sampling = {"do_sample": True, "temperature": decoding.temperature, "top_p": decoding.top_p,
-                    "top_k": decoding.top_k}
+        sampling = {
+            "do_sample": True,
+            "temperature": decoding.temperature,
+            "top_p": decoding.top_p,
+            "top_k": decoding.top_k,
+        }
     return {**sampling, "repetition_penalty": decoding.repetition_penalty}

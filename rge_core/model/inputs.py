@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 from PIL import Image
 
 from rge_core.model.special_tokens import EMB_TOKEN, MMEB_IMAGE_PLACEHOLDER, QWEN_IMAGE_TOKENS
 
-ImageLike = Union[Image.Image, str, Path, None]
+ImageLike = Image.Image | str | Path | None
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,9 @@ def resolve_device(setting: str, rank: int | None = None) -> torch.device:
         if not str(index).isdigit():
             raise PlacementError(f"model.device: {setting!r} is not auto, cpu, cuda or cuda:N")
         if not gpus:
-            raise PlacementError(f"model.device: {setting} asked for, but this machine has no CUDA GPU "
-                                 "(use auto or cpu)")
+            raise PlacementError(
+                f"model.device: {setting} asked for, but this machine has no CUDA GPU (use auto or cpu)"
+            )
         if int(index) >= gpus:
             raise PlacementError(f"model.device: {setting} asked for, but this machine has {gpus} GPU(s)")
         return torch.device("cuda", int(index))
@@ -95,21 +96,30 @@ def resolve_attention(setting: str, device: torch.device) -> str:
     if setting == "auto":
         return "flash_attention_2" if device.type == "cuda" and flash_attention_installed() else "sdpa"
     if setting == "flash_attention_2" and (device.type != "cuda" or not flash_attention_installed()):
-        raise PlacementError("model.attn_implementation: flash_attention_2 needs a CUDA device and the flash-attn "
-                             "package (use sdpa or auto)")
+        raise PlacementError(
+            "model.attn_implementation: flash_attention_2 needs a CUDA device and the flash-attn "
+            "package (use sdpa or auto)"
+        )
     return setting
 
 
-def resolve_placement(device: str = "auto", dtype: str = "auto", attn_implementation: str = "sdpa",
-                      rank: int | None = None, dtype_setting: str = "model.dtype") -> Placement:
+def resolve_placement(
+    device: str = "auto",
+    dtype: str = "auto",
+    attn_implementation: str = "sdpa",
+    rank: int | None = None,
+    dtype_setting: str = "model.dtype",
+) -> Placement:
     """The placement of one process (`rank`: its local rank, default LOCAL_RANK); `dtype_setting` names
     the setting `dtype` came from, for errors."""
     where = resolve_device(device, rank)
-    placement = Placement(where, resolve_dtype(dtype, where, dtype_setting),
-                          resolve_attention(attn_implementation, where))
+    placement = Placement(
+        where, resolve_dtype(dtype, where, dtype_setting), resolve_attention(attn_implementation, where)
+    )
     if placement.attn_implementation == "flash_attention_2" and placement.dtype == torch.float32:
-        raise PlacementError("model.attn_implementation: flash_attention_2 runs in bfloat16 or float16, not "
-                             f"{dtype_setting} float32")
+        raise PlacementError(
+            f"model.attn_implementation: flash_attention_2 runs in bfloat16 or float16, not {dtype_setting} float32"
+        )
     return placement
 
 

@@ -31,8 +31,10 @@ def load_processor(path: str, min_pixels: int = 0, max_pixels: int = 0) -> Any:
         raise ValueError(f"{path}: model.min_pixels / max_pixels are set but the checkpoint has no image processor")
     # transformers 5 reads the bounds from the image processor's `size` (per-call pixel kwargs are deprecated);
     # a bound left at 0 keeps the checkpoint's own.
-    size = {"shortest_edge": bounds.get("min_pixels", image_processor.size.shortest_edge),
-            "longest_edge": bounds.get("max_pixels", image_processor.size.longest_edge)}
+    size = {
+        "shortest_edge": bounds.get("min_pixels", image_processor.size.shortest_edge),
+        "longest_edge": bounds.get("max_pixels", image_processor.size.longest_edge),
+    }
     return AutoProcessor.from_pretrained(path, size=size)
 
 

@@ -1,15 +1,15 @@
 """The one model wrapper every stage uses: any Qwen2-VL-family checkpoint as an RGE embedder.
 
-    model = RGEModel.load("path/to/checkpoint")          # a tiny folder or e.g. Qwen2.5-VL-3B-Instruct
-    rationales = model.generate_rationales(queries, max_new_tokens=128)
-    q = model.embed_queries(queries, [r.text for r in rationales])
-    t = model.embed_targets(targets)                     # both L2-normalised, [batch, hidden]
+model = RGEModel.load("path/to/checkpoint")          # a tiny folder or e.g. Qwen2.5-VL-3B-Instruct
+rationales = model.generate_rationales(queries, max_new_tokens=128)
+q = model.embed_queries(queries, [r.text for r in rationales])
+t = model.embed_targets(targets)                     # both L2-normalised, [batch, hidden]
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from PIL import Image
@@ -66,9 +66,7 @@ class RGEModel:
         self.chat_template = chat_template_of(processor)
 
     @classmethod
-    def load(
-        cls, path: str, placement: Placement | None = None, min_pixels: int = 0, max_pixels: int = 0
-    ) -> RGEModel:
+    def load(cls, path: str, placement: Placement | None = None, min_pixels: int = 0, max_pixels: int = 0) -> RGEModel:
         """Load straight onto `placement`'s device in its dtype (default: the CPU in float32, sdpa).
         `min_pixels` / `max_pixels`: the image resolution bounds (model.min_pixels / max_pixels; 0 keeps
         the checkpoint's). Inside `partitioned_loading` (rge_core/training/setup.py) under ZeRO-3 the weights load
@@ -76,7 +74,9 @@ class RGEModel:
         placement = placement or resolve_placement("cpu", "float32")
         processor = load_processor(path, min_pixels, max_pixels)
         model = AutoModelForImageTextToText.from_pretrained(
-            path, dtype=placement.dtype, attn_implementation=placement.attn_implementation,
+            path,
+            dtype=placement.dtype,
+            attn_implementation=placement.attn_implementation,
             **load_location(placement.device),
         )
         model.eval()
@@ -150,7 +150,7 @@ class RGEModel:
         rationales = rationales if rationales is not None else [None] * len(queries)
         if len(rationales) != len(queries):
             raise ValueError(f"{len(queries)} queries but {len(rationales)} rationales")
-        prompts = [self.query_prompt(q, r) for q, r in zip(queries, rationales)]
+        prompts = [self.query_prompt(q, r) for q, r in zip(queries, rationales, strict=True)]
         return self.embed_prompts(prompts, [q.image for q in queries])
 
     def embed_targets(self, targets: Sequence[Target]) -> torch.Tensor:
@@ -160,4 +160,3 @@ class RGEModel:
         self, queries: Sequence[Query], max_new_tokens: int = 128, sampling: Sampling | None = None
     ) -> RationaleBatch:
         return generate_rationales(self, queries, max_new_tokens, sampling or Sampling())
-

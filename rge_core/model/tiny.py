@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from rge_core.model.special_tokens import EMB_TOKEN
-from rge_core.model.tokenizer_build import train_tokenizer
 from transformers import (
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -26,6 +23,9 @@ from transformers import (
     Qwen2VLProcessor,
     Qwen2VLVideoProcessor,
 )
+
+from rge_core.model.special_tokens import EMB_TOKEN
+from rge_core.model.tokenizer_build import train_tokenizer
 
 # 128-wide, 2 heads: head_dim 64 is the smallest vLLM's CPU attention backend accepts.
 _TEXT = dict(

@@ -6,6 +6,12 @@ from rge_core.prompts.prompt_set import PromptSet, PromptSetError, check_subsets
 from rge_core.prompts.render import RenderedPrompt, clean_text, matches_format, render_pair
 
 __all__ = [
-    "PromptSet", "PromptSetError", "RenderedPrompt", "check_subsets", "clean_text", "load_prompt_set",
-    "matches_format", "render_pair",
+    "PromptSet",
+    "PromptSetError",
+    "RenderedPrompt",
+    "check_subsets",
+    "clean_text",
+    "load_prompt_set",
+    "matches_format",
+    "render_pair",
 ]

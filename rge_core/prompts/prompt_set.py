@@ -62,13 +62,22 @@ class PromptSet:
 
 
 def template_context(
-    subset: str, family: str, query_text: str, target_text: str, query_image: bool, target_image: bool,
+    subset: str,
+    family: str,
+    query_text: str,
+    target_text: str,
+    query_image: bool,
+    target_image: bool,
     output_format: str,
 ) -> dict[str, str]:
     """The only variables a template sees."""
     return {
-        "subset": subset, "family": family, "query_text": query_text, "target_text": target_text,
-        "query_image": QUERY_IMAGE if query_image else "", "target_image": TARGET_IMAGE if target_image else "",
+        "subset": subset,
+        "family": family,
+        "query_text": query_text,
+        "target_text": target_text,
+        "query_image": QUERY_IMAGE if query_image else "",
+        "target_image": TARGET_IMAGE if target_image else "",
         "output_format": output_format,
     }
 
@@ -106,16 +115,23 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     mapping_bytes = _read_bytes(folder / MAPPING)
     manifest = _check_manifest(_parse_yaml(manifest_bytes, folder / MANIFEST), folder / MANIFEST)
     files = {family: _template_name(name, family, folder / MANIFEST) for family, name in manifest["templates"].items()}
-    raw = {family: _read_bytes(folder / name, f"template for family {family!r} in {folder / MANIFEST}")
-           for family, name in files.items()}
+    raw = {
+        family: _read_bytes(folder / name, f"template for family {family!r} in {folder / MANIFEST}")
+        for family, name in files.items()
+    }
     templates = {family: _decode(data, folder / files[family]) for family, data in raw.items()}
     mapping = _check_mapping(_parse_yaml(mapping_bytes, folder / MAPPING), folder, set(templates))
     output = manifest["output_format"]
     prompt_set = PromptSet(
-        name=manifest["name"], version=manifest["version"], description=manifest["description"],
-        output_regex=output["regex"], output_description=output["description"],
-        max_tokens=output.get("max_tokens"), templates=templates,
-        mapping=mapping, path=folder,
+        name=manifest["name"],
+        version=manifest["version"],
+        description=manifest["description"],
+        output_regex=output["regex"],
+        output_description=output["description"],
+        max_tokens=output.get("max_tokens"),
+        templates=templates,
+        mapping=mapping,
+        path=folder,
         hash=set_hash({MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}),
         template_hashes={family: hashlib.sha256(data).hexdigest() for family, data in raw.items()},
         template_files=files,
@@ -176,7 +192,11 @@ def _parse_yaml(data: bytes, path: Path) -> Any:
 
 
 def _check_keys(
-    value: Any, keys: dict[str, type], where: str, path: Path, optional: frozenset[str] = frozenset(),
+    value: Any,
+    keys: dict[str, type],
+    where: str,
+    path: Path,
+    optional: frozenset[str] = frozenset(),
 ) -> None:
     if not isinstance(value, dict):
         raise PromptSetError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
@@ -196,16 +216,19 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     _check_keys(manifest, _MANIFEST_KEYS, "manifest", path)
     _check_keys(manifest["output_format"], _FORMAT_KEYS, "output_format", path, _OPTIONAL_FORMAT_KEYS)
     if manifest["output_format"].get("max_tokens", 1) < 1:
-        raise PromptSetError(f"{path}: output_format.max_tokens must be a positive int, "
-                             f"got {manifest['output_format']['max_tokens']}")
+        raise PromptSetError(
+            f"{path}: output_format.max_tokens must be a positive int, got {manifest['output_format']['max_tokens']}"
+        )
     regex = manifest["output_format"]["regex"]
     try:
         compiled = re.compile(regex)
     except re.error as exc:
         raise PromptSetError(f"{path}: output_format.regex does not compile: {exc}") from exc
     if _UNSUPPORTED_REGEX.search(regex):
-        raise PromptSetError(f"{path}: output_format.regex uses lookarounds, named groups or backreferences, "
-                             "which vLLM structured output does not support")
+        raise PromptSetError(
+            f"{path}: output_format.regex uses lookarounds, named groups or backreferences, "
+            "which vLLM structured output does not support"
+        )
     if compiled.fullmatch(""):
         raise PromptSetError(f"{path}: output_format.regex matches the empty text")
     if not manifest["templates"]:
@@ -228,15 +251,17 @@ def _check_mapping(mapping: Any, folder: Path, families: set[str]) -> dict[str, 
         if not isinstance(subset, str) or not isinstance(family, str):
             raise PromptSetError(f"{path}: {subset!r}: {family!r} is not a subset name -> family name pair")
         if family not in families:
-            raise PromptSetError(f"{path}: subset {subset} maps to family {family!r}, which has no template "
-                                 f"in {folder / MANIFEST}")
+            raise PromptSetError(
+                f"{path}: subset {subset} maps to family {family!r}, which has no template in {folder / MANIFEST}"
+            )
     return mapping
 
 
 # Every combination of image sides, plus image-only sides (no text left once the placeholder is gone).
 _SAMPLES = [
     (q_img, t_img, "Represent the given image with the following question: What is on the table?", "A red cup")
-    for q_img in (True, False) for t_img in (True, False)
+    for q_img in (True, False)
+    for t_img in (True, False)
 ] + [(True, True, "", "")]
 
 
@@ -250,8 +275,10 @@ def _check_template(prompt_set: PromptSet, family: str) -> None:
         for q_img, t_img, q_text, t_text in _SAMPLES:
             context = template_context(subset, family, q_text, t_text, q_img, t_img, prompt_set.output_description)
             text = render_template(source, filename, context)
-            for marker, has_image, variable in ((QUERY_IMAGE, q_img, "query_image"),
-                                                (TARGET_IMAGE, t_img, "target_image")):
+            for marker, has_image, variable in (
+                (QUERY_IMAGE, q_img, "query_image"),
+                (TARGET_IMAGE, t_img, "target_image"),
+            ):
                 if text.count(marker) != int(has_image):
                     raise PromptSetError(
                         f"{filename}: {{{{ {variable} }}}} appears {text.count(marker)} times for a pair "
@@ -259,7 +286,9 @@ def _check_template(prompt_set: PromptSet, family: str) -> None:
                         "once when the side has an image"
                     )
             if "<|image" in text:
-                raise PromptSetError(f"{filename}: writes an image placeholder; place {{{{ query_image }}}} "
-                                     "or {{ target_image }} instead")
+                raise PromptSetError(
+                    f"{filename}: writes an image placeholder; place {{{{ query_image }}}} "
+                    "or {{ target_image }} instead"
+                )
             if not text.replace(QUERY_IMAGE, "").replace(TARGET_IMAGE, "").strip():
                 raise PromptSetError(f"{filename}: renders no text ({subset})")

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rge_core.prompts.prompt_set import (
-    QUERY_IMAGE, TARGET_IMAGE, PromptSet, check_subsets, render_template, template_context,
+    QUERY_IMAGE,
+    TARGET_IMAGE,
+    PromptSet,
+    check_subsets,
+    render_template,
+    template_context,
 )
 
 # MMEB (Phi-3-V) marks images inside texts; templates place images through the markers instead.
@@ -44,8 +49,13 @@ def render_pair(prompt_set: PromptSet, pair: dict[str, Any]) -> RenderedPrompt:
     check_subsets(prompt_set, [subset])
     family = prompt_set.mapping[subset]
     context = template_context(
-        subset, family, clean_text(pair["qry_text"]), clean_text(pair["pos_text"]),
-        bool(pair["qry_image"]), bool(pair["pos_image"]), prompt_set.output_description,
+        subset,
+        family,
+        clean_text(pair["qry_text"]),
+        clean_text(pair["pos_text"]),
+        bool(pair["qry_image"]),
+        bool(pair["pos_image"]),
+        prompt_set.output_description,
     )
     template = prompt_set.template_files[family]
     text = render_template(prompt_set.templates[family], str(prompt_set.path / template), context)

@@ -42,8 +42,13 @@ def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str
 def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
     pairs_id, rationales_id = inputs["ingest"], inputs["curate"]
     settings = asdict(config.assemble)
-    spec = StageSpec("dataset", settings, {"pairs": pairs_id, "rationales": rationales_id}, _CODE,
-                     lambda writer: _build(store, writer, pairs_id, rationales_id, settings))
+    spec = StageSpec(
+        "dataset",
+        settings,
+        {"pairs": pairs_id, "rationales": rationales_id},
+        _CODE,
+        lambda writer: _build(store, writer, pairs_id, rationales_id, settings),
+    )
     return build_or_reuse(store, spec)
 
 
@@ -53,9 +58,19 @@ def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, sett
     for pair in read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").to_pylist():
         if pair["pair_id"] not in texts:
             continue  # rejected in curation: no oracle rationale to teach
-        split = "validation" if in_validation(pair["pair_id"], settings["seed"], settings["validation_fraction"]) else "train"
-        examples.append({**{k: pair[k] for k in ("pair_id", "subset")}, "split": split, "rationale": texts[pair["pair_id"]],
-                         **{k: pair[k] for k in ("qry_text", "qry_image", "pos_text", "pos_image", "neg_text", "neg_image")}})
+        split = (
+            "validation"
+            if in_validation(pair["pair_id"], settings["seed"], settings["validation_fraction"])
+            else "train"
+        )
+        examples.append(
+            {
+                **{k: pair[k] for k in ("pair_id", "subset")},
+                "split": split,
+                "rationale": texts[pair["pair_id"]],
+                **{k: pair[k] for k in ("qry_text", "qry_image", "pos_text", "pos_image", "neg_text", "neg_image")},
+            }
+        )
     if not examples:
         raise ValueError(f"{rationales_id}: no valid rationale matches a pair of {pairs_id}")
     stats: dict = {"image_root": store.get(pairs_id).manifest.stats["image_root"]}
@@ -66,6 +81,8 @@ def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, sett
         stats[split] = {"rows": len(rows), "per_subset": dict(sorted(Counter(r["subset"] for r in rows).items()))}
     stats["rationale_chars"] = length_stats([len(e["rationale"]) for e in examples])
     rationales_stats = store.get(rationales_id).manifest.stats
-    stats["curation"] = {k: rationales_stats[k] for k in ("rows", "rejects", "reject_rate", "prompt_set", "prompt_set_hash", "generator")}
+    stats["curation"] = {
+        k: rationales_stats[k] for k in ("rows", "rejects", "reject_rate", "prompt_set", "prompt_set_hash", "generator")
+    }
     writer.write_text("README.md", dataset_card(writer.version_id, stats, examples[:3]))
     return stats

@@ -145,8 +145,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         _run_engines(job, writer, curation, shards)
         missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
         if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
-            raise CurationError(
-                f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
+            raise CurationError(f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")
         table, rejects = _summarise(writer, shards)
         writer.write_text("rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
         reject_rate = len(rejects) / max(table.num_rows, 1)
@@ -172,6 +171,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
         }
 
     # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
-    spec = StageSpec("rationales", settings, versioned_inputs, _CODE, build, resume=True,
-                     exclusive=curation.num_nodes == 1)
+    spec = StageSpec(
+        "rationales", settings, versioned_inputs, _CODE, build, resume=True, exclusive=curation.num_nodes == 1
+    )
     return build_or_reuse(store, spec)

@@ -24,14 +24,19 @@ def dataset_card(version_id: str, stats: dict, samples: list[dict]) -> str:
         "",
         "RGE training examples: query, oracle rationale, positive target and optional hard negative.",
         "",
-        f"- Rationales: prompt set `{curation['prompt_set']}` ({curation['prompt_set_hash'][:12]}), generator `{curation['generator']}`",
-        f"- Curation: {curation['rows']} pairs, {curation['rejects']} rejected ({curation['reject_rate']:.1%}), left out here",
+        f"- Rationales: prompt set `{curation['prompt_set']}` ({curation['prompt_set_hash'][:12]}),"
+        f" generator `{curation['generator']}`",
+        f"- Curation: {curation['rows']} pairs, {curation['rejects']} rejected ({curation['reject_rate']:.1%}),"
+        " left out here",
         f"- Splits: train {stats['train']['rows']}, validation {stats['validation']['rows']}",
         "- Rationale length (chars): " + ", ".join(f"{k} {v}" for k, v in stats["rationale_chars"].items()),
         "",
         "| subset | train | validation |",
         "| --- | ---: | ---: |",
-        *(f"| {s} | {stats['train']['per_subset'].get(s, 0)} | {stats['validation']['per_subset'].get(s, 0)} |" for s in subsets),
+        *(
+            f"| {s} | {stats['train']['per_subset'].get(s, 0)} | {stats['validation']['per_subset'].get(s, 0)} |"
+            for s in subsets
+        ),
         "",
         "## Samples",
         "",

@@ -73,10 +73,11 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
         counts["chunks_encoded"] += q.chunks_encoded + c.chunks_encoded
         scores = [c.embeddings[index] @ q.embeddings[row] for row, index in enumerate(work.candidate_index)]
         per_dataset[work.dataset] = DatasetResult.from_scores(
-            work.dataset, scores, budget_hits=sum(q.hit_budget), extra=plan.categories, gt_copy_rows=work.gt_copy_rows)
+            work.dataset, scores, budget_hits=sum(q.hit_budget), extra=plan.categories, gt_copy_rows=work.gt_copy_rows
+        )
         rationale_rows += [
             {"item_id": r["item_id"], "dataset": work.dataset, "rationale": text, "num_tokens": n, "hit_budget": hit}
-            for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.hit_budget)
+            for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.hit_budget, strict=True)
         ]
     progress.report("evaluate", len(plan.datasets), len(plan.datasets))
     return per_dataset, rationale_rows, counts, changed
@@ -86,8 +87,18 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
     """Encode (through the cache, sharded with eval.nproc), score and write the reports; the stats."""
     ev = config.eval
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
-    key = json.dumps([plan.model_id or settings["model"], plan.rewrite_records(), ev.reasoning, ev.max_new_tokens,
-                      ev.repetition_penalty, settings["image_bounds"], ev.engine, plan.placement.record()])
+    key = json.dumps(
+        [
+            plan.model_id or settings["model"],
+            plan.rewrite_records(),
+            ev.reasoning,
+            ev.max_new_tokens,
+            ev.repetition_penalty,
+            settings["image_bounds"],
+            ev.engine,
+            plan.placement.record(),
+        ]
+    )
     cache = cache_root(store) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
     job = EvalJob(config, str(plan.model_dir), str(plan.folder), str(plan.image_root), plan.datasets, str(cache))
@@ -123,15 +134,24 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]
     ev = config.eval
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
-    settings = {"reasoning": ev.reasoning, "max_new_tokens": ev.max_new_tokens,
-                "repetition_penalty": ev.repetition_penalty, "rewrites": plan.rewrite_records(),
-                "categories": plan.categories, "datasets": ev.datasets, "engine": ev.engine, **placement,
-                "image_bounds": [config.model.min_pixels, config.model.max_pixels], **plan.data_identity}
+    settings = {
+        "reasoning": ev.reasoning,
+        "max_new_tokens": ev.max_new_tokens,
+        "repetition_penalty": ev.repetition_penalty,
+        "rewrites": plan.rewrite_records(),
+        "categories": plan.categories,
+        "datasets": ev.datasets,
+        "engine": ev.engine,
+        **placement,
+        "image_bounds": [config.model.min_pixels, config.model.max_pixels],
+        **plan.data_identity,
+    }
     lineage = dict(plan.data_inputs)
     if plan.model_id:
         lineage["model"] = plan.model_id
     else:
         settings["model"] = folder_identity(plan.model_dir)
-    spec = StageSpec("eval", settings, lineage, _CODE, lambda writer: _build(writer, config, store, plan, settings),
-                     resume=True)
+    spec = StageSpec(
+        "eval", settings, lineage, _CODE, lambda writer: _build(writer, config, store, plan, settings), resume=True
+    )
     return build_or_reuse(store, spec)

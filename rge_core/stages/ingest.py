@@ -88,8 +88,10 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
     each subset its rules changed (a subset whose rules change nothing shows 0)."""
     subsets = pairs.column("subset").to_pylist()
     # A pair without a hard negative keeps neg_text "": a "\n" there would read as a negative downstream.
-    has_negative = [bool(text or image) for text, image in
-                    zip(pairs.column("neg_text").to_pylist(), pairs.column("neg_image").to_pylist())]
+    has_negative = [
+        bool(text or image)
+        for text, image in zip(pairs.column("neg_text").to_pylist(), pairs.column("neg_image").to_pylist(), strict=True)
+    ]
     records: dict[str, dict | None] = {}
     for side, columns in _REWRITTEN.items():
         rewrite_file = rewrites[side]
@@ -100,7 +102,7 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
         changed = {subset: 0 for subset in sorted(set(subsets)) if rewrite_file.rules_for(subset) is not None}
         for name in columns:
             texts = pairs.column(name).to_pylist()
-            for row, (subset, text) in enumerate(zip(subsets, texts)):
+            for row, (subset, text) in enumerate(zip(subsets, texts, strict=True)):
                 if name == "neg_text" and not has_negative[row]:
                     continue
                 texts[row], was_changed = rewrite_file.apply(subset, text)
@@ -119,21 +121,32 @@ def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) 
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
-    return build_or_reuse(store, StageSpec("pairs", settings, source.inputs, _CODE,
-                                           lambda writer: _build(config, writer, source, rewrites)))
+    return build_or_reuse(
+        store,
+        StageSpec("pairs", settings, source.inputs, _CODE, lambda writer: _build(config, writer, source, rewrites)),
+    )
 
 
 def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteFile | None]) -> dict:
     pairs, rejects = read_mmeb_train(
-        source.train, split=config.data.split, subsets=config.data.subsets or None, image_root=source.images,
+        source.train,
+        split=config.data.split,
+        subsets=config.data.subsets or None,
+        image_root=source.images,
         on_error="skip",
     )
     if pairs.num_rows == 0:
         raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
     pairs, rewrite_stats = _rewrite_pairs(pairs, rewrites)
     subsets = pairs.column("subset").to_pylist()
-    check_no_special_tokens(((subsets[row], name, row, text) for name in ("qry_text", "pos_text", "neg_text")
-                             for row, text in enumerate(pairs.column(name).to_pylist())), f"data.source {source.train}")
+    check_no_special_tokens(
+        (
+            (subsets[row], name, row, text)
+            for name in ("qry_text", "pos_text", "neg_text")
+            for row, text in enumerate(pairs.column(name).to_pylist())
+        ),
+        f"data.source {source.train}",
+    )
     write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
     writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
     per_subset = Counter(pairs.column("subset").to_pylist())

@@ -23,8 +23,10 @@ def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | 
     """Build the tiny model artifact when `model.path` is "tiny"; None for a user checkpoint folder."""
     if config.model.path != TINY_MODEL:
         if not (Path(config.model.path) / "config.json").is_file():
-            raise ValueError(f"model.path: {config.model.path} is not a checkpoint folder (no config.json; "
-                             f"or '{TINY_MODEL}' for the embedded tiny model)")
+            raise ValueError(
+                f"model.path: {config.model.path} is not a checkpoint folder (no config.json; "
+                f"or '{TINY_MODEL}' for the embedded tiny model)"
+            )
         return None
     from rge_core.model.tiny import write_tiny_model  # heavy: transformers
 

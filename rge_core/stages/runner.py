@@ -10,8 +10,9 @@ and returns the manifest's stats, and the manifest is written last.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.versioning import code_version
@@ -29,8 +30,9 @@ class StageSpec:
 
 
 def build_or_reuse(store: ArtifactStore, spec: StageSpec) -> str:
-    writer = store.open(spec.kind, spec.settings, spec.inputs, code_version(spec.code), resume=spec.resume,
-                        exclusive=spec.exclusive)
+    writer = store.open(
+        spec.kind, spec.settings, spec.inputs, code_version(spec.code), resume=spec.resume, exclusive=spec.exclusive
+    )
     if not writer.exists_complete:
         writer.finish(spec.build(writer))
     return writer.version_id

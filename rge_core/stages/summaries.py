@@ -29,7 +29,10 @@ def artifact_summary(artifact: Artifact) -> str:
 
 
 def stats_markdown(stats: dict) -> str:
-    lines = [f"- **{key}**: {json.dumps(value) if isinstance(value, (dict, list)) else value}" for key, value in stats.items()]
+    lines = [
+        f"- **{key}**: {json.dumps(value) if isinstance(value, (dict, list)) else value}"
+        for key, value in stats.items()
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -102,7 +102,9 @@ def sample_scene(rng: random.Random, n_min: int, n_max: int) -> Scene:
     n = rng.randint(n_min, n_max)
     cells = rng.sample(range(GRID * GRID), n)
     colors = rng.sample(COLOR_NAMES, n)
-    return Scene.of([_new_shape(rng, color, cell % GRID, cell // GRID) for cell, color in zip(cells, colors)])
+    return Scene.of(
+        [_new_shape(rng, color, cell % GRID, cell // GRID) for cell, color in zip(cells, colors, strict=True)]
+    )
 
 
 def perturb(scene: Scene, rng: random.Random) -> Scene:
@@ -157,8 +159,20 @@ def _points(shape: Shape, size: int) -> list[tuple[float, float]]:
         return [(x, top), (right, y), (x, bottom), (left, y)]
     if shape.kind == "cross":  # a plus sign with arms one third of the side wide
         a = (right - left) / 6
-        return [(x - a, top), (x + a, top), (x + a, y - a), (right, y - a), (right, y + a), (x + a, y + a),
-                (x + a, bottom), (x - a, bottom), (x - a, y + a), (left, y + a), (left, y - a), (x - a, y - a)]
+        return [
+            (x - a, top),
+            (x + a, top),
+            (x + a, y - a),
+            (right, y - a),
+            (right, y + a),
+            (x + a, y + a),
+            (x + a, bottom),
+            (x - a, bottom),
+            (x - a, y + a),
+            (left, y + a),
+            (left, y - a),
+            (x - a, y - a),
+        ]
     return [(left, top), (right, top), (right, bottom), (left, bottom)]
 
 

@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from PIL import Image
 
 from rge_core.synth.scenes import (
-    COLOR_NAMES, GRID, KINDS, SIZES, Box, Scene, Shape, caption, crop, describe, perturb, render, sample_scene,
+    COLOR_NAMES,
+    GRID,
+    KINDS,
+    SIZES,
+    Box,
+    Scene,
+    Shape,
+    caption,
+    crop,
+    describe,
+    perturb,
+    render,
+    sample_scene,
 )
 
 IMG = "<|image_1|>"  # Phi-3-V placeholder, as in MMEB; loaders swap in the backbone's image tokens
@@ -28,7 +40,10 @@ NUMBER_WORDS: tuple[str, ...] = ("one", "two", "three", "four", "five", "six", "
 MAX_CANDIDATES = len(NUMBER_WORDS)
 CROP_PAD = 1.4  # crops show some background around the object, like MMEB's grounding crops
 RELATIONS: dict[str, tuple[int, int]] = {
-    "to the left of": (-1, 0), "to the right of": (1, 0), "above": (0, -1), "below": (0, 1),
+    "to the left of": (-1, 0),
+    "to the right of": (1, 0),
+    "above": (0, -1),
+    "below": (0, 1),
 }
 
 
@@ -104,17 +119,32 @@ def _vqa_questions(scene: Scene) -> dict[str, list[tuple[str, str, str, list[str
     kinds = [s.kind for s in scene.shapes]
     questions: dict[str, list[tuple[str, str, str, list[str]]]] = {"kind": [], "color": [], "relation": []}
     for s in scene.shapes:
-        questions["kind"].append((f"What shape is the {s.color} object?", s.kind,
-                                  f"The {s.color} object is {s.phrase}, so it is a {s.kind}.", kinds))
+        questions["kind"].append(
+            (
+                f"What shape is the {s.color} object?",
+                s.kind,
+                f"The {s.color} object is {s.phrase}, so it is a {s.kind}.",
+                kinds,
+            )
+        )
         if kinds.count(s.kind) == 1:
-            questions["color"].append((f"What color is the {s.kind}?", s.color,
-                                       f"The only {s.kind} is {s.phrase}, so its color is {s.color}.", colors))
+            questions["color"].append(
+                (
+                    f"What color is the {s.kind}?",
+                    s.color,
+                    f"The only {s.kind} is {s.phrase}, so its color is {s.color}.",
+                    colors,
+                )
+            )
         for relation, step in RELATIONS.items():
             if other := _neighbor(scene, s, step):
-                reason = (f"The {s.name} is {s.place}; the nearest shape directly {relation} it is "
-                          f"{other.phrase}, so the answer is {other.color}.")
+                reason = (
+                    f"The {s.name} is {s.place}; the nearest shape directly {relation} it is "
+                    f"{other.phrase}, so the answer is {other.color}."
+                )
                 questions["relation"].append(
-                    (f"What color is the shape directly {relation} the {s.name}?", other.color, reason, colors))
+                    (f"What color is the shape directly {relation} the {s.name}?", other.color, reason, colors)
+                )
     return questions
 
 
@@ -150,8 +180,10 @@ def synth_t2i(rng: random.Random, size: int, n: int) -> Item:
     scene = sample_scene(rng, 1, 4)
     scenes = [scene, *_other_scenes(scene, rng, n - 1)]
     text = f"Find me an everyday image that matches the given caption: {caption(scene)}\n"
-    facts = (f"The caption asks for exactly {_shapes(scene)} with given sizes, colors and positions. "
-             f"{describe(scene)} That image has every listed shape in its place and nothing else.")
+    facts = (
+        f"The caption asks for exactly {_shapes(scene)} with given sizes, colors and positions. "
+        f"{describe(scene)} That image has every listed shape in its place and nothing else."
+    )
     return Item(Side(text), tuple(Side(IMAGE_TARGET, render(s, size)) for s in scenes), facts)
 
 
@@ -159,8 +191,10 @@ def synth_i2t(rng: random.Random, size: int, n: int) -> Item:
     scene = sample_scene(rng, 1, 4)
     scenes = [scene, *_other_scenes(scene, rng, n - 1)]
     text = f"{IMG}\nFind an image caption describing the given everyday image.\n"
-    facts = (f"{describe(scene)} The matching caption names exactly what is seen ({_shapes(scene)}) with "
-             f"sizes, colors and positions, and no other shape.")
+    facts = (
+        f"{describe(scene)} The matching caption names exactly what is seen ({_shapes(scene)}) with "
+        f"sizes, colors and positions, and no other shape."
+    )
     return Item(Side(text, render(scene, size)), tuple(Side(caption(s)) for s in scenes), facts)
 
 
@@ -195,8 +229,10 @@ def synth_ground(rng: random.Random, size: int, n: int) -> Item:
             crops.append(region)
             pixels.append(region.tobytes())
     text = f'{IMG}\nSelect the portion of the image that isolates the object labeled as "{target.name}"\n'
-    facts = (f"{describe(scene)} The {target.name} is the {target.size} one {target.place}, so the matching "
-             f"crop is the region {target.place} around it.")
+    facts = (
+        f"{describe(scene)} The {target.name} is the {target.size} one {target.place}, so the matching "
+        f"crop is the region {target.place} around it."
+    )
     return Item(Side(text, image), tuple(Side(CROP_TARGET, region) for region in crops), facts)
 
 

@@ -24,18 +24,29 @@ from PIL import Image
 from rge_core.fileio import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from rge_core.synth.tasks import MAX_CANDIDATES, SUBSETS, Item, Side, Subset
 
-TRAIN_SCHEMA = pa.schema([(name, pa.string()) for name in (
-    "qry", "qry_image_path", "pos_text", "pos_image_path", "neg_text", "neg_image_path")])
-EVAL_SCHEMA = pa.schema([("qry_text", pa.string()), ("qry_img_path", pa.string()),
-                         ("tgt_text", pa.list_(pa.string())), ("tgt_img_path", pa.list_(pa.string()))])
+TRAIN_SCHEMA = pa.schema(
+    [
+        (name, pa.string())
+        for name in ("qry", "qry_image_path", "pos_text", "pos_image_path", "neg_text", "neg_image_path")
+    ]
+)
+EVAL_SCHEMA = pa.schema(
+    [
+        ("qry_text", pa.string()),
+        ("qry_img_path", pa.string()),
+        ("tgt_text", pa.list_(pa.string())),
+        ("tgt_img_path", pa.list_(pa.string())),
+    ]
+)
 FACTS_SCHEMA = pa.schema([(name, pa.string()) for name in ("item_id", "subset", "split", "facts")])
 MIN_IMAGE_SIZE = 32  # below this the small shapes are a few pixels wide and stop being recognisable
 
 
 def _items(subset: Subset, split: str, rows: int, seed: int, image_size: int, n_targets: int) -> list[Item]:
     # random.Random hashes a str seed with SHA-512: rows are independent and immune to PYTHONHASHSEED.
-    return [subset.make(random.Random(f"{seed}/{split}/{subset.name}/{row}"), image_size, n_targets)
-            for row in range(rows)]
+    return [
+        subset.make(random.Random(f"{seed}/{split}/{subset.name}/{row}"), image_size, n_targets) for row in range(rows)
+    ]
 
 
 def _image(images: dict[str, Image.Image], side: Side, subset: str, row: int, slot: str) -> str:
@@ -51,20 +62,29 @@ def _train_table(subset: str, items: list[Item], images: dict[str, Image.Image])
     rows = []
     for row, item in enumerate(items):
         pos, neg = item.targets
-        rows.append({
-            "qry": item.query.text, "qry_image_path": _image(images, item.query, subset, row, ""),
-            "pos_text": pos.text, "pos_image_path": _image(images, pos, subset, row, "_pos"),
-            "neg_text": neg.text, "neg_image_path": _image(images, neg, subset, row, "_neg"),
-        })
+        rows.append(
+            {
+                "qry": item.query.text,
+                "qry_image_path": _image(images, item.query, subset, row, ""),
+                "pos_text": pos.text,
+                "pos_image_path": _image(images, pos, subset, row, "_pos"),
+                "neg_text": neg.text,
+                "neg_image_path": _image(images, neg, subset, row, "_neg"),
+            }
+        )
     return pa.Table.from_pylist(rows, schema=TRAIN_SCHEMA)
 
 
 def _eval_table(subset: str, items: list[Item], images: dict[str, Image.Image]) -> pa.Table:
-    rows = [{
-        "qry_text": item.query.text, "qry_img_path": _image(images, item.query, subset, row, ""),
-        "tgt_text": [t.text for t in item.targets],
-        "tgt_img_path": [_image(images, t, subset, row, f"_{k}") for k, t in enumerate(item.targets)],
-    } for row, item in enumerate(items)]
+    rows = [
+        {
+            "qry_text": item.query.text,
+            "qry_img_path": _image(images, item.query, subset, row, ""),
+            "tgt_text": [t.text for t in item.targets],
+            "tgt_img_path": [_image(images, t, subset, row, f"_{k}") for k, t in enumerate(item.targets)],
+        }
+        for row, item in enumerate(items)
+    ]
     return pa.Table.from_pylist(rows, schema=EVAL_SCHEMA)
 
 
@@ -74,8 +94,15 @@ def _write_png(url: str, image: Image.Image) -> None:
     atomic_write_bytes(url, buffer.getvalue())
 
 
-def write_benchmark(out: str | Path, *, seed: int = 0, train_per_subset: int = 64, eval_per_subset: int = 32,
-                    candidates: int = 8, image_size: int = 64) -> dict[str, Any]:
+def write_benchmark(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    train_per_subset: int = 64,
+    eval_per_subset: int = 32,
+    candidates: int = 8,
+    image_size: int = 64,
+) -> dict[str, Any]:
     """Generates the benchmark under `out` (a local folder or an fsspec URL) and returns its summary, the
     content of benchmark.json."""
     if not 2 <= candidates <= MAX_CANDIDATES:
@@ -85,8 +112,10 @@ def write_benchmark(out: str | Path, *, seed: int = 0, train_per_subset: int = 6
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
     root = str(out).rstrip("/")
-    splits = (("train", "original", train_per_subset, 2, _train_table),
-              ("eval", "test", eval_per_subset, candidates, _eval_table))
+    splits = (
+        ("train", "original", train_per_subset, 2, _train_table),
+        ("eval", "test", eval_per_subset, candidates, _eval_table),
+    )
     facts: list[dict[str, str]] = []
     pending: list[Future[None]] = []
     # Encoding and fsync'ing PNGs dominate the run time; threads overlap them with scene generation.
@@ -98,20 +127,37 @@ def write_benchmark(out: str | Path, *, seed: int = 0, train_per_subset: int = 6
                 table = to_table(subset.name, items, images)
                 pending += [pool.submit(_write_png, f"{root}/{split}/{path}", image) for path, image in images.items()]
                 atomic_write_parquet(f"{root}/{split}/{subset.name}/{config}.parquet", table)
-                facts += [{"item_id": f"{subset.name}/{config}/{row}", "subset": subset.name, "split": split,
-                           "facts": item.facts} for row, item in enumerate(items)]
+                facts += [
+                    {
+                        "item_id": f"{subset.name}/{config}/{row}",
+                        "subset": subset.name,
+                        "split": split,
+                        "facts": item.facts,
+                    }
+                    for row, item in enumerate(items)
+                ]
         for future in pending:
             future.result()
     atomic_write_parquet(f"{root}/facts.parquet", pa.Table.from_pylist(facts, schema=FACTS_SCHEMA))
     summary = {
         "name": "rge-synth",
         "seed": seed,
-        "parameters": {"train_per_subset": train_per_subset, "eval_per_subset": eval_per_subset,
-                       "candidates": candidates, "image_size": image_size},
-        "layout": {"train": "train/<subset>/original.parquet", "eval": "eval/<subset>/test.parquet",
-                   "image_root": {"train": "train", "eval": "eval"}, "facts": "facts.parquet"},
-        "subsets": [{"name": s.name, "category": s.category, "train_rows": train_per_subset,
-                     "eval_rows": eval_per_subset} for s in SUBSETS],
+        "parameters": {
+            "train_per_subset": train_per_subset,
+            "eval_per_subset": eval_per_subset,
+            "candidates": candidates,
+            "image_size": image_size,
+        },
+        "layout": {
+            "train": "train/<subset>/original.parquet",
+            "eval": "eval/<subset>/test.parquet",
+            "image_root": {"train": "train", "eval": "eval"},
+            "facts": "facts.parquet",
+        },
+        "subsets": [
+            {"name": s.name, "category": s.category, "train_rows": train_per_subset, "eval_rows": eval_per_subset}
+            for s in SUBSETS
+        ],
     }
     atomic_write_text(f"{root}/benchmark.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -4,9 +4,9 @@ resumed from a checkpoint at step s sees exactly the batches an uninterrupted ru
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -50,11 +50,15 @@ def check_batching(subsets: Sequence[str], batching: str, global_batch: int) -> 
     if batching == "mixed" and global_batch > len(subsets):
         raise ValueError(f"global batch {global_batch} exceeds the {len(subsets)} training examples")
     if batching == "per-subset":
-        small = {name: len(members) for name, members in _members(tuple(subsets)).items() if len(members) < global_batch}
+        small = {
+            name: len(members) for name, members in _members(tuple(subsets)).items() if len(members) < global_batch
+        }
         if small:
             listed = ", ".join(f"{name} ({size} examples)" for name, size in small.items())
-            raise ValueError(f"train.batching: per-subset draws every global batch ({global_batch} examples) from one "
-                             f"subset; too small: {listed}")
+            raise ValueError(
+                f"train.batching: per-subset draws every global batch ({global_batch} examples) from one "
+                f"subset; too small: {listed}"
+            )
 
 
 @functools.lru_cache(maxsize=1)

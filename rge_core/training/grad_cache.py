@@ -91,7 +91,7 @@ def grad_cache_step(
             (encode_query, query_states, query_grad.split(query_rows)),
             (encode_target, target_states, target_grad.split(target_rows)),
         ):
-            for part, state, grad in zip(slices, states, grads):
+            for part, state, grad in zip(slices, states, grads, strict=True):
                 with _replay_rng(state):
                     embeddings = encode(part)
                 backward(torch.dot(embeddings.flatten(), grad.flatten()))

@@ -4,8 +4,8 @@ rge_core/launch.py) with train.nproc processes per node, or in-process when trai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rge_core.config.schema import TrainConfig
 from rge_core.launch import Launch, run_launched
@@ -13,7 +13,9 @@ from rge_core.launch import Launch, run_launched
 TRAINER_MODULE = "rge_core.training.trainer"
 
 
-def run_trainer(train: TrainConfig, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None) -> None:
+def run_trainer(
+    train: TrainConfig, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None
+) -> None:
     """Run the trainer to completion, calling `while_running` every few seconds (progress reports); a
     failure raises with the tail of its log."""
     if train.launcher == "none":

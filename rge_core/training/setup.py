@@ -11,7 +11,6 @@ import torch
 from rge_core.config.schema import TrainConfig
 from rge_core.model.placement import Placement, resolve_placement
 
-
 # train.lora.init_weights -> PEFT's init_lora_weights (True: Kaiming-uniform A, zero B).
 _LORA_INIT = {"default": True, "gaussian": "gaussian"}
 

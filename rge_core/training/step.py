@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Sequence
 
 import torch
 
@@ -73,7 +73,9 @@ def lm_batch(rge: RGEModel, examples: Sequence[Example]):
             raise ValueError(f"{example.pair_id}: the rationale tokenizes differently inside the prompt")
         starts.append(start)
     starts += lengths[len(examples) :]  # a dummy image row (ZeRO-3, see RGEModel.tokenize) has no labels
-    labels = lm_labels(batch["input_ids"], batch["attention_mask"], torch.tensor(starts, device=batch["input_ids"].device))
+    labels = lm_labels(
+        batch["input_ids"], batch["attention_mask"], torch.tensor(starts, device=batch["input_ids"].device)
+    )
     return batch, labels
 
 
@@ -83,8 +85,8 @@ class RGEStep:
         rge: RGEModel,
         train: TrainConfig,
         backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward(),
-        generation_context: Callable[[], ContextManager] = contextlib.nullcontext,
-        reduction_context: Callable[[], ContextManager] = contextlib.nullcontext,
+        generation_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        reduction_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ):
         """`backward` and `reduction_context` are the DeepSpeed engine's `backward` and
         `coalesce_grad_reduction` in training: with gradient caching one step calls backward several
@@ -99,7 +101,9 @@ class RGEStep:
         self.rge.model.eval()
         try:
             with self.generation_context():
-                return self.rge.generate_rationales([e.query for e in examples], self.train.rationale_max_new_tokens, sampling)
+                return self.rge.generate_rationales(
+                    [e.query for e in examples], self.train.rationale_max_new_tokens, sampling
+                )
         finally:
             self.rge.model.train()
 
@@ -114,12 +118,14 @@ class RGEStep:
 
         def targets(part: slice) -> torch.Tensor:
             chosen = examples[part]
-            negatives = [e.negative for e, has in zip(chosen, has_negative[part]) if has]
+            negatives = [e.negative for e, has in zip(chosen, has_negative[part], strict=True) if has]
             return self.rge.embed_targets([e.positive for e in chosen] + negatives)
 
         return queries, targets, has_negative
 
-    def _contrastive_loss(self, queries: torch.Tensor, targets: torch.Tensor, parts: list[slice], has_negative: list[bool]):
+    def _contrastive_loss(
+        self, queries: torch.Tensor, targets: torch.Tensor, parts: list[slice], has_negative: list[bool]
+    ):
         """InfoNCE over the concatenated target outputs of `_encoders` for `parts`. With train.hard_negatives
         the negatives go in as a [B, D] block with a mask (zero rows for pairs without one) whatever this
         batch holds: every rank must make the same gathers, with the same shapes."""
@@ -148,7 +154,9 @@ class RGEStep:
         clock = time.perf_counter()
         generated = self._generate(examples, seed) if self.train.method == "rge" else None
         seconds["generation"] = time.perf_counter() - clock
-        encode_queries, encode_targets, has_negative = self._encoders(examples, query_rationales(self.train.method, examples, generated))
+        encode_queries, encode_targets, has_negative = self._encoders(
+            examples, query_rationales(self.train.method, examples, generated)
+        )
         size, chunk = len(examples), self.train.grad_cache_chunk
         stats: dict = {}
         clock = time.perf_counter()
@@ -161,7 +169,9 @@ class RGEStep:
             self.backward(loss)
         else:
             # Gradient caching: the LM loss and every replayed chunk backward inside one reduction.
-            parts = [slice(start, min(start + chunk, size)) for start in range(0, size, chunk)]  # as grad_cache_step cuts
+            parts = [
+                slice(start, min(start + chunk, size)) for start in range(0, size, chunk)
+            ]  # as grad_cache_step cuts
 
             def loss_fn(queries: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
                 value, found = self._contrastive_loss(queries, targets, parts, has_negative)

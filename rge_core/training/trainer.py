@@ -86,7 +86,9 @@ def _generation_context(engine, zero_stage: int):
 def _step_log(path: Path, start: int):
     """A per-step JSONL log (metrics, rationale samples) opened for appending, with the lines of steps after
     the resumed checkpoint dropped (they are redone)."""
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= start] if path.exists() else []
+    kept = (
+        [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= start] if path.exists() else []
+    )
     path.write_text("".join(line + "\n" for line in kept))
     return path.open("a")
 
@@ -95,7 +97,7 @@ def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> li
     """rationale_samples.jsonl lines: the first `limit` on-the-fly rationales of a step."""
     if rationales is None:
         return []
-    rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.hit_budget)
+    rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.hit_budget, strict=True)
     return [
         {"step": step, "pair_id": pair_id, "rationale": text, "num_tokens": tokens, "hit_budget": hit}
         for pair_id, text, tokens, hit in itertools.islice(rows, limit)
@@ -155,7 +157,8 @@ def main(job: TrainJob) -> Path:
             "accuracy": all_reduce_mean(out.accuracy),
             "lr": schedule.get_last_lr()[0] if hasattr(schedule, "get_last_lr") else train.lr,
             "samples_per_s": train.batch_size * world / elapsed,
-            "generated_tokens_per_s": all_reduce_mean(out.generated_tokens / max(out.seconds["generation"], 1e-9)) * world,
+            "generated_tokens_per_s": all_reduce_mean(out.generated_tokens / max(out.seconds["generation"], 1e-9))
+            * world,
             "budget_hit_share": all_reduce_mean(out.budget_hits / len(indices)),
             "seconds": out.seconds,
         }
