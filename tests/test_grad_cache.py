@@ -179,3 +179,10 @@ def test_grad_cache_under_deepspeed_zero2(deepspeed_env, coalesce: bool):
     assert all(not torch.equal(want[name], start[name]) for name in want)
     same = all(torch.allclose(got[name], want[name], atol=1e-6, rtol=0) for name in want)
     assert same is coalesce
+
+
+@pytest.mark.parametrize(("batch_size", "chunk"), [(0, 2), (4, 0)])
+def test_grad_cache_refuses_empty_batches_or_chunks(batch_size: int, chunk: int):
+    encode_query, encode_target, loss_fn = _encoders(_model(), False)
+    with pytest.raises(ValueError, match="must be positive"):
+        grad_cache_step(encode_query, encode_target, batch_size, chunk, loss_fn)

@@ -9,10 +9,11 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
-from rge_core.training.distributed import all_reduce_mean, world
+from rge_core.training.distributed import all_reduce_mean, gather_with_grad, world
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 from tests.reference_losses import per_row_info_nce
 
@@ -147,6 +148,11 @@ def _distributed_worker(rank: int, port: int, out: str) -> None:
             result[name] = {"loss": loss.detach(), "q": q.grad, "t": t.grad, "hn": hn.grad, "accuracy": accuracy}
         local_only, _ = info_nce(local[0], local[1], TEMPERATURE, gather=False)
         result["local_only"] = local_only
+        try:  # rank 1 brings one row fewer: the row-count check must refuse it on every rank
+            gather_with_grad(local[1][: B - rank])
+            result["unequal_rows"] = "gathered"
+        except ValueError as error:
+            result["unequal_rows"] = str(error)
         torch.save(result, f"{out}.{rank}")
     finally:
         torch.distributed.destroy_process_group()
@@ -178,3 +184,26 @@ def test_info_nce_two_gloo_processes_match_full_batch(tmp_path: Path):
     for rank, r in enumerate(results):
         rows = slice(rank * B, (rank + 1) * B)
         assert abs(r["local_only"].item() - info_nce(q_all[rows], t_all[rows], TEMPERATURE)[0].item()) < 1e-6
+        assert r["unequal_rows"] == f"gather_with_grad needs equal rows on all ranks, got {[B, B - 1]}"
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (((4, 8), (3, 8), None, None), "one target per query"),
+        (((4, 8), (4, 8), (3, 8), None), "hard_negatives"),
+        (((4, 8), (4, 8), None, (4,)), "negative_mask"),
+        (((4, 8), (4, 8), (4, 8), (3,)), "negative_mask"),
+    ],
+)
+def test_info_nce_refuses_mismatched_shapes_with_an_exception(shapes, message):
+    """Argument checks are exceptions, not asserts: they must hold under `python -O` too."""
+    q, t, hn, mask = shapes
+    with pytest.raises(ValueError, match=message):
+        info_nce(
+            torch.randn(*q),
+            torch.randn(*t),
+            0.05,
+            hard_negatives=torch.randn(*hn) if hn else None,
+            negative_mask=torch.ones(*mask, dtype=torch.bool) if mask else None,
+        )

@@ -111,7 +111,8 @@ def write_tiny_model(out: Path, arch: str = "qwen2-vl", seed: int = 0) -> Path:
         raise ValueError(f"unknown tiny arch {arch!r}; choose one of {sorted(ARCHS)}")
     processor = build_processor()
     config = build_config(arch, processor.tokenizer)
-    assert processor.tokenizer.convert_tokens_to_ids(EMB_TOKEN) < config.text_config.vocab_size
+    if processor.tokenizer.convert_tokens_to_ids(EMB_TOKEN) >= config.text_config.vocab_size:
+        raise RuntimeError(f"the tiny tokenizer's {EMB_TOKEN} id lies outside the {arch} vocabulary")
     torch.manual_seed(seed)
     model = ARCHS[arch].model_class(config)
     model.generation_config.eos_token_id = config.text_config.eos_token_id

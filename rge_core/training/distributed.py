@@ -27,7 +27,8 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     rows = [tensor.new_zeros(1, dtype=torch.long) for _ in range(size)]
     dist.all_gather(rows, tensor.new_tensor([tensor.shape[0]], dtype=torch.long))
     counts = [int(r) for r in rows]
-    assert len(set(counts)) == 1, f"gather_with_grad needs equal rows on all ranks, got {counts}"
+    if len(set(counts)) != 1:
+        raise ValueError(f"gather_with_grad needs equal rows on all ranks, got {counts}")
     return torch.cat(dist_fn.all_gather(tensor), dim=0)
 
 

@@ -75,7 +75,8 @@ def grad_cache_step(
     encode_query / encode_target take a slice of batch indices and return that chunk's (L2-normalised)
     embeddings, with a graph when called under grad. A chunk may return any number of rows (e.g. a target
     and its hard negative) as long as loss_fn knows the layout; rows are concatenated in slice order."""
-    assert batch_size > 0 and chunk > 0, f"batch_size {batch_size} and chunk {chunk} must be positive"
+    if batch_size <= 0 or chunk <= 0:
+        raise ValueError(f"batch_size {batch_size} and chunk {chunk} must be positive")
     slices = [slice(start, min(start + chunk, batch_size)) for start in range(0, batch_size, chunk)]
     queries, query_states, query_rows = _embed_without_grad(encode_query, slices)
     targets, target_states, target_rows = _embed_without_grad(encode_target, slices)

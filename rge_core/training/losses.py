@@ -58,9 +58,12 @@ def info_nce(
 
     stats (local, detached): accuracy (argmax == positive), pos_sim (mean positive cosine),
     hard_neg_sim (mean over queries of the most similar negative's cosine)."""
-    assert queries.shape == targets.shape, f"queries {tuple(queries.shape)} vs targets {tuple(targets.shape)}"
-    assert hard_negatives is None or hard_negatives.shape == targets.shape, "one hard negative row per query"
-    assert negative_mask is None or (hard_negatives is not None and negative_mask.shape == targets.shape[:1])
+    if queries.shape != targets.shape:
+        raise ValueError(f"queries {tuple(queries.shape)} vs targets {tuple(targets.shape)}: one target per query")
+    if hard_negatives is not None and hard_negatives.shape != targets.shape:
+        raise ValueError(f"hard_negatives {tuple(hard_negatives.shape)}: one row per query, like targets")
+    if negative_mask is not None and (hard_negatives is None or negative_mask.shape != targets.shape[:1]):
+        raise ValueError("negative_mask needs hard_negatives and one flag per query")
     rank, _ = world() if gather else (0, 1)
     columns = gather_with_grad(targets) if gather else targets
     absent = torch.zeros(columns.shape[0], dtype=torch.bool, device=queries.device)  # columns to leave out
