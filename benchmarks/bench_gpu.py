@@ -75,7 +75,7 @@ from rge_core.config.schema import TrainConfig
 from rge_core.evaluation.mmeb import MMEB_DATASETS
 from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
-from rge_core.model.generation import RationaleBatch, Sampling
+from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import Query, Target
 from rge_core.model.placement import Placement, PlacementError, resolve_placement
 from rge_core.model.processor import load_processor
@@ -256,7 +256,7 @@ def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
 def encode_queries(rge: RGEModel, items: Sequence[Query], max_new_tokens: int, batch_size: int) -> RationaleBatch:
     """As the eval encodes: per batch, greedy rationales, then the `<emb>` forward; the last batch's rationales."""
     for batch in chunks(items, batch_size):
-        rationales = rge.generate_rationales(batch, max_new_tokens, Sampling(EVAL_DECODING))
+        rationales = rge.generate_rationales(batch, max_new_tokens, EVAL_DECODING)
         rge.embed_queries(batch, rationales.texts)
     return rationales
 
@@ -326,7 +326,7 @@ def eval_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) ->
         sample = encode_queries(rge, items[:size], budget, size)  # and of the batched ones
         print(
             f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
-            f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>"
+            f"{sample.budget_hits}/{len(sample.num_tokens)} hit the budget without <emb>"
         )
         one_q, batched_q = one_vs_batched(
             phases,

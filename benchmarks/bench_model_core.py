@@ -90,7 +90,7 @@ def main() -> None:
         )
         print(
             f"sample batch: {sum(sample.num_tokens) / len(sample.num_tokens):.1f} rationale tokens per query, "
-            f"{sample.fallback_count}/{len(sample.num_tokens)} hit the budget without <emb>"
+            f"{sample.budget_hits}/{len(sample.num_tokens)} hit the budget without <emb>"
         )
         one_q, batched_q = measure(
             [

@@ -39,7 +39,6 @@ from _timing import Case, measure, parse_args, print_table
 
 from rge_core.config.loader import load_config
 from rge_core.config.schema import TrainConfig
-from rge_core.model.generation import Sampling
 from rge_core.model.inputs import Query, load_image
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.tiny import write_tiny_model
@@ -123,10 +122,10 @@ class Trainer:
 
     def generate(self, queries: list[Query], batch_size: int) -> None:
         """The step's on-the-fly sampling (same settings), `batch_size` queries per generate call."""
-        sampling = Sampling(rationale_decoding(self.train), seed=0)
+        decoding = rationale_decoding(self.train)
         for start in range(0, len(queries), batch_size):
             self.rge.generate_rationales(
-                queries[start : start + batch_size], self.train.rationale_max_new_tokens, sampling
+                queries[start : start + batch_size], self.train.rationale_max_new_tokens, decoding, seed=0
             )
 
 

@@ -2,7 +2,7 @@
 
     python tests/eval_vllm_script.py MODEL_DIR IMAGE_DIR
 
-Output line: `RESULT {"hf": [[text, num_tokens, hit_budget], ...], "vllm": [...]}`.
+Output line: `RESULT {"hf": [[text, num_tokens, budget_hit], ...], "vllm": [...]}`.
 """
 
 from __future__ import annotations
@@ -40,5 +40,5 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     }
     print(
         "RESULT "
-        + json.dumps({name: list(zip(r.texts, r.num_tokens, r.hit_budget, strict=True)) for name, r in runs.items()})
+        + json.dumps({name: list(zip(r.texts, r.num_tokens, r.budget_hit, strict=True)) for name, r in runs.items()})
     )

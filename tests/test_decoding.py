@@ -8,7 +8,6 @@ import json
 import torch
 
 from rge_core.model.decoding import Decoding, generate_kwargs
-from rge_core.model.generation import Sampling
 from rge_core.model.inputs import Query
 from rge_core.model.tiny import QWEN_GENERATION_DEFAULTS
 
@@ -39,7 +38,7 @@ def manual_greedy(rge, query: Query, steps: int) -> list[int]:
 
 
 def test_greedy_is_plain_argmax_without_the_checkpoints_repetition_penalty(tiny_rge):
-    generated = tiny_rge.generate_rationales(QUERIES, TOKENS, Sampling(Decoding(temperature=0.0)))
+    generated = tiny_rge.generate_rationales(QUERIES, TOKENS, Decoding(temperature=0.0))
     for query, text in zip(QUERIES, generated.texts, strict=True):
         expected = tiny_rge.tokenizer.decode(manual_greedy(tiny_rge, query, TOKENS), skip_special_tokens=True)
         assert text == expected
@@ -47,7 +46,7 @@ def test_greedy_is_plain_argmax_without_the_checkpoints_repetition_penalty(tiny_
 
 def test_each_knob_changes_what_is_generated(tiny_rge):
     def texts(**knobs):
-        return tiny_rge.generate_rationales(QUERIES, TOKENS, Sampling(Decoding(**knobs), seed=3)).texts
+        return tiny_rge.generate_rationales(QUERIES, TOKENS, Decoding(**knobs), seed=3).texts
 
     greedy = texts(temperature=0.0)
     assert texts(temperature=1.0) != greedy  # sampling really samples (the checkpoint's top_k=1 would not)

@@ -22,7 +22,7 @@ from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from tests.conftest import SMALL_SYNTH, small_config
+from tests.helpers import SMALL_SYNTH, small_config
 
 # 6 subsets x 8 queries in chunks of 4: every dataset side has several chunks to deal out.
 SETTINGS = [*SMALL_SYNTH, "data.synth.eval_per_subset=8", "eval.chunk_size=4", "eval.max_new_tokens=8"]
@@ -80,7 +80,7 @@ def test_sharded_reasoning_and_vllm_rationales_agree_with_one_hf_process(trained
 
 
 def test_vllm_greedy_rationales_equal_transformers(lively_model_dir, tmp_path):
-    from tests.conftest import run_result_script
+    from tests.helpers import run_result_script
 
     runs = run_result_script("eval_vllm_script.py", str(lively_model_dir), str(tmp_path))
     assert runs["vllm"] == runs["hf"]
@@ -92,7 +92,7 @@ def test_rationales_are_cut_at_the_first_emb_and_budget_hits_flagged(tiny_rge):
     words = tokenizer("red square", add_special_tokens=False)["input_ids"]
     batch = rationales_from_tokens(tokenizer, [[*words, emb, *words], words], emb)
     assert batch.texts == ["red square", "red square"]
-    assert batch.num_tokens == [len(words)] * 2 and batch.hit_budget == [False, True]
+    assert batch.num_tokens == [len(words)] * 2 and batch.budget_hit == [False, True]
 
 
 def test_in_batches_returns_results_in_item_order():

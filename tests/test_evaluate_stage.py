@@ -19,7 +19,7 @@ from rge_core.cli.main import app
 from rge_core.data.issues import DataError
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 EVAL = ["eval.max_new_tokens=4", "eval.batch_size=8"]
 
@@ -92,7 +92,7 @@ def test_reasoning_eval_reports_budget_hits_and_rationales(no_reasoning):
     artifact = store.get(version)
     rationales = pq.read_table(artifact.file_url("rationales.parquet")).to_pylist()
     assert len(rationales) == 6 * 3 and all(r["num_tokens"] <= 4 for r in rationales)
-    assert artifact.manifest.stats["budget_hits"] == sum(r["hit_budget"] for r in rationales)
+    assert artifact.manifest.stats["budget_hits"] == sum(r["budget_hit"] for r in rationales)
     assert {"summary.md", "summary.csv", "published.md", "results.json"} <= set(artifact.manifest.files)
 
 

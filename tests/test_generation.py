@@ -15,12 +15,12 @@ from PIL import Image
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation import GenerationRequest, build_generator
 from rge_core.generation.chat import load_chat_processor, render_prompt
-from rge_core.generation.hf_engine import TransformersGenerator
-from rge_core.model.inputs import Target
+from rge_core.generation.hf_engine import TransformersGenerator, batch_seed
+from rge_core.model.inputs import Query, Target
 from rge_core.model.placement import resolve_placement
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
-from tests.conftest import run_result_script
+from tests.helpers import run_result_script
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
 CPU_FP32 = resolve_placement("cpu", "float32")
@@ -105,6 +105,45 @@ def test_transformers_cuts_each_row_at_its_end_token(hf_generator, requests, mon
     for whole, part in zip(full, cut, strict=True):
         assert whole.text.startswith(part.text)
         assert part == whole if part.finish_reason == "length" else part.num_tokens <= whole.num_tokens
+
+
+def boost_token_for_row(model, row: int, token: int):
+    """Make `token` the certain choice for one batch row (a forward hook on the LM head)."""
+
+    def hook(module, inputs, output):
+        output = output.clone()
+        output[row, :, token] += 1e4
+        return output
+
+    return model.lm_head.register_forward_hook(hook)
+
+
+def test_transformers_generator_and_model_core_generate_alike(hf_generator, lively_model_dir, requests, monkeypatch):
+    """Curation's generator and the model core's rationales run one generate loop: on the same prompts, stopping
+    at the same token and seeded alike, they agree on texts, token counts and stop flags, greedy and sampled."""
+    rge = RGEModel.load(str(lively_model_dir))
+    chosen = [requests[2], GenerationRequest("pair/1", requests[1].parts, 12), requests[4]]
+    queries = [
+        Query("<|image_1|>Describe the scene.", requests[2].parts[0]["path"]),
+        Query("Which colour is the largest shape?"),
+        Query("<|image_1|>Describe the scene.", requests[4].parts[0]["path"]),
+    ]
+    rendered = [render_prompt(hf_generator.processor, hf_generator.chat_template, r.parts)[0] for r in chosen]
+    assert rendered == [rge.generation_prompt(q) for q in queries]  # so any difference below is the loop's
+    emb = rge.emb.token_id
+    monkeypatch.setattr(hf_generator, "eos_id", emb)
+    hooks = [boost_token_for_row(model, 1, emb) for model in (rge.model, hf_generator.model)]  # row 1 stops at once
+    try:
+        for sampling in (GREEDY, SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=8)):
+            results = hf_generator.generate(chosen, sampling)
+            seed = batch_seed([r.seed for r in chosen])
+            rationales = rge.generate_rationales(queries, sampling.max_tokens, sampling.decoding, seed=seed)
+            assert [r.text for r in results] == rationales.texts
+            assert [r.finish_reason == "length" for r in results] == rationales.budget_hit == [True, False, True]
+            assert [r.num_tokens - (r.finish_reason == "stop") for r in results] == rationales.num_tokens
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, requests, hf_generator, tmp_path):

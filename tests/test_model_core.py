@@ -9,7 +9,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from rge_core.model.decoding import Decoding
-from rge_core.model.generation import Sampling
+from rge_core.model.generation import Continuation, generate_continuations
 from rge_core.model.inputs import Query, Target, query_content, user_content
 from rge_core.model.rge_model import RGEModel, ensure_emb_token
 from rge_core.model.special_tokens import EMB_TOKEN, QWEN_IMAGE_TOKENS
@@ -114,9 +114,9 @@ def test_generation_stops_at_emb_per_row_and_flags_the_budget(tiny_rge):
         result = tiny_rge.generate_rationales(QUERIES[:3], max_new_tokens=5)
     finally:
         handle.remove()
-    assert result.hit_budget == [True, False, True]
+    assert result.budget_hit == [True, False, True]
     assert result.num_tokens == [5, 0, 5]
-    assert result.texts[1] == "" and result.fallback_count == 2
+    assert result.texts[1] == "" and result.budget_hits == 2
     assert all(EMB_TOKEN not in text for text in result.texts)
 
 
@@ -128,12 +128,66 @@ def test_generation_is_batched_like_one_at_a_time(tiny_rge):
 
 
 def test_sampling_with_a_seed_is_reproducible(tiny_rge):
-    sampling = Sampling(Decoding(temperature=1.0, top_p=0.95), seed=7)
-    first = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, sampling=sampling)
-    again = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, sampling=sampling)
+    sampling = Decoding(temperature=1.0, top_p=0.95)
+    first = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, decoding=sampling, seed=7)
+    again = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, decoding=sampling, seed=7)
     greedy = tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8)
     assert first.texts == again.texts
     assert first.texts != greedy.texts
+
+
+def test_seeded_sampling_leaves_the_callers_rng_untouched(tiny_rge):
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, decoding=Decoding(temperature=1.0), seed=7)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    tiny_rge.generate_rationales(QUERIES[:2], max_new_tokens=8, decoding=Decoding(temperature=1.0))
+    assert not torch.equal(torch.random.get_rng_state(), before)  # unseeded sampling draws from it: not vacuous
+
+
+@pytest.fixture(scope="module")
+def lively_rge(lively_model_dir):
+    return RGEModel.load(str(lively_model_dir))
+
+
+def argmax_tokens(rge: RGEModel, prompt: str, steps: int) -> list[int]:
+    """Independent reference: `steps` argmax tokens from full forwards of one unpadded sequence, no cache."""
+    ids = rge.tokenize([prompt], [None])["input_ids"]
+    tokens = []
+    with torch.no_grad():
+        for _ in range(steps):
+            tokens.append(int(rge.model(input_ids=ids).logits[0, -1].argmax()))
+            ids = torch.cat([ids, torch.tensor([[tokens[-1]]])], dim=1)
+    return tokens
+
+
+def test_shared_generation_cuts_every_row_at_its_stop_token_and_flags_the_rest(lively_rge):
+    """The one generate loop of the model core and the transformers generator: left-padded rows, each cut
+    before its first stop token, flagged when the budget ran out first."""
+    queries = [QUERIES[1], QUERIES[3], Query("Describe a blue square.")]
+    prompts = [lively_rge.generation_prompt(q) for q in queries]
+    steps = 6
+    reference = [argmax_tokens(lively_rge, prompt, steps) for prompt in prompts]
+    stop_id = reference[1][2]  # a token the greedy rows really produce
+    batch = lively_rge.tokenize(prompts, [None] * len(prompts), padding_side="left")
+    pad_id = lively_rge.tokenizer.pad_token_id
+    continuations = generate_continuations(lively_rge.model, batch, steps, stop_id, pad_id, Decoding())
+    expected = [
+        Continuation(row[: row.index(stop_id)], True) if stop_id in row else Continuation(row, False)
+        for row in reference
+    ]
+    assert continuations == expected
+    assert {c.stopped for c in continuations} == {True, False}  # both branches are exercised
+
+
+def test_generation_drops_the_dummy_image_row(lively_rge):
+    plain = lively_rge.generate_rationales(QUERIES[1:2], max_new_tokens=6)
+    lively_rge.always_run_vision = True
+    try:
+        padded = lively_rge.generate_rationales(QUERIES[1:2], max_new_tokens=6)
+    finally:
+        lively_rge.always_run_vision = False
+    assert padded == plain and len(padded.texts) == 1
 
 
 def test_checkpoint_without_emb_gets_it_added_and_embeddings_resized(tmp_path):

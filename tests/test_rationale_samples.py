@@ -10,7 +10,7 @@ import pytest
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.
 TRAIN = [
@@ -21,7 +21,7 @@ TRAIN = [
     "train.log_every=1",
     "train.rationale_max_new_tokens=12",
 ]
-FIELDS = {"step", "pair_id", "rationale", "num_tokens", "hit_budget"}
+FIELDS = {"step", "pair_id", "rationale", "num_tokens", "budget_hit"}
 
 
 def samples(root, *extra: str) -> list[dict]:
@@ -44,7 +44,7 @@ def test_samples_are_logged_per_step_for_rank_0s_first_queries(two_temperatures)
     for lines, per_step in ((greedy, 3), (sampled, 4)):  # log_samples=3; default 8 capped by the batch of 4
         assert [line["step"] for line in lines] == [1] * per_step + [2] * per_step
         assert all(set(line) == FIELDS and line["num_tokens"] <= 12 for line in lines)
-        assert all(line["hit_budget"] == (line["num_tokens"] == 12) for line in lines)  # no <emb> within 12
+        assert all(line["budget_hit"] == (line["num_tokens"] == 12) for line in lines)  # no <emb> within 12
     assert [line["pair_id"] for line in greedy] == [line["pair_id"] for line in sampled[:3] + sampled[4:7]]
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 
+from rge_core.model.decoding import Decoding
+
 
 # Field markers. The loader checks ranges and choices (rge_core/config/loader.py), so a bad value fails at
 # load, naming its key; `version=False` marks a setting that changes no artifact (how a run is spread over
@@ -112,6 +114,10 @@ class SamplingConfig:
     # Base seed; every request derives its own from (seed, pair id, attempt), so a resumed or re-sharded
     # run gets the same texts.
     seed: int = 0
+
+    @property
+    def decoding(self) -> Decoding:
+        return Decoding(self.temperature, self.top_p, self.top_k, self.repetition_penalty)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from rge_core.data.issues import DataError
 from rge_core.fileio import atomic_write_bytes
 from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
-from rge_core.model.generation import RationaleBatch, Sampling
+from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 
@@ -37,7 +37,7 @@ class Encoded:
     embeddings: np.ndarray  # [n, hidden], L2-normalised, float32
     rationales: list[str]
     num_tokens: list[int]
-    hit_budget: list[bool]
+    budget_hit: list[bool]
     chunks_encoded: int = 0  # chunks computed now (the rest came from the cache)
 
 
@@ -59,7 +59,7 @@ def _save(path: Path, encoded: Encoded) -> None:
         embeddings=encoded.embeddings,
         rationales=np.array(encoded.rationales, dtype=str),
         num_tokens=np.array(encoded.num_tokens),
-        hit_budget=np.array(encoded.hit_budget),
+        budget_hit=np.array(encoded.budget_hit),
     )
     atomic_write_bytes(str(path), buffer.getvalue())
 
@@ -73,7 +73,7 @@ def _load(path: Path, rows: int) -> Encoded | None:
                 data["embeddings"],
                 data["rationales"].tolist(),
                 data["num_tokens"].tolist(),
-                data["hit_budget"].tolist(),
+                data["budget_hit"].tolist(),
             )
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
         return None
@@ -85,7 +85,7 @@ def _concat(parts: list[Encoded]) -> Encoded:
         np.concatenate([p.embeddings for p in parts]),
         [r for p in parts for r in p.rationales],
         [t for p in parts for t in p.num_tokens],
-        [h for p in parts for h in p.hit_budget],
+        [h for p in parts for h in p.budget_hit],
     )
 
 
@@ -119,8 +119,8 @@ def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:
             lengths = prompt_lengths(rge, [rge.generation_prompt(q) for q in queries], [q.image for q in queries])
 
         def run(batch: list[Query]):
-            out = rge.generate_rationales(batch, settings.max_new_tokens, Sampling(settings.decoding))
-            return zip(out.texts, out.num_tokens, out.hit_budget, strict=True)
+            out = rge.generate_rationales(batch, settings.max_new_tokens, settings.decoding)
+            return zip(out.texts, out.num_tokens, out.budget_hit, strict=True)
 
         rows = in_batches(list(queries), settings.batch_size, run, lengths)
         return RationaleBatch([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
@@ -133,7 +133,8 @@ class Encoder:
     called on the first chunk that is not cached, so a process whose chunks are all cached loads nothing."""
 
     def __init__(self, load: Callable[[], tuple[RGEModel, RationaleFn]], settings: EncodeSettings, cache: Path):
-        self._load, self._loaded = load, None
+        self._load = load
+        self._loaded: tuple[RGEModel, RationaleFn] | None = None
         self.settings = settings
         self.cache = cache
 
@@ -163,12 +164,12 @@ class Encoder:
         n = len(queries)
         if self.settings.reasoning:
             generated = rationales_of(queries)
-            rationales = generated.texts
+            rationales: list[str | None] = list(generated.texts)
         else:
             generated, rationales = RationaleBatch([""] * n, [0] * n, [False] * n), [None] * n
         prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales, strict=True)]
         vectors = self._embed(rge, prompts, [q.image for q in queries])
-        return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.hit_budget))
+        return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.budget_hit))
 
     @torch.inference_mode()
     def _encode_targets(self, targets: list[Target]) -> Encoded:
@@ -178,7 +179,7 @@ class Encoder:
         return Encoded(vectors, [""] * n, [0] * n, [False] * n)
 
     def _encoder(self, side: str) -> Callable[[list], Encoded]:
-        return {"queries": self._encode_queries, "candidates": self._encode_targets}[side]
+        return self._encode_queries if side == "queries" else self._encode_targets
 
     def _encode_chunk(self, side: str, name: str, index: int, chunk: list) -> Encoded:
         """One chunk; an image that cannot be decoded is named by dataset side, item and file."""

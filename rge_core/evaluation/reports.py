@@ -204,7 +204,8 @@ def diff_markdown(
     rows = []
     for name in _order(list(by_a.keys() | by_b.keys())):
         ra, rb = by_a.get(name), by_b.get(name)
-        rows.append([name, (ra or rb).category, *side_by_side(ra.metrics if ra else None, rb.metrics if rb else None)])
+        category = (ra or by_b[name]).category  # the name is in one of them at least
+        rows.append([name, category, *side_by_side(ra.metrics if ra else None, rb.metrics if rb else None)])
     common = [n for n in by_a if n in by_b]
     categories = {n: by_a[n].category for n in common}
     agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}

@@ -26,7 +26,7 @@ from transformers import AutoModelForImageTextToText
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
-from rge_core.model.decoding import Decoding, generate_kwargs
+from rge_core.model.generation import Continuation, generate_continuations
 from rge_core.model.placement import Placement, resolve_placement
 from rge_core.model.rge_model import load_location
 
@@ -87,31 +87,27 @@ class TransformersGenerator:
             return_tensors="pt",
             return_mm_token_type_ids=True,  # the transformers 5 Qwen-VL forward needs it with images
         ).to(self.device)
-        decoding = Decoding(sampling.temperature, sampling.top_p, sampling.top_k, sampling.repetition_penalty)
-        forked = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=forked):
-            torch.manual_seed(batch_seed([r.seed for r in batch]))
-            sequences = self.model.generate(
-                **inputs,
-                max_new_tokens=sampling.max_tokens,
-                eos_token_id=self.eos_id,
-                pad_token_id=self.tokenizer.pad_token_id,
-                use_cache=True,
-                **generate_kwargs(decoding),  # every knob explicit: same distribution as vLLM's SamplingParams
-            )
-        new_tokens = sequences[:, inputs["input_ids"].shape[1] :].tolist()
+        continuations = generate_continuations(
+            self.model,
+            inputs,
+            sampling.max_tokens,
+            self.eos_id,
+            self.tokenizer.pad_token_id,
+            sampling.decoding,  # every knob explicit: same distribution as vLLM's SamplingParams
+            seed=batch_seed([r.seed for r in batch]),
+        )
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        return [self._result(request, row, n) for request, row, n in zip(batch, new_tokens, prompt_tokens, strict=True)]
+        return [
+            self._result(request, continuation, n)
+            for request, continuation, n in zip(batch, continuations, prompt_tokens, strict=True)
+        ]
 
-    def _result(self, request: GenerationRequest, row: list[int], prompt_tokens: int) -> GenerationResult:
-        # Rows that ended early are padded after their end-of-turn token; cut there.
-        stopped = self.eos_id in row
-        kept = row[: row.index(self.eos_id)] if stopped else row
+    def _result(self, request: GenerationRequest, continuation: Continuation, prompt_tokens: int) -> GenerationResult:
         return GenerationResult(
             request_id=request.request_id,
-            text=self.tokenizer.decode(kept, skip_special_tokens=True),
-            num_tokens=len(kept) + int(stopped),
-            finish_reason="stop" if stopped else "length",
+            text=self.tokenizer.decode(continuation.tokens, skip_special_tokens=True),
+            num_tokens=len(continuation.tokens) + int(continuation.stopped),  # the end-of-turn token counts
+            finish_reason="stop" if continuation.stopped else "length",
             prompt_tokens=prompt_tokens,
         )
 

@@ -23,6 +23,9 @@ class Decoding:
         return self.temperature <= 0
 
 
+GREEDY = Decoding()
+
+
 def generate_kwargs(decoding: Decoding) -> dict:
     """do_sample, temperature, top_p, top_k and repetition_penalty for `model.generate`. Greedy decoding
     passes transformers' own defaults as sampling values: greedy ignores them, leaving them unset would let

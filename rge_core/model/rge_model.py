@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, BatchFeature
 
-from rge_core.model.generation import RationaleBatch, Sampling, generate_rationales
+from rge_core.model.decoding import GREEDY, Decoding
+from rge_core.model.generation import RationaleBatch, decode_rationales, generate_continuations
 from rge_core.model.inputs import Query, Target, assistant_suffix, load_image, query_content, user_content
 from rge_core.model.placement import Placement, resolve_placement
 from rge_core.model.processor import chat_template_of, load_processor
@@ -157,6 +158,21 @@ class RGEModel:
         return self.embed_prompts([self.target_prompt(t) for t in targets], [t.image for t in targets])
 
     def generate_rationales(
-        self, queries: Sequence[Query], max_new_tokens: int = 128, sampling: Sampling | None = None
+        self,
+        queries: Sequence[Query],
+        max_new_tokens: int = 128,
+        decoding: Decoding = GREEDY,
+        seed: int | None = None,
     ) -> RationaleBatch:
-        return generate_rationales(self, queries, max_new_tokens, sampling or Sampling())
+        """Each query's rationale, up to its `<emb>` or `max_new_tokens` (greedy by default).
+        A `seed` makes sampling reproducible; it seeds a fork of torch's RNG, so the caller's RNG state
+        (e.g. the training step's dropout) is left untouched."""
+        if not queries:
+            return RationaleBatch()
+        prompts = [self.generation_prompt(q) for q in queries]
+        batch = self.tokenize(prompts, [q.image for q in queries], padding_side="left")
+        pad_id = self.tokenizer.pad_token_id
+        continuations = generate_continuations(
+            self.model, batch, max_new_tokens, self.emb.token_id, pad_id, decoding, seed
+        )
+        return decode_rationales(self.tokenizer, continuations[: len(queries)])  # drops a dummy row

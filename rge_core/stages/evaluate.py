@@ -62,8 +62,9 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
     """Encode (or read from the cache) and score every dataset: (per-dataset results, rationale rows,
     counts, texts the rewrites changed per side)."""
     per_dataset: dict[str, DatasetResult] = {}
-    rationale_rows, counts = [], Counter()
-    changed = {"query": Counter(), "candidate": Counter()}
+    rationale_rows: list[dict] = []
+    counts: Counter[str] = Counter()
+    changed: dict[str, Counter[str]] = {"query": Counter(), "candidate": Counter()}
     for done, work in enumerate(dataset_works(job, changed)):
         progress.report("evaluate", done, len(plan.datasets))
         counts["unique"] += len(work.targets)
@@ -73,11 +74,11 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
         counts["chunks_encoded"] += q.chunks_encoded + c.chunks_encoded
         scores = [c.embeddings[index] @ q.embeddings[row] for row, index in enumerate(work.candidate_index)]
         per_dataset[work.dataset] = DatasetResult.from_scores(
-            work.dataset, scores, budget_hits=sum(q.hit_budget), extra=plan.categories, gt_copy_rows=work.gt_copy_rows
+            work.dataset, scores, budget_hits=sum(q.budget_hit), extra=plan.categories, gt_copy_rows=work.gt_copy_rows
         )
         rationale_rows += [
-            {"item_id": r["item_id"], "dataset": work.dataset, "rationale": text, "num_tokens": n, "hit_budget": hit}
-            for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.hit_budget, strict=True)
+            {"item_id": r["item_id"], "dataset": work.dataset, "rationale": text, "num_tokens": n, "budget_hit": hit}
+            for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.budget_hit, strict=True)
         ]
     progress.report("evaluate", len(plan.datasets), len(plan.datasets))
     return per_dataset, rationale_rows, counts, changed
@@ -130,7 +131,7 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
     }
 
 
-def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     ev = config.eval
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not

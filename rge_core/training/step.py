@@ -19,7 +19,7 @@ import torch
 
 from rge_core.config.schema import TrainConfig
 from rge_core.model.decoding import Decoding
-from rge_core.model.generation import RationaleBatch, Sampling
+from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import assistant_suffix
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.data import Example
@@ -97,12 +97,14 @@ class RGEStep:
         self.generation_context, self.reduction_context = generation_context, reduction_context
 
     def _generate(self, examples: Sequence[Example], seed: int) -> RationaleBatch:
-        sampling = Sampling(rationale_decoding(self.train), seed=seed)
         self.rge.model.eval()
         try:
             with self.generation_context():
                 return self.rge.generate_rationales(
-                    [e.query for e in examples], self.train.rationale_max_new_tokens, sampling
+                    [e.query for e in examples],
+                    self.train.rationale_max_new_tokens,
+                    rationale_decoding(self.train),
+                    seed=seed,
                 )
         finally:
             self.rge.model.train()
@@ -118,7 +120,9 @@ class RGEStep:
 
         def targets(part: slice) -> torch.Tensor:
             chosen = examples[part]
-            negatives = [e.negative for e, has in zip(chosen, has_negative[part], strict=True) if has]
+            negatives = [
+                n for e, has in zip(chosen, has_negative[part], strict=True) if has and (n := e.negative) is not None
+            ]
             return self.rge.embed_targets([e.positive for e in chosen] + negatives)
 
         return queries, targets, has_negative
@@ -194,7 +198,7 @@ class RGEStep:
             emb_loss=float(emb.detach()),
             accuracy=float(stats["accuracy"]),
             generated_tokens=sum(generated.num_tokens) if generated else 0,
-            budget_hits=generated.fallback_count if generated else 0,
+            budget_hits=generated.budget_hits if generated else 0,
             seconds=seconds,
             rationales=generated,
         )

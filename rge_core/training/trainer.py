@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 import torch
 
@@ -83,7 +84,7 @@ def _generation_context(engine, zero_stage: int):
     return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
 
 
-def _step_log(path: Path, start: int):
+def _step_log(path: Path, start: int) -> TextIO:
     """A per-step JSONL log (metrics, rationale samples) opened for appending, with the lines of steps after
     the resumed checkpoint dropped (they are redone)."""
     kept = (
@@ -93,13 +94,31 @@ def _step_log(path: Path, start: int):
     return path.open("a")
 
 
+class StepLogs:
+    """Rank 0's metrics.jsonl and rationale_samples.jsonl, continued after a resume."""
+
+    def __init__(self, root: Path, start: int) -> None:
+        self.metrics = _step_log(root / METRICS, start)
+        self.samples = _step_log(root / RATIONALE_SAMPLES, start)
+
+    def write(self, record: dict, samples: list[dict]) -> None:
+        self.metrics.write(json.dumps(record) + "\n")
+        self.metrics.flush()
+        self.samples.write("".join(json.dumps(line) + "\n" for line in samples))
+        self.samples.flush()
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.samples.close()
+
+
 def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> list[dict]:
     """rationale_samples.jsonl lines: the first `limit` on-the-fly rationales of a step."""
     if rationales is None:
         return []
-    rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.hit_budget, strict=True)
+    rows = zip(pair_ids, rationales.texts, rationales.num_tokens, rationales.budget_hit, strict=True)
     return [
-        {"step": step, "pair_id": pair_id, "rationale": text, "num_tokens": tokens, "hit_budget": hit}
+        {"step": step, "pair_id": pair_id, "rationale": text, "num_tokens": tokens, "budget_hit": hit}
         for pair_id, text, tokens, hit in itertools.islice(rows, limit)
     ]
 
@@ -136,8 +155,7 @@ def main(job: TrainJob) -> Path:
         generation_context=_generation_context(engine, train.zero_stage),
         reduction_context=engine.coalesce_grad_reduction,
     )
-    metrics = _step_log(root / METRICS, start) if rank == 0 else None
-    samples = _step_log(root / RATIONALE_SAMPLES, start) if rank == 0 else None
+    logs = StepLogs(root, start) if rank == 0 else None
     engine.train()
     for step in range(start, train.steps):
         torch.manual_seed(step_seed(train.seed, step, rank))  # dropout and sampling: same after a resume
@@ -162,19 +180,15 @@ def main(job: TrainJob) -> Path:
             "budget_hit_share": all_reduce_mean(out.budget_hits / len(indices)),
             "seconds": out.seconds,
         }
-        if metrics is not None and (step + 1) % train.log_every == 0:
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
-            lines = sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples)
-            samples.write("".join(json.dumps(line) + "\n" for line in lines))
-            samples.flush()
+        if logs is not None and (step + 1) % train.log_every == 0:
+            logs.write(record, sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples))
         if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
     state = full_state_dict(engine, rank)
     if rank == 0:
         export_hf(state, job.base_model, train, rge.processor, root / FINAL_MODEL)
-        metrics.close()
-        samples.close()
+    if logs is not None:
+        logs.close()
     torch.distributed.barrier()
     return root / FINAL_MODEL
 
