@@ -137,16 +137,6 @@ def data_train_folder(tmp_path: Path) -> Path:
     return folder
 
 
-SMALL_SYNTH = ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4"]
-
-
-def small_config(root: str, *overrides: str):
-    """configs/tiny.yaml on a small synthetic benchmark (6 subsets x 4 train pairs), artifacts under `root`."""
-    from rge_core.config.loader import load_config
-
-    return load_config(Path("configs/tiny.yaml"), [f"run.artifacts_root={root}", *SMALL_SYNTH, *overrides])
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen2-VL checkpoint, built once per test session."""
@@ -182,25 +172,6 @@ def tiny_rge(tiny_model_dir):
     from rge_core.model.rge_model import RGEModel
 
     return RGEModel.load(str(tiny_model_dir))
-
-
-def run_result_script(script: str, *args: str) -> dict:
-    """Run tests/<script> in a fresh interpreter (vLLM wants its own process and a main guard) and parse
-    the JSON on its `RESULT ` line."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name(script)), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.split("RESULT ", 1)[1])
 
 
 @pytest.fixture(autouse=True, scope="session")

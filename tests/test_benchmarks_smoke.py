@@ -1,14 +1,22 @@
-"""Every benchmark (`benchmarks/bench_*.py`) runs end to end with `--quick` and prints its ratio lines. No timing
-is asserted: benchmarks report figures, they never pass or fail on them.
+"""Every benchmark (`benchmarks/bench_*.py`) runs end to end with `--quick` and prints its ratio lines, and those
+lines say what the timings printed in the same run say: each ratio is the one its table's medians and rates
+give (within the printed rounding), and the comparisons named are the ones the benchmark defines. `_timing`'s
+`measure` and `Timing` are checked against an independent computation on a fake clock. No timing is
+asserted: benchmarks report figures, they never pass or fail on them.
 
     .venv/bin/python -m pytest tests/test_benchmarks_smoke.py -q
 """
 
 from __future__ import annotations
 
+import ast
+import math
 import re
 import subprocess
 import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,13 +24,230 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("bench_*.py"))
 RATIO_LINE = re.compile(r"^ratio: .+ vs .+: \d+\.\d\dx$")
+RATIO = re.compile(r"^ratio: (?P<name>.+) vs (?P<baseline>.+): (?P<value>\d+\.\d\d)x$")
+# _timing.print_table: a title line, this header, the baseline row, then one row per candidate.
+TABLE_HEADER = re.compile(r"^  name\s+median s\s+items/s\s+ratio$")
+TABLE_ROW = re.compile(
+    r"^  (?P<name>.+?)\s+(?P<median>\d+\.\d{4})\s+(?P<rate>\d+\.\d) (?P<unit>\S+)/s\s+(?P<ratio>\d+\.\d\d)x$"
+)
+# bench_eval's cold and cached runs of the evaluate stage.
+SECONDS_LINE = re.compile(r"^(?P<name>\w+)\s+(?P<seconds>\d+\.\d\d) s\s+chunks encoded: \d+$")
+# bench_structured_output's table: prompt set, backend, seconds, tokens, tokens/s, matching/requests.
+BACKEND_ROW = re.compile(
+    r"^(?P<set>\S+)\s+(?P<backend>\w+)\s+(?P<seconds>\d+\.\d\d)\s+(?P<tokens>\d+)\s+(?P<rate>\d+)\s+\d+/\d+$"
+)
 
 sys.path.insert(0, str(BENCHMARKS))
-from _timing import Case, Timing, measure  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import _timing  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+from _timing import Case, Timing, measure  # noqa: E402
+
+
+def constants(script: str) -> dict:
+    """The literal module-level constants of a benchmark script (QUICK, WAYS, SETS, ...), without importing it."""
+    values = {}
+    for node in ast.parse((BENCHMARKS / script).read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return values
+
+
+def expected_comparisons(script: str) -> list[str]:
+    """The `<name> vs <baseline>` of every ratio line the benchmark defines for a --quick run."""
+    const = constants(script)
+    fixed = {
+        "bench_synth.py": ["write_benchmark vs write_benchmark 1/4 size", "write_benchmark vs plain PIL PNG loop"],
+        "bench_model_core.py": [
+            "queries batched vs queries one at a time",
+            "targets batched vs targets one at a time",
+        ],
+        "bench_train.py": ["rge vs baseline", "rge step time vs baseline", "batched generation vs one query at a time"],
+        "bench_gpu.py": [
+            "queries batched vs queries one at a time",
+            "candidates batched vs candidates one at a time",
+            "length-sorted mixed-length candidates vs unsorted mixed-length candidates",
+            "rge vs baseline",
+            "rge step time vs baseline",
+        ],
+    }
+    if script in fixed:
+        return fixed[script]
+    if script == "bench_structured_output.py":
+        baseline, candidate = const["BACKENDS"]
+        return [f"{prompt_set} {candidate} vs {baseline}" for prompt_set in const["SETS"]]
+    if script == "bench_curation.py":
+        return [f"vLLM (one call) vs transformers (batch {const['QUICK']['batch_size']})"]
+    if script == "bench_eval.py":
+        assert {name for pair in const["COMPARED"] for name in pair} <= set(const["WAYS"])
+        return [
+            "cached vs cold",
+            *(f"{name} vs {baseline}" for name, baseline in const["COMPARED"]),
+            "sorted mixed-length candidates vs unsorted mixed-length candidates",
+        ]
+    raise AssertionError(f"{script}: a new benchmark; add the comparisons it defines to expected_comparisons")
+
+
+# ------------------------------------------------------------------------------------------- printed rounding
+
+Interval = tuple[float, float]
+
+
+def printed(text: str) -> Interval:
+    """The values a number printed as `text` can stand for: half a unit of its last printed digit either way."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    half = 0.5 * 10.0**-decimals
+    value = float(text)
+    return max(value - half, 0.0), value + half
+
+
+def divide(a: Interval, b: Interval) -> Interval:
+    return a[0] / b[1], (a[1] / b[0] if b[0] > 0 else math.inf)
+
+
+def times(a: Interval, b: Interval) -> Interval:
+    return a[0] * b[0], a[1] * b[1]
+
+
+def intersect(a: Interval, b: Interval) -> Interval:
+    low, high = max(a[0], b[0]), min(a[1], b[1])
+    assert low <= high * (1 + 1e-12), f"inconsistent printed figures: {a} and {b}"
+    return low, high
+
+
+def agrees(text: str, interval: Interval) -> bool:
+    """Whether a number printed as `text` can be the rounding of a value in `interval`."""
+    low, high = printed(text)
+    return low <= interval[1] * (1 + 1e-12) and interval[0] <= high * (1 + 1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ the output
+
+
+@dataclass
+class Row:
+    name: str
+    median: str
+    rate: str
+    unit: str
+    ratio: str
+
+    def items(self) -> int | None:
+        """The item count behind the row (rate x median), when the printed figures pin down a single integer."""
+        low, high = times(printed(self.rate), printed(self.median))
+        candidates = range(max(1, math.ceil(low - 1e-9)), math.floor(high + 1e-9) + 1)
+        assert candidates, f"{self.name}: {self.rate} {self.unit}/s x {self.median} s is no whole item count"
+        return candidates[0] if len(candidates) == 1 else None
+
+
+@dataclass
+class Table:
+    title: str
+    rows: list[Row]  # the baseline first
+    ends_at: int  # index of the output line after the table
+
+    def row(self, name: str) -> Row | None:
+        return next((r for r in self.rows if r.name == name), None)
+
+
+def tables(lines: list[str]) -> list[Table]:
+    found = []
+    for index, line in enumerate(lines):
+        if not TABLE_HEADER.match(line):
+            continue
+        rows, end = [], index + 1
+        while end < len(lines) and (match := TABLE_ROW.match(lines[end])):
+            rows.append(Row(**match.groupdict()))
+            end += 1
+        assert len(rows) >= 2, f"table {lines[index - 1]!r} has no candidate row"
+        baseline = rows[0]
+        assert baseline.name.endswith(" (baseline)") and baseline.ratio == "1.00", lines[index : end + 1]
+        baseline.name = baseline.name.removesuffix(" (baseline)")
+        assert not any(r.name.endswith("(baseline)") for r in rows[1:])
+        found.append(Table(lines[index - 1].strip(), rows, end))
+    return found
+
+
+def throughput_ratio(row: Row, baseline: Row) -> Interval:
+    """What `row`'s ratio against `baseline` can be, given their printed rates and (item counts known) medians."""
+    assert row.unit == baseline.unit, (row, baseline)
+    interval = divide(printed(row.rate), printed(baseline.rate))
+    items, base_items = row.items(), baseline.items()
+    if items is not None and base_items is not None:  # (items / median) / (base items / base median)
+        by_medians = divide(printed(baseline.median), printed(row.median))
+        interval = intersect(interval, (by_medians[0] * items / base_items, by_medians[1] * items / base_items))
+    return interval
+
+
+def check_table(table: Table) -> None:
+    """Each row's rate x median is a whole item count and its ratio is its throughput over the baseline's."""
+    baseline = table.rows[0]
+    for row in table.rows:
+        row.items()
+    for row in table.rows[1:]:
+        expected = throughput_ratio(row, baseline)
+        assert agrees(row.ratio, expected), f"{table.title}: {row.name} ratio {row.ratio}x, the figures give {expected}"
+
+
+def explain(line: str, index: int, lines: list[str], printed_tables: list[Table]) -> Interval:
+    """The value the timings printed before a ratio line give it; fails when no printed timing backs it."""
+    match = RATIO.match(line)
+    assert match, line
+    name, baseline = match["name"], match["baseline"]
+    before = [t for t in printed_tables if t.ends_at <= index]
+    table = before[-1] if before else None
+    if table and table.rows[0].name == baseline and (row := table.row(name)) is not None:
+        assert row.ratio == match["value"], f"{line!r} differs from its table's ratio column {row.ratio}x"
+        return throughput_ratio(row, table.rows[0])
+    step = re.fullmatch(r"(?P<name>.+) step time", name)
+    if step and table and table.rows[0].name == baseline and (row := table.row(step["name"])) is not None:
+        return divide(printed(row.median), printed(table.rows[0].median))  # a time ratio: > 1 is slower
+    seconds = {m["name"]: m["seconds"] for m in map(SECONDS_LINE.match, lines[:index]) if m}
+    if name in seconds and baseline in seconds:  # equal work: the speed-up is baseline time / time
+        return divide(printed(seconds[baseline]), printed(seconds[name]))
+    backends = {(m["set"], m["backend"]): m for m in map(BACKEND_ROW.match, lines[:index]) if m}
+    prompt_set, _, backend = name.rpartition(" ")
+    if (prompt_set, backend) in backends and (prompt_set, baseline) in backends:
+        rates = []
+        for key in ((prompt_set, backend), (prompt_set, baseline)):
+            row = backends[key]
+            by_tokens = divide((float(row["tokens"]),) * 2, printed(row["seconds"]))
+            rates.append(intersect(printed(row["rate"]), by_tokens))  # the printed rate is tokens / seconds
+        return divide(rates[0], rates[1])
+    raise AssertionError(f"{line!r}: no timing printed before it backs this ratio")
+
+
+def check_output(script: str, stdout: str) -> None:
+    lines = stdout.splitlines()
+    ratio_lines = [(i, line) for i, line in enumerate(lines) if line.startswith("ratio:")]
+    assert ratio_lines, stdout
+    assert all(RATIO_LINE.match(line) for _, line in ratio_lines), ratio_lines
+    printed_tables = tables(lines)
+    for table in printed_tables:
+        check_table(table)
+    medians: dict[str, str] = {}  # a case printed in several tables is the same measurement
+    for table in printed_tables:
+        for row in table.rows:
+            assert medians.setdefault(row.name, row.median) == row.median, f"{row.name}: two medians"
+    for index, line in ratio_lines:
+        expected = explain(line, index, lines, printed_tables)
+        value = RATIO.match(line)["value"]
+        assert agrees(value, expected), f"{line!r}: the printed timings give {expected}"
+    named = Counter(RATIO.match(line)["name"] + " vs " + RATIO.match(line)["baseline"] for _, line in ratio_lines)
+    assert named == Counter(expected_comparisons(script)), named
+
+
+# ---------------------------------------------------------------------------------------------- the smoke runs
+
+
+def test_every_benchmark_has_its_comparisons_defined_here() -> None:
+    for script in SCRIPTS:
+        assert expected_comparisons(script), script
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_benchmark_quick_run_prints_ratios(script: str) -> None:
+def test_benchmark_quick_run_prints_ratios_that_its_timings_back(script: str) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick"],
         capture_output=True,
@@ -31,15 +256,148 @@ def test_benchmark_quick_run_prints_ratios(script: str) -> None:
         cwd=BENCHMARKS.parent,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    ratio_lines = [line for line in result.stdout.splitlines() if line.startswith("ratio:")]
-    assert ratio_lines, result.stdout
-    assert all(RATIO_LINE.match(line) for line in ratio_lines), ratio_lines
+    check_output(script, result.stdout)
+
+
+# ------------------------------------------------------------------------------------- the checker on made-up runs
+
+GOOD_RUN = """\
+write_benchmark: 48 rows, 72 PNGs
+
+scaling (rows/s; baseline: the same writer at 1/4 of the rows)
+  name                                  median s             items/s    ratio
+  write_benchmark 1/4 size (baseline)     0.0622        193.1 rows/s    1.00x
+  write_benchmark                         0.0894        536.7 rows/s    2.78x
+ratio: write_benchmark vs write_benchmark 1/4 size: 2.78x
+
+PNG floor (PNGs/s; baseline: plain PIL loop, same PNG count)
+  name                            median s             items/s    ratio
+  plain PIL PNG loop (baseline)     0.0231       3113.5 PNGs/s    1.00x
+  write_benchmark                   0.0894        805.1 PNGs/s    0.26x
+ratio: write_benchmark vs plain PIL PNG loop: 0.26x
+"""
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        ("size: 2.78x", "size: 3.78x"),  # a ratio line that its table does not back
+        ("rows/s    2.78x", "rows/s    2.87x"),  # a table ratio that its rates do not give
+        ("0.26x", "3.85x"),  # the inverse ratio (baseline over candidate), in the table and the line
+        ("805.1 PNGs/s", "806.1 PNGs/s"),  # a rate that is not a whole item count over the median
+        ("0.0894        805.1 PNGs/s", "0.0899        800.9 PNGs/s"),  # one case, two medians
+        ("plain PIL PNG loop", "PIL loop"),  # a comparison the benchmark does not define
+        ("ratio: write_benchmark vs plain PIL PNG loop: 0.26x\n", ""),  # a comparison missing
+        ("ratio: write_benchmark vs plain", "ratio: write_benchmark 1/4 size vs plain"),  # a case not in its table
+    ],
+)
+def test_the_output_checker_catches(broken: tuple[str, str]) -> None:
+    check_output("bench_synth.py", GOOD_RUN)
+    old, new = broken
+    assert old in GOOD_RUN
+    with pytest.raises(AssertionError):
+        check_output("bench_synth.py", GOOD_RUN.replace(old, new))
+
+
+def test_the_output_checker_backs_time_ratios_seconds_and_backend_rates() -> None:
+    step = """\
+training step, steps/s
+  name                  median s             items/s    ratio
+  baseline (baseline)     0.4774         2.1 steps/s    1.00x
+  rge                     1.5423         0.6 steps/s    0.31x
+ratio: rge vs baseline: 0.31x
+ratio: rge step time vs baseline: 3.23x
+"""
+    lines = step.splitlines()
+    assert agrees("3.23", explain(lines[-1], len(lines) - 1, lines, tables(lines)))
+    assert not agrees("0.31", explain(lines[-1], len(lines) - 1, lines, tables(lines)))
+    cached = (
+        "cold       1.20 s   chunks encoded: 3\ncached     0.40 s   chunks encoded: 0\nratio: cached vs cold: 3.00x"
+    )
+    lines = cached.splitlines()
+    assert agrees("3.00", explain(lines[-1], 2, lines, [])) and not agrees("0.33", explain(lines[-1], 2, lines, []))
+    backends = """\
+prompts/rge-terse    xgrammar       1.76     146        83     4/4
+prompts/rge-terse    guidance       5.22     146        28     4/4
+ratio: prompts/rge-terse guidance vs xgrammar: 0.34x"""
+    lines = backends.splitlines()
+    assert agrees("0.34", explain(lines[-1], 2, lines, [])) and not agrees("2.98", explain(lines[-1], 2, lines, []))
+    with pytest.raises(AssertionError):  # a printed rate that is not tokens / seconds
+        explain(lines[-1], 2, [lines[0].replace(" 83 ", " 95 "), *lines[1:]], [])
+    with pytest.raises(AssertionError):  # a ratio with nothing printed behind it
+        explain("ratio: a vs b: 1.00x", 0, ["ratio: a vs b: 1.00x"], [])
+
+
+# ------------------------------------------------------------------------------------------------- _timing
+
+
+class FakeClock:
+    """time.perf_counter stand-in: time moves only when a case runs, by the next of that case's durations."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def case(self, durations: list[float], calls: list[str], name: str):
+        pending = iter(durations)
+
+        def run() -> None:
+            calls.append(name)
+            self.now += next(pending)
+
+        return run
+
+
+def _median(values: list[float]) -> float:
+    ordered, middle = sorted(values), len(values) // 2
+    return ordered[middle] if len(values) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+@pytest.mark.parametrize("repeats", [3, 4])
+def test_measure_times_each_call_after_the_warmup_on_a_fake_clock(monkeypatch, repeats: int) -> None:
+    clock, calls = FakeClock(), []
+    monkeypatch.setattr(time, "perf_counter", clock)
+    warmup = [500.0, 700.0]  # never in a timing
+    a_times = [2.0, 8.0, 3.0, 5.0][:repeats]
+    b_times = [1.0, 0.5, 4.0, 0.25][:repeats]
+    cases = [
+        Case("a", clock.case([warmup[0], *a_times], calls, "a"), 10, "q"),
+        Case("b", clock.case([warmup[1], *b_times], calls, "b"), 20, "q"),
+    ]
+    first, second = measure(cases, warmup=1, repeats=repeats)
+    assert calls == ["a", "b"] * (1 + repeats)  # warmup, then interleaved rounds
+    assert (first.name, first.items, first.unit, first.seconds) == ("a", 10, "q", tuple(a_times))
+    assert (second.name, second.items, second.unit, second.seconds) == ("b", 20, "q", tuple(b_times))
+    assert first.median == _median(a_times) and second.median == _median(b_times)
+    assert first.rate == pytest.approx(10 / _median(a_times)) and second.rate == pytest.approx(20 / _median(b_times))
+    expected = (20 / _median(b_times)) / (10 / _median(a_times))
+    assert second.ratio(first) == pytest.approx(expected) and first.ratio(first) == pytest.approx(1.0)
+    assert _timing.ratio_line(second, first) == f"ratio: b vs a: {expected:.2f}x"
+
+
+def test_measure_with_real_sleeps_counts_each_call_once() -> None:
+    """Against the real clock: every timing covers its call's sleep (a lower bound only, no upper threshold)."""
+    (timing,) = measure([Case("sleep", lambda: time.sleep(0.01), 1, "x")], warmup=0, repeats=2)
+    assert len(timing.seconds) == 2 and min(timing.seconds) >= 0.01
+
+
+def test_measure_rejects_no_repeats_and_warmup_zero_times_every_call(monkeypatch) -> None:
+    with pytest.raises(ValueError):
+        measure([Case("a", lambda: None, 1, "x")], repeats=0)
+    clock, calls = FakeClock(), []
+    monkeypatch.setattr(time, "perf_counter", clock)
+    (timing,) = measure([Case("a", clock.case([1.5, 2.5], calls, "a"), 3, "x")], warmup=0, repeats=2)
+    assert calls == ["a", "a"] and timing.seconds == (1.5, 2.5) and timing.median == 2.0
 
 
 def test_ratio_is_throughput_against_the_baseline() -> None:
     baseline = Timing("one", items=10, unit="q", seconds=(4.0, 2.0, 9.0))  # median 4 s: 2.5 q/s
     batched = Timing("batched", items=20, unit="q", seconds=(1.0,))  # 20 q/s
     assert batched.ratio(baseline) == pytest.approx(8.0)
+    same_items = Timing("fast", items=10, unit="q", seconds=(0.5, 1.0))  # equal items: baseline s / s
+    assert same_items.ratio(baseline) == pytest.approx(4.0 / 0.75)
     with pytest.raises(ValueError):
         batched.ratio(Timing("other", items=1, unit="rows", seconds=(1.0,)))
 
@@ -53,3 +411,37 @@ def test_measure_warms_up_then_interleaves_rounds() -> None:
     )
     assert calls == ["a", "b"] * 3
     assert (len(first.seconds), len(second.seconds)) == (2, 2)
+
+
+def test_print_table_prints_the_timings_figures(capsys) -> None:
+    """print_table's rows and ratio lines, read back with the parser the smoke runs use, are the Timings'."""
+    baseline = Timing("one at a time", items=8, unit="queries", seconds=(2.0, 4.0, 3.0))
+    batched = Timing("batched", items=8, unit="queries", seconds=(0.5, 0.25, 0.75))
+    other = Timing("other", items=16, unit="queries", seconds=(1.25,))
+    _timing.print_table("title", baseline, [batched, other])
+    lines = capsys.readouterr().out.splitlines()
+    (table,) = tables(lines)
+    assert table.title == "title" and [r.name for r in table.rows] == ["one at a time", "batched", "other"]
+    for row, timing in zip(table.rows, (baseline, batched, other), strict=True):
+        assert float(row.median) == pytest.approx(timing.median) and row.unit == "queries"
+        assert float(row.rate) == pytest.approx(timing.items / timing.median, abs=0.05)
+        assert row.items() == timing.items
+    assert [line for line in lines if line.startswith("ratio:")] == [
+        "ratio: batched vs one at a time: 6.00x",  # 3 s / 0.5 s, equal items
+        "ratio: other vs one at a time: 4.80x",  # (16 / 1.25) / (8 / 3)
+    ]
+    check_table(table)
+
+
+def test_quick_swaps_in_the_smoke_sizes(monkeypatch) -> None:
+    import argparse
+
+    def parse(*argv: str):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--queries", type=int, default=64)
+        monkeypatch.setattr(sys, "argv", ["bench", *argv])
+        return _timing.parse_args(parser, {"queries": 4})
+
+    assert parse().queries == 64 and not parse().quick
+    assert parse("--quick").queries == 4
+    assert parse("--quick", "--queries", "9").queries == 9  # an explicit size still wins

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from rge_core.cli import config_cmd
 from rge_core.config.loader import ConfigError, apply_overrides, from_dict, load_config, to_dict
 from rge_core.config.schema import Config
+from tests.helpers import leaf_keys
 
 TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
 
@@ -51,14 +52,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "c.yaml"
     path.write_text(text)
     return path
-
-
-def leaf_keys(data: dict, prefix: str = "") -> set[str]:
-    keys = set()
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        keys |= leaf_keys(value, f"{dotted}.") if isinstance(value, dict) else {dotted}
-    return keys
 
 
 def test_defaults_and_tiny_preset() -> None:

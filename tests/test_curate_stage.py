@@ -19,21 +19,7 @@ from rge_core.curation.shards import request_seed, shard_file
 from rge_core.pipeline import run_pipeline
 from rge_core.stages.assemble import in_validation
 from rge_core.stages.curate import CurationError
-from tests.conftest import small_config
-
-# The benchmark's scene facts are written in rge-v1's format (1-4 sentences).
-FACTS = [
-    "curation.generator=reference",
-    "curation.reference=synthetic-facts",
-    "curation.prompt_set=prompts/rge-v1",
-    "curation.shard_size=5",
-]
-
-
-def rationales(store: ArtifactStore, version: str) -> list[dict]:
-    artifact = store.get(version)
-    shards = artifact.manifest.stats["shards"]
-    return [r for i in range(shards) for r in read_table(artifact.file_url(shard_file(i)), "rationales").to_pylist()]
+from tests.helpers import FACTS, rationales, small_config
 
 
 @pytest.fixture(scope="module")

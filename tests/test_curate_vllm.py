@@ -14,7 +14,7 @@ import pytest
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.prompts.prompt_set import load_prompt_set
-from tests.test_curate_stage import rationales
+from tests.helpers import rationales
 
 OVERRIDES = [
     "data.synth.train_per_subset=8",

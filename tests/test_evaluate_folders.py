@@ -20,7 +20,7 @@ from rge_core.evaluation.plan import EvalSettingError
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.pipeline import run_pipeline
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 NO_REASONING = ["eval.reasoning=false", "eval.batch_size=8"]
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (200, 30, 200)]

@@ -21,7 +21,7 @@ import pytest
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.launch import free_port
-from tests.conftest import SMALL_SYNTH
+from tests.helpers import SMALL_SYNTH
 
 BIN = Path(sys.executable).parent
 FAST = [

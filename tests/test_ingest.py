@@ -17,7 +17,7 @@ from rge_core.cli.data_cmd import app as data_app
 from rge_core.cli.main import app
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config, to_dict
 from rge_core.config.schema import Config
 from rge_core.pipeline import run_pipeline
-from tests.test_config import leaf_keys
+from tests.helpers import leaf_keys
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.yaml"
 ALPHA = 0.01

@@ -12,7 +12,7 @@ from data_schemas.io import read_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.data.rewrites import RewriteError, load_rewrites
 from rge_core.pipeline import run_pipeline
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 SETTING = "eval.query_rewrites"
 

@@ -17,7 +17,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.curation.validate import RationaleRules, reject_reason, token_counter
 from rge_core.pipeline import run_pipeline
 from rge_core.prompts import load_prompt_set
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 # The pre-fix rge-v1 regex, kept to measure what it rejected: 1-4 ASCII sentences, periods only at their ends.
 OLD_REGEX = r"""[A-Z0-9][A-Za-z0-9 ,;:!?'"()/%&$+-]{4,398}[.]( [A-Z0-9][A-Za-z0-9 ,;:!?'"()/%&$+-]{4,398}[.]){0,3}"""

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from rge_core.cli.main import app
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.model.tiny import ARCHS, write_tiny_model
-from tests.conftest import run_result_script
+from tests.helpers import run_result_script
 
 PROMPT = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
 

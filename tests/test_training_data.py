@@ -18,8 +18,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
 from rge_core.stages import train as train_stage
 from rge_core.training.data import batch_indices
-from tests.conftest import small_config
-from tests.test_curate_stage import FACTS
+from tests.helpers import FACTS, small_config
 
 # 21 examples of three subsets, interleaved in dataset order; global batch 2 x 2 = 4.
 SIZES = {"A": 10, "B": 7, "C": 4}

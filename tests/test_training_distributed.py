@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from rge_core.training.checkpoints import COMPLETE, latest_step
-from tests.test_curate_stage import FACTS
+from tests.helpers import FACTS
 
 TRAIN = [
     *FACTS,
@@ -29,7 +29,7 @@ TRAIN = [
 
 
 def train_command(root: Path, *extra: str) -> list[str]:
-    from tests.conftest import SMALL_SYNTH
+    from tests.helpers import SMALL_SYNTH
 
     sets = [a for o in [f"run.artifacts_root={root}", *SMALL_SYNTH, *TRAIN, *extra] for a in ("--set", o)]
     return [sys.executable, "-m", "rge_core.cli.main", "train", "--config", "configs/tiny.yaml", *sets]

@@ -1,0 +1,67 @@
+"""Helpers shared by more than one test module. Test modules import them from here, never from conftest.py or
+from another test module; fixtures stay in conftest.py. Heavy imports stay inside the functions, so importing
+this module costs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rge_core.artifacts.store import ArtifactStore
+    from rge_core.config.schema import Config
+
+SMALL_SYNTH = ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4"]
+
+# The benchmark's scene facts are written in rge-v1's format (1-4 sentences).
+FACTS = [
+    "curation.generator=reference",
+    "curation.reference=synthetic-facts",
+    "curation.prompt_set=prompts/rge-v1",
+    "curation.shard_size=5",
+]
+
+
+def small_config(root: str, *overrides: str) -> Config:
+    """configs/tiny.yaml on a small synthetic benchmark (6 subsets x 4 train pairs), artifacts under `root`."""
+    from rge_core.config.loader import load_config
+
+    return load_config(Path("configs/tiny.yaml"), [f"run.artifacts_root={root}", *SMALL_SYNTH, *overrides])
+
+
+def rationales(store: ArtifactStore, version: str) -> list[dict]:
+    """Every row of a `rationales` artifact, shard by shard."""
+    from data_schemas.io import read_table
+    from rge_core.curation.shards import shard_file
+
+    artifact = store.get(version)
+    shards = artifact.manifest.stats["shards"]
+    return [r for i in range(shards) for r in read_table(artifact.file_url(shard_file(i)), "rationales").to_pylist()]
+
+
+def leaf_keys(data: dict, prefix: str = "") -> set[str]:
+    """The dotted keys of a nested dict's leaves: {"a": {"b": 1}, "c": 2} -> {"a.b", "c"}."""
+    keys = set()
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        keys |= leaf_keys(value, f"{dotted}.") if isinstance(value, dict) else {dotted}
+    return keys
+
+
+def run_result_script(script: str, *args: str) -> dict:
+    """Run tests/<script> in a fresh interpreter (vLLM wants its own process and a main guard) and parse
+    the JSON on its `RESULT ` line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.split("RESULT ", 1)[1])
