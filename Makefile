@@ -1,5 +1,6 @@
 # Quick start on a fresh CPU machine:   make demo   (setup + the pipeline on the tiny default)
 #                                       make test   (setup + the full test suite)
+# Daily work:   make test-fast (everything but the slow end-to-end tests)   make lint   make format
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +16,7 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test server serve clean
+.PHONY: setup demo test test-fast lint format server serve clean
 
 setup: $(STAMP)
 
@@ -25,7 +26,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,test]"
+	$(PY) -m pip install --quiet -e ".[cpu,test,lint]"
 	$(PY) -m pip uninstall --quiet -y torchaudio torchcodec triton
 	$(PY) -m rge_core.compat.torchvision_cpu
 	touch $(STAMP)
@@ -38,6 +39,20 @@ demo: setup
 test: setup
 	@mkdir -p $(PREFECT_HOME)  # Prefect warns when its home's parent is missing
 	$(PY) -m pytest -q
+
+test-fast: setup
+	@mkdir -p $(PREFECT_HOME)
+	$(PY) -m pytest -q -m "not slow"
+
+# ruff (lint + format check) and mypy, as configured in pyproject.toml. `make format` applies ruff's fixes.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 # Orchestration (docs/orchestration.md): a local Prefect server, then every deployment of prefect.yaml
 # served from one process; `prefect deployment run rge/full-pipeline` then runs the pipeline.

@@ -28,6 +28,7 @@ the same sorting at full size.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import shutil
@@ -39,7 +40,7 @@ from _timing import Case, measure, parse_args, print_table
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
-from rge_core.pipeline import run_pipeline
+from rge_core.pipeline import run_pipeline, version_of
 
 QUICK = {"eval_per_subset": 2, "candidates": 4, "max_new_tokens": 4, "repeats": 1}
 # Cold runs of the same evaluation, each way of running it against the one before it in the ratio lines.
@@ -68,7 +69,7 @@ def compare_ways(overrides: list[str], model_dir: Path, queries: int, repeats: i
     counter = itertools.count()
     base = [*overrides, f"eval.model={model_dir}"]
     cases = [
-        Case(name, lambda extra=extra: cold_run([*base, *extra], scratch, counter), queries, "queries")
+        Case(name, functools.partial(cold_run, [*base, *extra], scratch, counter), queries, "queries")
         for name, extra in WAYS.items()
     ]
     timings = {t.name: t for t in measure(cases, warmup=0, repeats=repeats)}
@@ -127,13 +128,13 @@ def main() -> None:
             f"eval.max_new_tokens={args.max_new_tokens}",
         ]
         config = load_config(Path("configs/tiny.yaml"), overrides)
-        model = run_pipeline(config, ["model"])["model"]
+        model = version_of(run_pipeline(config, ["model"]), "model")
         config = load_config(Path("configs/tiny.yaml"), [*overrides, f"eval.model={model}"])
         store = ArtifactStore(config.run.artifacts_root)
         timings = {}
         for name in ("cold", "cached"):
             start = time.perf_counter()
-            version = run_pipeline(config, ["evaluate"])["evaluate"]
+            version = version_of(run_pipeline(config, ["evaluate"]), "evaluate")
             timings[name] = time.perf_counter() - start
             stats = store.get(version).manifest.stats
             print(f"{name:<7} {timings[name]:7.2f} s   chunks encoded: {stats['chunks_encoded']}")
@@ -141,9 +142,9 @@ def main() -> None:
         saved, references = stats["candidate_encodings_saved_by_dedup"], stats["candidate_references"]
         print(f"deduplication: {saved} of {references} candidate encodings saved ({saved / references:.0%})")
         print(f"ratio: cached vs cold: {timings['cold'] / timings['cached']:.2f}x")
-        model_dir = store.path(model)  # a checkpoint folder: every way below reads the same weights
+        model_dir = Path(store.path(model))  # a checkpoint folder: every way below reads the same weights
         compare_ways(overrides, model_dir, 6 * args.eval_per_subset, args.repeats, Path(tmp) / "ways")
-        mixed_lengths(Path(model_dir), 32 * args.eval_per_subset, max(args.repeats, 3), Path(tmp) / "mixed")
+        mixed_lengths(model_dir, 32 * args.eval_per_subset, max(args.repeats, 3), Path(tmp) / "mixed")
 
 
 if __name__ == "__main__":

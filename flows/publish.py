@@ -58,7 +58,7 @@ class ProgressArtifact:
             return
         self.percent = percent
         if self.artifact_id is None:
-            self.artifact_id = create_progress_artifact(
+            self.artifact_id = create_progress_artifact(  # type: ignore[assignment]  # sync_compatible: a UUID
                 percent, key=artifact_key(self.stage, "progress"), description=f"{self.stage} progress"
             )
         else:

@@ -21,7 +21,7 @@ PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 
 def deployments(spec_file: Path = PREFECT_YAML) -> list[RunnerDeployment]:
     spec = yaml.safe_load(spec_file.read_text())
-    built = []
+    built: list[RunnerDeployment] = []
     for entry in spec["deployments"]:
         if entry["entrypoint"] != "flows/rge_flow.py:rge":
             raise ValueError(f"{spec_file}: deployment {entry['name']!r}: rge serve only serves flows/rge_flow.py:rge")
@@ -30,7 +30,7 @@ def deployments(spec_file: Path = PREFECT_YAML) -> list[RunnerDeployment]:
             for s in entry.get("schedules") or []
         ]
         built.append(
-            rge.to_deployment(
+            rge.to_deployment(  # type: ignore[arg-type]  # sync_compatible: a plain value when called sync
                 name=entry["name"],
                 description=entry.get("description"),
                 parameters=entry.get("parameters") or {},

@@ -22,7 +22,8 @@ from rge_core.stages.ingest import ingest
 from rge_core.stages.prepare import prepare_model
 from rge_core.stages.train import train
 
-StageFn = Callable[[Config, ArtifactStore, dict[str, str | None]], str | None]
+# A stage gets the versions of the stages it needs; one that built nothing (a user checkpoint) is absent.
+StageFn = Callable[[Config, ArtifactStore, dict[str, str]], str | None]
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,18 @@ def run_stage(name: str, config: Config, store: ArtifactStore, done: dict[str, s
     """Run one stage on the versions of the stages it needs (from `done`)."""
     stage = STAGES[name]
     built_before = len(store.built)
-    version = stage.run(config, store, {need: done[need] for need in stage.needed(config)})
+    inputs = {need: version for need in stage.needed(config) if (version := done[need]) is not None}
+    version = stage.run(config, store, inputs)
     reused = version is None or version not in store.built[built_before:]
     return StageResult(version, reused)
+
+
+def version_of(results: dict[str, str | None], stage: str) -> str:
+    """The artifact `stage` returned; only the model stage returns none (model.path names a checkpoint)."""
+    version = results[stage]
+    if version is None:
+        raise LookupError(f"stage {stage} built no artifact: model.path names a checkpoint folder")
+    return version
 
 
 def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, str | None]:

@@ -13,6 +13,7 @@ A stage uses it like this:
 
 from __future__ import annotations
 
+import builtins  # ArtifactStore.list shadows the builtin in the annotations that follow it
 import json
 import os
 import posixpath
@@ -130,14 +131,14 @@ class ArtifactStore:
         """Complete artifacts (of one kind, or all), oldest first; malformed ones are left out (`problems`)."""
         return [manifest for manifest in self._scan(kind) if isinstance(manifest, Manifest)]
 
-    def problems(self, kind: str | None = None) -> list[str]:
+    def problems(self, kind: str | None = None) -> builtins.list[str]:
         """One line per folder whose manifest.json is malformed or names another artifact."""
         return [problem for problem in self._scan(kind) if isinstance(problem, str)]
 
-    def _scan(self, kind: str | None) -> list[Manifest | str]:
+    def _scan(self, kind: str | None) -> builtins.list[Manifest | str]:
         if kind is not None and _KIND.fullmatch(kind) is None:
             raise ArtifactError(f"--kind {kind!r} is not an artifact kind (lowercase letters, digits, '-', '_')")
-        found: list[Manifest | str] = []
+        found: builtins.list[Manifest | str] = []
         for path in self.fs.glob(f"{self._root}/{kind or '*'}/*/{MANIFEST_NAME}"):
             version_id = posixpath.basename(posixpath.dirname(path))
             try:

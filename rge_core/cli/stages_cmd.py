@@ -102,7 +102,9 @@ def evaluate(
     }
     extra = [f"{key}={value}" for key, value in named.items() if value]
     resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"])
-    artifact = ArtifactStore.from_config(resolved).get(results["evaluate"])
+    from rge_core.pipeline import version_of
+
+    artifact = ArtifactStore.from_config(resolved).get(version_of(results, "evaluate"))
     typer.echo(artifact.read_bytes("summary.md").decode())
     typer.echo(f"eval artifact: {artifact.url}")
 

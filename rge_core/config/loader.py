@@ -63,7 +63,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -125,13 +125,14 @@ def _unknown(key: str, cls: type) -> _Mismatch:
 def _build(cls: type[T], data: Any, key: str) -> T:
     if not isinstance(data, Mapping):
         raise _Mismatch(key, f"expected a mapping for {cls.__name__}, got {_describe(data)}")
-    fields = _fields(cls)
+    klass: type = cls  # functools.cache wants a Hashable; mypy cannot see that a type[T] is one
+    fields, markers = _fields(klass), _markers(klass)
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise _unknown(_join(key, unknown[0]), cls)
     values = {name: _convert(fields[name], value, _join(key, name)) for name, value in data.items()}
     for name, value in values.items():
-        _check_marker(_markers(cls)[name], value, _join(key, name))
+        _check_marker(markers[name], value, _join(key, name))
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:  # a missing required field, or a __post_init__ check

@@ -50,8 +50,9 @@ def reject_reason(text: str, finish_reason: str, rules: RationaleRules) -> str:
         return f"too short: {len(stripped)} chars < {rules.min_chars}"
     if len(stripped) > rules.max_chars:
         return f"too long: {len(stripped)} chars > {rules.max_chars}"
-    if rules.max_tokens is not None and (tokens := rules.count_tokens(stripped)) > rules.max_tokens:
-        return f"too long: {tokens} tokens > {rules.max_tokens} (prompt set budget)"
+    budget, count = rules.max_tokens, rules.count_tokens  # __post_init__: a budget comes with its counter
+    if budget is not None and count is not None and (tokens := count(stripped)) > budget:
+        return f"too long: {tokens} tokens > {budget} (prompt set budget)"
     found = [token for token in FORBIDDEN_TOKENS if token in text]
     if found:
         return f"special tokens: {', '.join(found)}"

@@ -91,7 +91,7 @@ def _scan_table(
     for column in spec:
         if column.image:
             issues += _image_issues(columns[column.name], column, ref, images)
-    issues.sort(key=lambda issue: issue.row)
+    issues.sort(key=lambda issue: -1 if issue.row is None else issue.row)  # file-level problems first
     return FileScan(ref, table.num_rows, columns, issues)
 
 

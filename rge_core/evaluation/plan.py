@@ -46,7 +46,7 @@ class EvalPlan:
         }
 
 
-def _model(config: Config, store: ArtifactStore, inputs: dict) -> tuple[str | None, Path]:
+def _model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> tuple[str | None, Path]:
     chosen = config.eval.model or inputs.get("train")
     if not chosen:
         raise EvalSettingError("eval.model: no model to evaluate (train first, or name an artifact id or a folder)")
@@ -92,10 +92,10 @@ def _datasets(config: Config, folder: Path) -> list[str]:
 def _categories(config: Config, present: list[str], synthetic: dict[str, str]) -> dict[str, str]:
     chosen = config.eval.categories
     for name, category in chosen.items():
-        if canonical_name(name) is not None:
+        if (canonical := canonical_name(name)) is not None:
             raise EvalSettingError(
                 f"eval.categories: {name} is an MMEB-V1 dataset; its category is "
-                f"{MMEB_DATASETS[canonical_name(name)][0]} and cannot be changed"
+                f"{MMEB_DATASETS[canonical][0]} and cannot be changed"
             )
         if name not in present:
             raise EvalSettingError(
@@ -128,7 +128,7 @@ def _check_run(config: Config) -> None:
         )
 
 
-def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> EvalPlan:
+def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> EvalPlan:
     ev = config.eval
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     _check_run(config)
@@ -139,9 +139,9 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str | None
     rewrites = {}
     for side in ("query", "candidate"):
         setting = f"eval.{side}_rewrites"
-        rewrites[side] = load_rewrites(getattr(ev, f"{side}_rewrites"), setting)
-        if rewrites[side] is not None:
-            rewrites[side].check_datasets(datasets, setting)
+        rewrites[side] = rewrite = load_rewrites(getattr(ev, f"{side}_rewrites"), setting)
+        if rewrite is not None:
+            rewrite.check_datasets(datasets, setting)
     return EvalPlan(
         model_id=model_id,
         model_dir=model_dir,

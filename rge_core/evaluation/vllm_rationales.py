@@ -10,12 +10,16 @@ are cut and decoded exactly as the transformers path does (`rationales_from_toke
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rge_core.config.schema import Config
 from rge_core.evaluation.encode import EncodeSettings
 from rge_core.model.generation import RationaleBatch, rationales_from_tokens
 from rge_core.model.inputs import Query, load_image
 from rge_core.model.rge_model import RGEModel
+
+if TYPE_CHECKING:
+    from vllm.inputs import TextPrompt
 
 
 class VLLMRationales:
@@ -47,8 +51,8 @@ class VLLMRationales:
             skip_special_tokens=True,
         )
 
-    def _request(self, query: Query) -> dict:
-        prompt = {"prompt": self.rge.generation_prompt(query)}
+    def _request(self, query: Query) -> TextPrompt:
+        prompt: TextPrompt = {"prompt": self.rge.generation_prompt(query)}
         if query.image is not None:
             prompt["multi_modal_data"] = {"image": load_image(query.image)}
         return prompt

@@ -39,7 +39,7 @@ def render_prompt(
             raise ValueError(f"unknown content part {part!r}; expected type 'text' or 'image'")
     if len(images) > MAX_IMAGES:
         raise ValueError(f"{len(images)} images in one request; at most {MAX_IMAGES} are supported")
-    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
     messages.append({"role": "user", "content": content})
     tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
     prompt = tokenizer.apply_chat_template(

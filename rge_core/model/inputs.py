@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from PIL import Image
 
@@ -45,6 +46,10 @@ def query_content(query: Query) -> str:
     return user_content(text, query.image is not None)
 
 
+@overload
+def load_image(image: Image.Image | str | Path) -> Image.Image: ...
+@overload
+def load_image(image: None) -> None: ...
 def load_image(image: ImageLike) -> Image.Image | None:
     if image is None or isinstance(image, Image.Image):
         return image.convert("RGB") if image is not None else None

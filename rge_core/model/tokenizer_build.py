@@ -45,7 +45,7 @@ def train_tokenizer(vocab_size: int = BASE_VOCAB_SIZE) -> Qwen2Tokenizer:
     merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split(" ")) for pair in learned["merges"]]
     tokenizer = Qwen2Tokenizer(
         vocab=learned["vocab"],
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # (a, b) pairs, as the tokenizers library writes them
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
     )

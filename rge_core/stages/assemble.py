@@ -39,7 +39,7 @@ def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str
     return texts
 
 
-def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     pairs_id, rationales_id = inputs["ingest"], inputs["curate"]
     settings = asdict(config.assemble)
     spec = StageSpec(

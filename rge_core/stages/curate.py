@@ -64,15 +64,16 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
             if gpus:  # engine k gets its own tensor_parallel_size GPUs
                 tp = curation.tensor_parallel_size
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[local * tp : (local + 1) * tp])
-            command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(first + local)]
+            engine = first + local
+            command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(engine)]
             log = Path(scratch) / f"engine-{local}.log"
             with log.open("w") as stderr:
-                processes.append((start(command, env=env, stderr=stderr), log))
+                processes.append((engine, start(command, env=env, stderr=stderr), log))
         wait_for(  # progress: shards present on the artifact
-            [p for p, _ in processes],
+            [p for _, p, _ in processes],
             lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
         )
-        failures = [(p.args[-1], log.read_text()) for p, log in processes if p.returncode != 0]
+        failures = [(engine, log.read_text()) for engine, p, log in processes if p.returncode != 0]
     if failures:
         engine, err = failures[0]
         raise CurationError(f"curation engine {engine} failed:\n{err[-2000:]}")
@@ -93,7 +94,7 @@ def _summarise(writer: ArtifactWriter, shards: int) -> tuple[pa.Table, list[dict
     return table, rejects
 
 
-def curate(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     """Write (or reuse, or resume) the rationales artifact; returns its version id."""
     curation = config.curation
     pairs_id = inputs["ingest"]

@@ -113,7 +113,7 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
     return pairs, records
 
 
-def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
     rewrites = _rewrites(config)  # bad files fail before the synthetic benchmark is built
     source = _source(config, store)

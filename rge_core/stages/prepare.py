@@ -19,7 +19,7 @@ _TINY_CODE = ["rge_core/model/tiny.py", "rge_core/model/tokenizer_build.py", "rg
 _SYNTH_CODE = ["rge_core/synth"]
 
 
-def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str | None:
+def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str | None:
     """Build the tiny model artifact when `model.path` is "tiny"; None for a user checkpoint folder."""
     if config.model.path != TINY_MODEL:
         if not (Path(config.model.path) / "config.json").is_file():
@@ -30,10 +30,11 @@ def prepare_model(config: Config, store: ArtifactStore, inputs: dict[str, str | 
         return None
     from rge_core.model.tiny import write_tiny_model  # heavy: transformers
 
-    settings = {"arch": config.model.arch, "seed": config.model.tiny_seed}
+    arch, seed = config.model.arch, config.model.tiny_seed
+    settings = {"arch": arch, "seed": seed}
 
     def build(writer) -> dict:
-        build_folder(writer, lambda folder: write_tiny_model(folder, **settings))
+        build_folder(writer, lambda folder: write_tiny_model(folder, arch, seed))
         return {"source": "tiny", **settings}
 
     return build_or_reuse(store, StageSpec("model", settings, {}, _TINY_CODE, build))

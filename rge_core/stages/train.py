@@ -51,7 +51,7 @@ def _check_batches(config: Config, dataset_url: str) -> None:
     check_batching(subsets, config.train.batching, config.train.batch_size * config.train.nproc * config.train.nnodes)
 
 
-def train(config: Config, store: ArtifactStore, inputs: dict[str, str | None]) -> str:
+def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
     base = model_folder(config, store, base_id)
     settings = versioned(config.train)  # how the run is spread over processes and logged changes no weight

@@ -195,5 +195,5 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     dx = max(0.0, -left) - max(0.0, right - 1.0)
     dy = max(0.0, -top) - max(0.0, bottom - 1.0)
     size = image.width
-    pixels = tuple(round(v * size) for v in (left + dx, top + dy, right + dx, bottom + dy))
-    return image.crop(pixels).resize((size, size), Image.Resampling.NEAREST)
+    x0, y0, x1, y1 = (round(v * size) for v in (left + dx, top + dy, right + dx, bottom + dy))
+    return image.crop((x0, y0, x1, y1)).resize((size, size), Image.Resampling.NEAREST)

@@ -49,7 +49,8 @@ def export_hf(state: dict[str, torch.Tensor], base_dir: str, train, processor, o
     from rge_core.training.setup import apply_peft
 
     model = AutoModelForImageTextToText.from_pretrained(base_dir)
-    if len(processor.tokenizer) > model.get_input_embeddings().weight.shape[0]:
+    rows = model.get_input_embeddings().weight.shape[0]  # type: ignore[index]  # an nn.Embedding
+    if len(processor.tokenizer) > rows:
         model.resize_token_embeddings(len(processor.tokenizer))  # `<emb>` was added at load time
     model = apply_peft(model, train)
     model.load_state_dict(state)

@@ -73,7 +73,7 @@ def _members(subsets: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def _per_subset_epoch(members: dict[str, np.ndarray], global_batch: int, rng: np.random.Generator) -> np.ndarray:
     """One epoch of per-subset global batches, concatenated in a shuffled batch order."""
-    batches = []
+    batches: list[np.ndarray] = []
     for indices in members.values():
         order = rng.permutation(indices)
         # Pad to whole global batches with the first items of this epoch's permutation. The RGE release

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any
 
 import torch
 
@@ -12,7 +13,7 @@ from rge_core.config.schema import TrainConfig
 from rge_core.model.placement import Placement, resolve_placement
 
 # train.lora.init_weights -> PEFT's init_lora_weights (True: Kaiming-uniform A, zero B).
-_LORA_INIT = {"default": True, "gaussian": "gaussian"}
+_LORA_INIT: dict[str, Any] = {"default": True, "gaussian": "gaussian"}
 
 
 def check_lora(train: TrainConfig) -> None:
