@@ -8,6 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+# The test support modules get pytest's assert messages too (it rewrites only test modules by default).
+pytest.register_assert_rewrite("tests.helpers", "tests.benchmark_output", "tests.dockerfile")
+
 _IMAGE_COLUMNS = ("qry_img_path", "tgt_img_path", "qry_image_path", "pos_image_path", "neg_image_path")
 
 

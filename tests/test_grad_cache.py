@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rge_core.launch import free_port
 from rge_core.training import grad_cache
 from rge_core.training.grad_cache import grad_cache_step
 from rge_core.training.losses import info_nce
@@ -107,12 +107,6 @@ def test_replay_without_rng_restore_differs(monkeypatch):
     assert not torch.allclose(model[0].weight.grad, reference[0].weight.grad, atol=1e-4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def deepspeed_env():
     """Single-process DeepSpeed on CPU: launcher env vars (else it looks for mpi4py), the project's own
@@ -127,7 +121,7 @@ def deepspeed_env():
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}.items():
             patch.setenv(key, value)
-        patch.setenv("MASTER_PORT", str(_free_port()))
+        patch.setenv("MASTER_PORT", str(free_port()))
         patch.setenv("TORCH_EXTENSIONS_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"))
         # By module object: the dotted path "deepspeed.comm.torch" resolves to the torch that deepspeed.comm imports.
         patch.setattr(importlib.import_module("deepspeed.comm.torch"), "build_shm_op", lambda: None)

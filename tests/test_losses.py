@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from rge_core.launch import free_port
 from rge_core.training.distributed import all_reduce_mean, gather_with_grad, world
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 from tests.reference_losses import per_row_info_nce
@@ -115,12 +115,6 @@ def test_masked_hard_negatives_match_a_log_softmax_over_the_real_columns_only():
     assert abs(none.item() - info_nce(q, t, 0.1)[0].item()) < 1e-6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 WORLD, B, D, TEMPERATURE = 2, 3, 5, 0.1
 # Which pairs have a hard negative: some on rank 0, none on rank 1 (which must still join the gathers).
 MASK = torch.tensor([True, False, True, False, False, False])
@@ -160,7 +154,7 @@ def _distributed_worker(rank: int, port: int, out: str) -> None:
 
 def test_info_nce_two_gloo_processes_match_full_batch(tmp_path: Path):
     out = str(tmp_path / "result")
-    mp.spawn(_distributed_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    mp.spawn(_distributed_worker, args=(free_port(), out), nprocs=WORLD, join=True)
     results = [torch.load(f"{out}.{rank}") for rank in range(WORLD)]
     assert [r["world"] for r in results] == [(0, WORLD), (1, WORLD)]
     assert all(abs(r["mean"] - 1.5) < 1e-12 for r in results)
