@@ -19,6 +19,7 @@ import pytest
         (["eval", "--model", "model-0123456789ab"], "eval.model: no complete artifact model-0123456789ab"),
     ],
 )
+@pytest.mark.slow
 def test_one_line_and_nothing_built(tmp_path, args, message):
     command = [
         sys.executable,

@@ -32,6 +32,7 @@ def test_every_benchmark_has_its_comparisons_defined_here() -> None:
         assert expected_comparisons(script), script
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_benchmark_quick_run_prints_ratios_that_its_timings_back(script: str) -> None:
     result = subprocess.run(

@@ -140,6 +140,7 @@ def test_reject_rate_gate_fails_after_writing_then_resumes_without_regenerating(
     assert store.get(version).manifest.stats["rejects"] == 24
 
 
+@pytest.mark.slow
 def test_two_engine_processes_write_the_same_rationales(facts_run, tmp_path):
     _, store, results = facts_run
     root = str(tmp_path / "two-engines")

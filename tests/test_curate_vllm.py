@@ -43,6 +43,7 @@ def uninterrupted(tmp_path_factory):
     return ArtifactStore(str(root)), folder.name
 
 
+@pytest.mark.slow
 def test_vllm_curation_writes_valid_constrained_rationales(uninterrupted):
     store, version = uninterrupted
     manifest = store.get(version).manifest
@@ -56,6 +57,7 @@ def test_vllm_curation_writes_valid_constrained_rationales(uninterrupted):
     assert all(r["finish_reason"] == "stop" and re.fullmatch(regex, r["rationale"]) for r in rows if r["valid"])
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_rationales(uninterrupted, tmp_path):
     store, version = uninterrupted
     root = tmp_path / "killed"

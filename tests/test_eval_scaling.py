@@ -59,6 +59,7 @@ def overall_p1(results: dict) -> float:
     return results["aggregates"]["overall"]["metrics"]["precision@1"]
 
 
+@pytest.mark.slow
 def test_two_shard_processes_give_the_one_process_scores(trained_model, tmp_path):
     one, _, _ = evaluate(trained_model, tmp_path / "one", "eval.reasoning=false")
     two, stats, artifact = evaluate(trained_model, tmp_path / "two", "eval.reasoning=false", "eval.nproc=2")
@@ -70,6 +71,7 @@ def test_two_shard_processes_give_the_one_process_scores(trained_model, tmp_path
         assert int(line.split(":")[1].split()[0]) > 0, line  # both shared the work
 
 
+@pytest.mark.slow
 def test_sharded_reasoning_and_vllm_rationales_agree_with_one_hf_process(trained_model, tmp_path):
     hf, _, hf_artifact = evaluate(trained_model, tmp_path / "hf")
     sharded, _, _ = evaluate(trained_model, tmp_path / "sharded", "eval.nproc=2")
@@ -79,6 +81,7 @@ def test_sharded_reasoning_and_vllm_rationales_agree_with_one_hf_process(trained
     assert vllm_artifact.name != hf_artifact.name  # the engine is part of the version
 
 
+@pytest.mark.slow
 def test_vllm_greedy_rationales_equal_transformers(lively_model_dir, tmp_path):
     from tests.helpers import run_result_script
 
@@ -108,6 +111,7 @@ def test_in_batches_returns_results_in_item_order():
     assert seen == [["b", "e", "d"], ["g", "a", "f"], ["c"]]  # by ascending length
 
 
+@pytest.mark.slow
 def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     rng = np.random.default_rng(0)
     texts = [" ".join(["word"] * int(n)) for n in rng.integers(1, 60, size=16)]

@@ -135,6 +135,7 @@ def _manifests(root: Path) -> dict[str, str]:
     return {m.id: m.created for m in ArtifactStore(str(root)).list()}
 
 
+@pytest.mark.slow
 def test_full_pipeline_then_a_rerun_skips_every_stage(served):
     env, artifacts = served
     first = _run_deployment(env, "rge/full-pipeline", overrides=FAST)
@@ -164,6 +165,7 @@ def test_full_pipeline_then_a_rerun_skips_every_stage(served):
     assert not {k for k in second["keys"] if k.endswith("-progress")}  # no stage did any work
 
 
+@pytest.mark.slow
 def test_curation_with_a_new_prompt_set_reruns_only_curate_and_assemble(served, tmp_path):
     env, artifacts = served
     base = _run_deployment(env, "rge/curation", overrides=FAST)
@@ -182,6 +184,7 @@ def test_curation_with_a_new_prompt_set_reruns_only_curate_and_assemble(served, 
     assert sorted(k.split("-")[0] for k in set(after) - set(before)) == ["dataset", "rationales"]
 
 
+@pytest.mark.slow
 def test_a_failing_stage_fails_the_run_with_its_message_and_the_rerun_resumes(served):
     env, artifacts = served
     # About half the scene facts are shorter than 230 characters: curation writes every shard, then its
@@ -216,6 +219,7 @@ async def _read_deployment(api: str, name: str):
         return await client.read_deployment_by_name(name)
 
 
+@pytest.mark.slow
 def test_prefect_deploy_registers_every_deployment_for_the_local_pool(served):
     """The worker route of prefect.yaml. Last in this module: it re-registers the served deployments
     for the `local` pool, after which runs would wait for a worker."""

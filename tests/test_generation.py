@@ -146,6 +146,7 @@ def test_transformers_generator_and_model_core_generate_alike(hf_generator, live
             hook.remove()
 
 
+@pytest.mark.slow
 def test_vllm_per_request_seeds_regex_and_greedy_parity(lively_model_dir, requests, hf_generator, tmp_path):
     spec = tmp_path / "requests.json"
     spec.write_text(json.dumps([asdict(r) for r in requests]))

@@ -94,6 +94,7 @@ print("RESULT " + json.dumps(sizes))
 """
 
 
+@pytest.mark.slow
 def test_zero3_loads_partitioned_and_other_stages_whole(tiny_model_dir):
     env = {
         **os.environ,

@@ -39,6 +39,7 @@ def two_temperatures(tmp_path_factory) -> tuple[list[dict], list[dict]]:
     )
 
 
+@pytest.mark.slow
 def test_samples_are_logged_per_step_for_rank_0s_first_queries(two_temperatures):
     greedy, sampled = two_temperatures
     for lines, per_step in ((greedy, 3), (sampled, 4)):  # log_samples=3; default 8 capped by the batch of 4

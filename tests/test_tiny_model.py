@@ -70,6 +70,7 @@ def test_loads_in_transformers_as_the_real_classes(arch_dirs, arch):
     assert [len(tokens) for tokens in generated.values()] == [6, 6]
 
 
+@pytest.mark.slow
 def test_loads_and_generates_in_vllm_like_transformers(arch_dirs):
     dirs = [str(arch_dirs[arch]) for arch in sorted(ARCHS)]
     results = run_result_script("vllm_smoke.py", *dirs)

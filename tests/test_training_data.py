@@ -131,6 +131,7 @@ def test_the_stage_rejects_impossible_batching_before_any_trainer_starts(assembl
     assert not list(Path(root).glob("model/*/job.json"))  # no training run was even set up
 
 
+@pytest.mark.slow
 def test_a_two_process_per_subset_run_trains_one_subset_per_step(assembled):
     root, dataset = assembled
     model = run_pipeline(small_config(root, *DATA, *RUN), ["train"])["train"]

@@ -82,16 +82,19 @@ def check_trained(root: Path) -> None:
     assert changed == lora_targets  # merged adapters moved every target projection and nothing else
 
 
+@pytest.mark.slow
 def test_zero2_two_processes_train_lora(zero2_run):
     check_trained(zero2_run)
     assert latest_step(trained_folder(zero2_run)) == 4  # checkpoints at 2 and 4; the end is the model itself
 
 
+@pytest.mark.slow
 def test_zero3_two_processes_train_lora_with_gradient_caching(tmp_path):
     run_train(tmp_path, "train.zero_stage=3", "train.grad_cache_chunk=1")
     check_trained(tmp_path)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
     process = subprocess.Popen(
         train_command(tmp_path, "train.zero_stage=2"),
@@ -140,6 +143,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path):
     process = subprocess.Popen(
         train_command(tmp_path, "train.zero_stage=2"),
@@ -165,6 +169,7 @@ def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path
     assert not (folder / "manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_two_rge_train_on_one_root_train_once(zero2_run, tmp_path):
     first = subprocess.Popen(
         train_command(tmp_path, "train.zero_stage=2"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
