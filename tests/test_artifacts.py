@@ -179,9 +179,18 @@ def test_list_and_lineage_across_three_kinds(store: ArtifactStore) -> None:
 def test_cli_list_and_show(store: ArtifactStore) -> None:
     pairs, rationales, dataset = build_chain(store)
     runner = CliRunner()
-    listed = runner.invoke(artifacts_cmd.app, ["list", "--root", store.root], env={"COLUMNS": "200"})
+    listed = runner.invoke(artifacts_cmd.app, ["list", "--root", store.root], env={"COLUMNS": "100"})
     assert listed.exit_code == 0, listed.output
-    assert all(vid in listed.output for vid in (pairs, rationales, dataset)) and "valid=2" in listed.output
+    lines = listed.output.splitlines()
+    assert max(map(len, lines)) <= 100, listed.output
+    # One line per artifact: its id, and its inputs' ids cut to six hash digits.
+    rows = {vid: [line for line in lines if line.lstrip().startswith(vid)] for vid in (pairs, rationales, dataset)}
+    assert all(len(found) == 1 for found in rows.values()), listed.output
+    assert rows[dataset][0].rstrip().endswith(f"{pairs[:-6]}, {rationales[:-6]}"), rows[dataset]
+    assert "valid=2" not in listed.output  # stats only in --wide
+    wide = runner.invoke(artifacts_cmd.app, ["list", "--wide", "--root", store.root], env={"COLUMNS": "200"})
+    assert all(vid in wide.output for vid in (pairs, rationales, dataset)) and "valid=2" in wide.output
+    assert f"pairs={pairs}" in wide.output
     only = runner.invoke(artifacts_cmd.app, ["list", "--kind", "pairs", "--root", store.root], env={"COLUMNS": "200"})
     assert pairs in only.output and dataset not in only.output
 
