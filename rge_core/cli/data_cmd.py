@@ -1,5 +1,6 @@
-"""`rge data ...`: checks of MMEB-format data folders.
+"""`rge data ...`: fetch MMEB from the Hugging Face Hub, check MMEB-format data folders.
 
+rge data fetch mmeb-eval /data/mmeb-eval --subsets VOC2007,MSCOCO_t2i
 rge data check /data/MMEB-eval --images /data/MMEB-eval/images
 """
 
@@ -13,9 +14,16 @@ from rich.console import Console
 from rich.table import Table
 
 from rge_core.data.check import CheckReport, check_folder
+from rge_core.data.fetch import fetch
+from rge_core.data.issues import DataError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 SHOWN_ERRORS = 20
+
+
+class HubChoice(StrEnum):  # the keys of HUB_DATASETS
+    mmeb_train = "mmeb-train"
+    mmeb_eval = "mmeb-eval"
 
 
 class KindChoice(StrEnum):
@@ -26,7 +34,34 @@ class KindChoice(StrEnum):
 
 @app.callback()
 def _group() -> None:
-    """Validate MMEB-format data folders."""
+    """Fetch MMEB from the Hugging Face Hub; validate MMEB-format data folders."""
+
+
+@app.command("fetch")
+def fetch_command(
+    dataset: HubChoice = typer.Argument(
+        ..., help="mmeb-train (TIGER-Lab/MMEB-train) or mmeb-eval (TIGER-Lab/MMEB-eval)."
+    ),
+    dest: Path = typer.Argument(..., help="Folder to fetch into (created; a rerun completes it or does nothing)."),
+    subsets: str = typer.Option("", "--subsets", help="Comma-separated subsets / datasets; default all."),
+    revision: str = typer.Option("main", "--revision", help="Hub branch, tag or commit."),
+    decode: bool = typer.Option(
+        True, "--decode/--no-decode", help="The check decodes every image (--no-decode: finds them)."
+    ),
+) -> None:
+    """Download DATASET from the Hub into DEST, unpack its images, then check it as `rge data check` does."""
+    try:
+        result = fetch(
+            dataset.value, dest, [s for s in subsets.split(",") if s] or None, revision, decode=decode, echo=typer.echo
+        )
+    except DataError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if result.report is None:
+        typer.echo(f"{result.folder}: complete ({len(result.subsets)} subsets at {result.commit[:12]}); nothing to do")
+        return
+    print_report(result.report, Console(soft_wrap=True))
+    raise typer.Exit(0 if result.report.ok else 1)
 
 
 @app.command()

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rge_core.artifacts.local import local_folder
+from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
 from rge_core.config.schema import Config
+from rge_core.data.hf_source import hub_folder, is_hub_source
 from rge_core.data.layout import EVAL_SPLIT, DataFolder
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
@@ -71,12 +72,16 @@ def _data(config: Config, store: ArtifactStore) -> tuple[Path, Path, dict[str, s
         folder = local_folder(benchmark) / "eval"
         categories = {s["name"]: s["category"] for s in benchmark.manifest.stats["subsets"]}
         return folder, folder, {"benchmark": benchmark.id}, {"data": SYNTHETIC}, categories
-    folder = Path(ev.data).resolve()
+    hub: dict[str, str] = {}
+    if is_hub_source(ev.data):  # fetched into the cache (a no-op once there), then a local folder
+        folder, hub["hub"] = hub_folder(ev.data, cache_root(store), "mmeb-eval", ev.datasets or None, "eval.data")
+    else:
+        folder = Path(ev.data).resolve()
     if not folder.is_dir():
-        raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic')")
+        raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic' or hf://)")
     root = Path(ev.image_root).resolve() if ev.image_root else folder
     identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder, root)}
-    return folder, root, {}, identity, {}
+    return folder, root, {}, {**identity, **hub}, {}
 
 
 def _datasets(config: Config, folder: Path) -> list[str]:

@@ -16,9 +16,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from data_schemas.io import write_table
-from rge_core.artifacts.local import local_folder
+from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
+from rge_core.data.hf_source import hub_folder, is_hub_source
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
@@ -63,12 +64,17 @@ def _source(config: Config, store: ArtifactStore) -> _Source:
         train = local_folder(store.get(benchmark_id)) / "train"
         # Named through the benchmark artifact, so versions do not depend on where the root is mounted.
         return _Source(train, train, f"{benchmark_id}/train", {"benchmark": benchmark_id}, {"source": SYNTHETIC})
-    folder = Path(data.source).resolve()
+    hub: dict[str, str] = {}
+    if is_hub_source(data.source):  # fetched into the cache (a no-op once there), then a local folder
+        subsets = data.subsets or None
+        folder, hub["hub"] = hub_folder(data.source, cache_root(store), "mmeb-train", subsets, "data.source")
+    else:
+        folder = Path(data.source).resolve()
     if not folder.is_dir():
-        raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic')")
+        raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic' or hf://)")
     images = Path(data.image_root).resolve() if data.image_root else folder
     identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder, images)}
-    return _Source(folder, images, str(images), {}, identity)
+    return _Source(folder, images, str(images), {}, {**identity, **hub})
 
 
 def _rewrites(config: Config) -> dict[str, RewriteFile | None]:

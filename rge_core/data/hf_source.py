@@ -1,0 +1,29 @@
+"""`hf://TIGER-Lab/MMEB-train[@revision]` and `hf://TIGER-Lab/MMEB-eval[@revision]` as `data.source` /
+`eval.data`: the dataset fetched (`rge data fetch`, a no-op once complete) into the local cache, then used
+as any local folder. The stage's reader validates every row right after, so the check is not run twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rge_core.data.fetch import HUB_DATASETS, fetch
+from rge_core.data.issues import DataError
+
+HF_SCHEME = "hf://"
+
+
+def is_hub_source(value: str) -> bool:
+    return value.startswith(HF_SCHEME)
+
+
+def hub_folder(value: str, cache: Path, name: str, subsets: list[str] | None, setting: str) -> tuple[Path, str]:
+    """(local folder, "repo@commit") of the hf:// `value` of `setting`, which must name HUB_DATASETS[name]."""
+    repo_id, _, revision = value.removeprefix(HF_SCHEME).partition("@")
+    expected = HUB_DATASETS[name].repo_id
+    if repo_id != expected:
+        raise DataError(f"{setting}: {value} is not {HF_SCHEME}{expected}[@revision] (the one Hub dataset it takes)")
+    revision = revision or "main"
+    folder = cache / "hub" / f"{repo_id.replace('/', '--')}@{revision.replace('/', '--')}"
+    result = fetch(name, folder, subsets, revision, check=False)
+    return result.folder, f"{repo_id}@{result.commit}"
