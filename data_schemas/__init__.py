@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from data_schemas.io import read_table, write_table
-from data_schemas.schemas import EVAL_ITEMS, PAIRS, RATIONALES, RULES, SCHEMAS, SCORES, TRAINING_EXAMPLES
+from data_schemas.schemas import (
+    EVAL_ITEMS,
+    PAIRS,
+    PREDICTIONS,
+    RATIONALES,
+    RULES,
+    SCHEMAS,
+    SCORES,
+    TRAINING_EXAMPLES,
+)
 from data_schemas.validate import SchemaError, validate
 
 __all__ = [
     "EVAL_ITEMS",
     "PAIRS",
+    "PREDICTIONS",
     "RATIONALES",
     "RULES",
     "SCHEMAS",

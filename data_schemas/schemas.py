@@ -77,12 +77,22 @@ SCORES = _schema(
     ("num_queries", pa.int64()),
 )
 
+PREDICTIONS = _schema(  # one row per eval query: see rge_core/evaluation/predictions.py
+    ("item_id", pa.string()),
+    ("dataset", pa.string()),
+    ("gt_rank", pa.int64()),  # 1 = top; ties count against the ground truth, as for Precision@1
+    ("gt_score", pa.float64()),
+    ("top_index", pa.int64()),  # the top candidate's position in the row's tgt_* lists
+    ("top_score", pa.float64()),
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "pairs": PAIRS,
     "rationales": RATIONALES,
     "training_examples": TRAINING_EXAMPLES,
     "eval_items": EVAL_ITEMS,
     "scores": SCORES,
+    "predictions": PREDICTIONS,
 }
 
 
@@ -118,4 +128,5 @@ RULES: dict[str, Rules] = {
         parallel_lists=(("tgt_text", "tgt_image"),),
     ),
     "scores": Rules(non_empty=("dataset", "metric"), allowed={"split": frozenset({"IND", "OOD"})}),
+    "predictions": Rules(unique=("item_id",), non_empty=("dataset",)),
 }

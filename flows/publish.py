@@ -41,6 +41,12 @@ def publish_stage(stage: str, artifact: Artifact, reused: bool) -> None:
             key=artifact_key("eval", "scores"),
             description=f"per-dataset scores (%) of {artifact.id}",
         )
+        if "diff.md" in artifact.manifest.files:  # evaluated with eval.compare_to
+            create_markdown_artifact(
+                markdown=artifact.read_bytes("diff.md").decode(),
+                key=artifact_key("eval", "diff"),
+                description=f"{artifact.id} against the eval it was compared to",
+            )
 
 
 class ProgressArtifact:

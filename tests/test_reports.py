@@ -8,11 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 import numpy as np
 import pytest
 
 from rge_core.evaluation.mmeb import MMEB_DATASETS, RELEASE_REWRITES
+from rge_core.evaluation.predictions import Pairing
 from rge_core.evaluation.reports import (
     DatasetResult,
     EvalResults,
@@ -121,6 +123,40 @@ def test_diff_shows_deltas_and_missing_datasets():
     assert "| OOD | 2 | 55.1 | 52.6 | -2.5 |" in text  # (25 + 80.16) / 2 = 52.58
     assert "Only in base (left out of the aggregates): SynthColor." in text
     assert "Only in rge (left out of the aggregates): OVEN." in text
+    assert "No per-query comparison: base has no predictions.parquet" in text and "McNemar" not in text
+
+
+def _diff_runs() -> tuple[EvalResults, EvalResults]:
+    return _run(), EvalResults(
+        {"ImageNet-1K": _result("ImageNet-1K", 0.6), "VizWiz": _result("VizWiz", 0.25), "OVEN": _result("OVEN", 0.4)}
+    )
+
+
+def test_diff_with_predictions_adds_the_exact_mcnemar_test_per_dataset_and_pooled():
+    pairing = Pairing(
+        discordant={"ImageNet-1K": (2, 5), "VizWiz": (6, 0)},
+        paired={"ImageNet-1K": 1000, "VizWiz": 998},
+        only_a=[f"VizWiz/test/{i}" for i in range(12)],
+        only_b=["VizWiz/test/999"],
+    )
+    text = diff_markdown(*_diff_runs(), "base", "rge", pairing=pairing)
+    assert "| P@1 base | P@1 rge | P@1 Δ | Paired | b | c | p (exact McNemar) |" in text
+    # (C(7,0) + C(7,1) + C(7,2)) / 2^7, doubled = 58/128
+    assert "| ImageNet-1K | classification | 50.0 | 60.0 | +10.0 | 1000 | 2 | 5 | 0.453 |" in text
+    assert "| VizWiz | vqa | 30.0 | 25.0 | -5.0 | 998 | 6 | 0 | 0.0312 |" in text
+    assert "| OVEN | retrieval | – | 40.0 | – | – | – | – | – |" in text
+    pooled = 2 * sum(math.comb(13, i) for i in range(6)) / 2**13  # b = 8, c = 5 over both datasets
+    assert f"| Overall | 2 | 40.0 | 42.5 | +2.5 | 1998 | 8 | 5 | {pooled:.3g} |" in text
+    assert "| Classification | 1 | 50.0 | 60.0 | +10.0 | – | – | – | – |" in text
+    assert "exact McNemar test, two-sided" in text and "No per-query comparison" not in text
+    named = ", ".join(f"VizWiz/test/{i}" for i in range(10))
+    assert f"12 only in base ({named} and 2 more); 1 only in rge (VizWiz/test/999)." in text
+
+
+def test_diff_with_every_query_paired_has_no_unpaired_note():
+    pairing = Pairing(discordant={"VizWiz": (3, 3)}, paired={"VizWiz": 1000}, only_a=[], only_b=[])
+    text = diff_markdown(*_diff_runs(), "base", "rge", pairing=pairing)
+    assert "| VizWiz | vqa | 30.0 | 25.0 | -5.0 | 1000 | 3 | 3 | 1 |" in text and "not paired" not in text
 
 
 RELEASE = {side: {"path": f"/data/{name}", "sha256": sha256} for side, (name, sha256) in RELEASE_REWRITES.items()}

@@ -66,6 +66,14 @@ ROWS = {
         "value": [0.5],
         "num_queries": [1000],
     },
+    "predictions": {
+        "item_id": ["VOC2007/test/0", "VOC2007/test/1"],
+        "dataset": ["VOC2007"] * 2,
+        "gt_rank": [1, 3],
+        "gt_score": [0.9, 0.1],
+        "top_index": [0, 2],
+        "top_score": [0.9, 0.4],
+    },
 }
 
 

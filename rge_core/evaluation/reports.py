@@ -21,7 +21,9 @@ from rge_core.evaluation.mmeb import (
     dataset_info,
     missing_datasets,
 )
+from rge_core.evaluation.predictions import Pairing
 from rge_core.evaluation.scoring import METRICS, Scores, aggregate, score_matrix
+from rge_core.evaluation.significance import MCNEMAR_NOTE, mcnemar_exact
 
 LABELS = {
     "precision@1": "P@1",
@@ -185,14 +187,46 @@ def summary_csv(results: EvalResults) -> str:
     return out.getvalue()
 
 
+_PAIRED_HEADER = ["Paired", "b", "c", "p (exact McNemar)"]
+_NAMED = 10  # unpaired queries named in the note; the rest are counted
+
+
+def _paired_cells(pairing: Pairing, names: Sequence[str]) -> list[str]:
+    """Queries paired, b, c and the exact McNemar p, pooled over `names` (datasets of the pairing)."""
+    n = sum(pairing.paired[name] for name in names)
+    b = sum(pairing.discordant[name][0] for name in names)
+    c = sum(pairing.discordant[name][1] for name in names)
+    return [str(n), str(b), str(c), f"{mcnemar_exact(b, c):.3g}"]
+
+
+def _unpaired_note(pairing: Pairing, name_a: str, name_b: str) -> str:
+    parts = []
+    for label, items in ((name_a, pairing.only_a), (name_b, pairing.only_b)):
+        if items:
+            more = f" and {len(items) - _NAMED} more" if len(items) > _NAMED else ""
+            parts.append(f"{len(items)} only in {label} ({', '.join(items[:_NAMED])}{more})")
+    if not parts:
+        return ""
+    return f"Queries of the common datasets in one run only, not paired: {'; '.join(parts)}."
+
+
 def diff_markdown(
-    a: EvalResults, b: EvalResults, name_a: str, name_b: str, metrics: Sequence[str] = ("precision@1",)
+    a: EvalResults,
+    b: EvalResults,
+    name_a: str,
+    name_b: str,
+    metrics: Sequence[str] = ("precision@1",),
+    pairing: Pairing | None = None,
 ) -> str:
     """Run `a` next to run `b`, per dataset and per aggregate, with deltas b - a in points. Aggregates are taken
-    over the datasets both runs have, so they compare like with like."""
+    over the datasets both runs have, so they compare like with like. With `pairing` (both runs' per-query
+    predictions), each dataset and Overall (its queries pooled) get the exact McNemar test of the P@1
+    difference; without it, a note says that run `a` has no predictions.parquet."""
     by_a = {_key(n): r for n, r in a.datasets.items()}
     by_b = {_key(n): r for n, r in b.datasets.items()}
     header = [f"{LABELS[m]} {side}" for m in metrics for side in (name_a, name_b, "Δ")]
+    paired = {_key(n): n for n in pairing.discordant} if pairing else {}
+    no_test = [_DASH] * len(_PAIRED_HEADER)
 
     def side_by_side(ma: Mapping[str, float] | None, mb: Mapping[str, float] | None) -> list[str]:
         cells = []
@@ -205,26 +239,46 @@ def diff_markdown(
     for name in _order(list(by_a.keys() | by_b.keys())):
         ra, rb = by_a.get(name), by_b.get(name)
         category = (ra or by_b[name]).category  # the name is in one of them at least
-        rows.append([name, category, *side_by_side(ra.metrics if ra else None, rb.metrics if rb else None)])
+        row = [name, category, *side_by_side(ra.metrics if ra else None, rb.metrics if rb else None)]
+        if pairing:
+            row += _paired_cells(pairing, [paired[name]]) if name in paired else no_test
+        rows.append(row)
     common = [n for n in by_a if n in by_b]
     categories = {n: by_a[n].category for n in common}
     agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}
     agg_b = aggregate({n: by_b[n].metrics for n in common}, categories) if common else {}
-    agg_rows = [
-        [LABELS.get(group, group), str(g["num_datasets"]), *side_by_side(g["metrics"], agg_b[group]["metrics"])]
-        for group, g in agg_a.items()
-        if g["num_datasets"]
-    ]
+    agg_rows = []
+    for group, g in agg_a.items():
+        if g["num_datasets"]:
+            row = [
+                LABELS.get(group, group),
+                str(g["num_datasets"]),
+                *side_by_side(g["metrics"], agg_b[group]["metrics"]),
+            ]
+            if pairing:
+                row += _paired_cells(pairing, list(pairing.discordant)) if group == "overall" else no_test
+            agg_rows.append(row)
+    extra = _PAIRED_HEADER if pairing else []
     parts = [
         f"## {name_a} vs {name_b}: per dataset (%)",
-        _table(["Dataset", "Category", *header], rows),
+        _table(["Dataset", "Category", *header, *extra], rows),
         f"## Aggregates over the {len(common)} datasets in both runs (%)",
-        _table(["Group", "Datasets", *header], agg_rows),
+        _table(["Group", "Datasets", *header, *extra], agg_rows),
     ]
     for label, only in ((name_a, by_a.keys() - by_b.keys()), (name_b, by_b.keys() - by_a.keys())):
         if only:
             parts.append(f"Only in {label} (left out of the aggregates): {', '.join(_order(list(only)))}.")
-    return "\n\n".join(parts) + "\n"
+    if pairing:
+        parts.append(
+            f"Paired: queries of both runs (same dataset and item_id); b: right in {name_a} only, c: right in "
+            f"{name_b} only; Overall pools the paired queries of every common dataset. {MCNEMAR_NOTE}"
+        )
+        parts.append(_unpaired_note(pairing, name_a, name_b))
+    else:
+        parts.append(
+            f"No per-query comparison: {name_a} has no predictions.parquet (it predates per-query predictions)."
+        )
+    return "\n\n".join(part for part in parts if part) + "\n"
 
 
 def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:

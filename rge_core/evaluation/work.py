@@ -24,6 +24,7 @@ class DatasetWork:
     queries: list[Query]
     targets: list[Target]  # unique candidates
     candidate_index: list[list[int]]  # per query: its candidates (ground truth first) among `targets`
+    ranked_positions: list[list[int]]  # per query: where each ranked candidate sits in the row's tgt_* lists
     gt_copy_rows: int  # queries with a candidate equal to their ground truth, dropped from the ranking
     references: int  # candidate references before deduplication
 
@@ -57,7 +58,7 @@ def dataset_work(
         Query(_rewrite(query_rewrites, dataset, r["qry_text"], changed["query"]), image(r["qry_image"])) for r in rows
     ]
     unique: dict[tuple[str, str], int] = {}
-    candidate_index, gt_copy_rows, references = [], 0, 0
+    candidate_index, ranked_positions, gt_copy_rows, references = [], [], 0, 0
     for r in rows:
         keys = [
             (_rewrite(candidate_rewrites, dataset, t, changed["candidate"]), i)
@@ -67,6 +68,7 @@ def dataset_work(
         gt_copy_rows += len(kept) < len(keys)
         references += len(keys)
         candidate_index.append([unique.setdefault(keys[k], len(unique)) for k in kept])
+        ranked_positions.append(kept)
     targets = [Target(text, image(img)) for text, img in unique]
     check_no_special_tokens(
         [
@@ -75,4 +77,4 @@ def dataset_work(
         ],
         "eval.data",
     )
-    return DatasetWork(dataset, rows, queries, targets, candidate_index, gt_copy_rows, references)
+    return DatasetWork(dataset, rows, queries, targets, candidate_index, ranked_positions, gt_copy_rows, references)

@@ -1,7 +1,8 @@
 """Stage 5, evaluate: a model on an MMEB-eval-format folder (or the synthetic benchmark's eval split) ->
 an `eval` artifact: results.json (per dataset and aggregates), summary.md / summary.csv, the generated
-query rationales (rationales.parquet), published.md (next to the published MMEB-V1 numbers) and, with
-eval.compare_to, diff.md.
+query rationales (rationales.parquet), per-query predictions (predictions.parquet), published.md and
+summary.png (next to the published MMEB-V1 numbers) and, with eval.compare_to, diff.md (with a paired
+significance test when the other eval has predictions too).
 
     rge eval --config configs/tiny.yaml [--model ID_OR_DIR] [--data DIR] [--reasoning on|off]
 """
@@ -15,14 +16,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from data_schemas import read_table, validate
 from rge_core import progress
 from rge_core.artifacts.local import build_folder, cache_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.config.schema import Config
+from rge_core.evaluation.charts import summary_png
 from rge_core.evaluation.encode import Encoder
 from rge_core.evaluation.mmeb import missing_datasets
 from rge_core.evaluation.plan import EvalPlan, plan_eval
+from rge_core.evaluation.predictions import pair_predictions, prediction_rows
 from rge_core.evaluation.reports import (
     DatasetResult,
     EvalResults,
@@ -38,15 +42,20 @@ from rge_core.stages.runner import StageSpec, build_or_reuse
 _CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
 
 
-def _write_reports(writer, results: EvalResults, plan: EvalPlan) -> dict:
+def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: EvalPlan) -> dict:
     writer.write_text("results.json", json.dumps(results.to_dict(), indent=2))
     writer.write_text("summary.md", summary_markdown(results))
     writer.write_text("summary.csv", summary_csv(results))
     aggregates = results.aggregates()
     writer.write_text("published.md", published_comparison_markdown(aggregates, plan.rewrite_records()))
+    writer.write_bytes("summary.png", summary_png(aggregates))
     if plan.compare_to is not None:
-        theirs = EvalResults.from_dict(json.loads(plan.compare_to.read_bytes("results.json")))
-        writer.write_text("diff.md", diff_markdown(theirs, results, plan.compare_to.id, writer.version_id))
+        older = plan.compare_to
+        theirs = EvalResults.from_dict(json.loads(older.read_bytes("results.json")))
+        pairing = None  # evals made before predictions.parquet existed: the diff says so
+        if "predictions.parquet" in older.manifest.files:
+            pairing = pair_predictions(read_table(older.file_url("predictions.parquet"), "predictions"), predictions)
+        writer.write_text("diff.md", diff_markdown(theirs, results, older.id, writer.version_id, pairing=pairing))
     return aggregates
 
 
@@ -60,13 +69,14 @@ def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
 
 def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
     """Encode (or read from the cache) and score every dataset: (per-dataset results, rationale rows,
-    counts, texts the rewrites changed per side)."""
+    prediction rows, counts, texts the rewrites changed per side)."""
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows: list[dict] = []
+    predictions: list[dict] = []
     counts: Counter[str] = Counter()
     changed: dict[str, Counter[str]] = {"query": Counter(), "candidate": Counter()}
     for done, work in enumerate(dataset_works(job, changed)):
-        progress.report("evaluate", done, len(plan.datasets))
+        progress.report("evaluate", done, len(plan.datasets), dataset=work.dataset, queries=len(rationale_rows))
         counts["unique"] += len(work.targets)
         counts["references"] += work.references
         q = enc.encode("queries", chunk_name(work, "queries"), work.queries)
@@ -80,8 +90,10 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
             {"item_id": r["item_id"], "dataset": work.dataset, "rationale": text, "num_tokens": n, "budget_hit": hit}
             for r, text, n, hit in zip(work.rows, q.rationales, q.num_tokens, q.budget_hit, strict=True)
         ]
+        item_ids = [r["item_id"] for r in work.rows]
+        predictions += prediction_rows(work.dataset, item_ids, scores, work.ranked_positions)
     progress.report("evaluate", len(plan.datasets), len(plan.datasets))
-    return per_dataset, rationale_rows, counts, changed
+    return per_dataset, rationale_rows, predictions, counts, changed
 
 
 def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
@@ -108,12 +120,15 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
         build_folder(writer, lambda folder: _run_shards(config, job, folder / "shards"))
     enc = encoder(job)  # loads the model only for chunks the cache lacks (none after the shards)
     try:
-        per_dataset, rationale_rows, counts, changed = _score_datasets(enc, job, plan)
+        per_dataset, rationale_rows, prediction_list, counts, changed = _score_datasets(enc, job, plan)
     finally:
         enc.close()
     writer.write_parquet("rationales.parquet", pa.Table.from_pylist(rationale_rows))
+    url = writer.file_url("predictions.parquet")
+    predictions = validate(pa.Table.from_pylist(prediction_list), "predictions", source=url)
+    writer.write_parquet("predictions.parquet", predictions)
     results = EvalResults(per_dataset)
-    aggregates = _write_reports(writer, results, plan)
+    aggregates = _write_reports(writer, results, predictions, plan)
     return {
         "aggregates": aggregates,
         "datasets": len(per_dataset),
@@ -147,6 +162,8 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> st
         "image_bounds": [config.model.min_pixels, config.model.max_pixels],
         **plan.data_identity,
     }
+    if ev.compare_to:  # else a rerun with --compare-to would reuse the eval built without it, and write no diff
+        settings["compare_to"] = ev.compare_to
     lineage = dict(plan.data_inputs)
     if plan.model_id:
         lineage["model"] = plan.model_id
