@@ -98,6 +98,11 @@ def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
         ("train.batching=random", "train.batching: 'random' is not one of mixed, per-subset"),
         ("train.zero_stage=1", "train.zero_stage: 1 is not one of 2, 3"),
         ("curation.generator=openai", "curation.generator: 'openai' is not one of vllm, transformers, reference"),
+        (
+            "train.report_to=[tensorboard, comet]",
+            "train.report_to[1]: 'comet' is not one of tensorboard, wandb, mlflow",
+        ),
+        ("train.report_to=tensorboard", "train.report_to: expected a list, got str 'tensorboard'"),
     ],
 )
 def test_out_of_range_and_unknown_choices_fail_at_load_naming_the_key(override, message) -> None:
@@ -222,8 +227,15 @@ def test_versioned_leaves_out_exactly_the_settings_marked_as_changing_no_artifac
         "log_every",
         "checkpoint_every",
         "log_samples",
+        "report_to",
     }
     assert kept["lora"] == to_dict(train)["lora"]  # nested sections alike
     spread = apply_overrides(load_config(TINY), ["train.launcher=none", "train.log_every=5"])
     assert versioned(spread.train) == versioned(load_config(TINY).train)
     assert versioned(apply_overrides(spread, ["train.lr=3e-4"]).train) != versioned(spread.train)
+
+
+def test_report_to_takes_any_list_of_known_trackers() -> None:
+    assert load_config(None).train.report_to == ["tensorboard"]
+    assert load_config(TINY, ["train.report_to=[]"]).train.report_to == []
+    assert load_config(TINY, ["train.report_to=[wandb, tensorboard]"]).train.report_to == ["wandb", "tensorboard"]

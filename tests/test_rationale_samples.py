@@ -1,16 +1,23 @@
 """rationale_samples.jsonl: what the model samples on the fly while it trains, and proof that
-train.rationale_temperature decides it although the tiny checkpoint ships Qwen's `top_k: 1`."""
+train.rationale_temperature decides it although the tiny checkpoint ships Qwen's `top_k: 1`. The same two
+runs check the tracking files of a model artifact: TensorBoard events (train.report_to) and the curve."""
 
 from __future__ import annotations
 
 import json
+import struct
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
-from tests.helpers import small_config
+from rge_core.training.curve import CURVE
+from rge_core.training.tracking import SCALARS, TENSORBOARD
+from rge_core.training.trainer import METRICS, RATIONALE_SAMPLES
+from tests.helpers import small_config, tensorboard_scalars
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.
 TRAIN = [
@@ -24,19 +31,28 @@ TRAIN = [
 FIELDS = {"step", "pair_id", "rationale", "num_tokens", "budget_hit"}
 
 
-def samples(root, *extra: str) -> list[dict]:
-    config = small_config(str(root), *TRAIN, *extra)
-    version = run_pipeline(config, ["train"])["train"]
-    folder = local_folder(ArtifactStore(str(root)).get(version))
-    return [json.loads(line) for line in (folder / "rationale_samples.jsonl").read_text().splitlines()]
+def trained(root, *extra: str) -> Path:
+    """The model artifact's folder."""
+    version = run_pipeline(small_config(str(root), *TRAIN, *extra), ["train"])["train"]
+    return local_folder(ArtifactStore(str(root)).get(version))
+
+
+def lines(folder: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / name).read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def two_temperatures(tmp_path_factory) -> tuple[list[dict], list[dict]]:
+def two_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """Greedy with the default report_to, and sampled with no tracker."""
     root = tmp_path_factory.mktemp("samples")
-    return samples(root, "train.rationale_temperature=0", "train.log_samples=3"), samples(
-        root, "train.rationale_temperature=1.0"
+    return trained(root, "train.rationale_temperature=0", "train.log_samples=3"), trained(
+        root, "train.rationale_temperature=1.0", "train.report_to=[]"
     )
+
+
+@pytest.fixture(scope="module")
+def two_temperatures(two_runs) -> tuple[list[dict], list[dict]]:
+    return lines(two_runs[0], RATIONALE_SAMPLES), lines(two_runs[1], RATIONALE_SAMPLES)
 
 
 @pytest.mark.slow
@@ -53,3 +69,16 @@ def test_two_temperatures_give_different_rationales(two_temperatures):
     greedy, sampled = two_temperatures
     first = [line["rationale"] for line in sampled[:3] + sampled[4:7]]
     assert [line["rationale"] for line in greedy] != first
+
+
+@pytest.mark.slow
+def test_the_model_artifact_holds_event_files_of_its_metrics_and_the_curve(two_runs):
+    tracked, untracked = two_runs
+    scalars = tensorboard_scalars(tracked / TENSORBOARD)
+    for key in SCALARS:  # float32 in the event files
+        assert scalars[f"train/{key}"] == [(r["step"], float(np.float32(r[key]))) for r in lines(tracked, METRICS)]
+    assert [step for step, _ in scalars["train/loss"]] == [1, 2]
+    assert not (untracked / TENSORBOARD).exists()  # train.report_to=[]: no tracker ran
+    for folder in two_runs:
+        png = (folder / CURVE).read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and struct.unpack(">II", png[16:24]) == (640, 360)

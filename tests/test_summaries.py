@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -9,6 +10,7 @@ from flows.publish import artifact_key
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.stages.summaries import artifact_summary, eval_score_rows, training_curve_markdown
+from rge_core.training.curve import CURVE, draw_training_curve
 
 
 def _records(steps: int) -> list[dict]:
@@ -48,6 +50,22 @@ def test_summaries_read_back_what_each_kind_of_artifact_holds(tmp_path):
         {"dataset": "SynthColor", "precision@1 (%)": "40.6"},
         {"dataset": "SynthVQA", "precision@1 (%)": "12.5"},
     ]
+
+
+def test_the_train_summary_shows_the_training_curve_inline(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in _records(300)))
+    draw_training_curve(metrics, tmp_path / CURVE)
+    png = (tmp_path / CURVE).read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) < 60_000  # kept small: the summary carries it inline
+    store = ArtifactStore(str(tmp_path / "store"))
+    model = store.open("model", {"steps": 300}, inputs={}, code="c")
+    model.write_text("metrics.jsonl", metrics.read_text())
+    model.write_bytes(CURVE, png)
+    model.finish({})
+    summary = artifact_summary(store.get(model.version_id))
+    (encoded,) = re.findall(r"!\[training curve\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", summary)
+    assert base64.b64decode(encoded) == png
 
 
 def test_progress_reaches_listeners_only_while_they_listen():

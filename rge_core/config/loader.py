@@ -103,11 +103,15 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
 
 @functools.cache
 def _markers(cls: type) -> dict[str, Mapping]:
-    """Each field's range / choices marker (rge_core/config/schema.py: at_least, above, share, one_of)."""
+    """Each field's range / choices marker (rge_core/config/schema.py: at_least, above, share, one_of, some_of)."""
     return {f.name: f.metadata for f in dataclasses.fields(cls) if f.init}
 
 
 def _check_marker(marker: Mapping, value: Any, key: str) -> None:
+    if isinstance(value, list):  # a list's marker holds for each item (schema.some_of)
+        for i, item in enumerate(value):
+            _check_marker(marker, item, f"{key}[{i}]")
+        return
     if "choices" in marker and value not in marker["choices"]:
         raise _Mismatch(key, f"{value!r} is not one of {', '.join(map(str, marker['choices']))}")
     if "min" in marker and value < marker["min"]:

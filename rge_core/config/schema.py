@@ -30,6 +30,11 @@ def one_of(*choices, version: bool = True):
     return field(default=choices[0], metadata={"choices": choices, "version": version})
 
 
+def some_of(*choices, default: tuple, version: bool = True):
+    """A list whose every item is one of `choices`."""
+    return field(default_factory=lambda: list(default), metadata={"choices": choices, "version": version})
+
+
 def unversioned(default):
     return field(default=default, metadata={"version": False})
 
@@ -213,6 +218,9 @@ class TrainConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     checkpoint_every: int = at_least(1, 50, version=False)
     log_every: int = at_least(1, 1, version=False)
+    # Experiment trackers for the logged steps (rge_core/training/tracking.py): tensorboard writes event files
+    # into the model artifact; wandb and mlflow need their extras. They record the run, not the weights.
+    report_to: list[str] = some_of("tensorboard", "wandb", "mlflow", default=("tensorboard",), version=False)
     # Launch: processes per node; `launcher` torchrun | deepspeed | slurm (srun in an allocation) | none (nproc 1).
     nproc: int = at_least(1, 1)
     launcher: str = one_of("torchrun", "deepspeed", "slurm", "none", version=False)

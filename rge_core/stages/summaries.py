@@ -4,11 +4,13 @@ that wants a human-readable view of an artifact can use them too."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 
 from rge_core.artifacts.store import Artifact
+from rge_core.training.curve import CURVE
 
 _CURVE_POINTS = 10
 _CURVE_COLUMNS = ("step", "loss", "lm_loss", "emb_loss", "accuracy", "samples_per_s")
@@ -25,6 +27,8 @@ def artifact_summary(artifact: Artifact) -> str:
     if manifest.kind == "model" and "metrics.jsonl" in files:
         records = [json.loads(line) for line in artifact.read_bytes("metrics.jsonl").decode().splitlines()]
         body += "\n## Training curve\n\n" + training_curve_markdown(records)
+        if CURVE in files:
+            body += "\n" + png_markdown(artifact.read_bytes(CURVE), "training curve")
     return f"# {manifest.kind.capitalize()} {artifact.id}\n\n{body}"
 
 
@@ -43,6 +47,11 @@ def training_curve_markdown(records: list[dict]) -> str:
     header = "| " + " | ".join(_CURVE_COLUMNS) + " |\n|" + " ---: |" * len(_CURVE_COLUMNS) + "\n"
     rows = ["| " + " | ".join(_format(r.get(c)) for c in _CURVE_COLUMNS) + " |" for r in picked]
     return header + "\n".join(rows) + "\n"
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """An inline image: the Prefect UI renders data URIs, and a file:// link from its page would not load."""
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})\n"
 
 
 def _format(value) -> str:

@@ -1,7 +1,7 @@
 """Stage 4, train: dataset + base model -> a trained `model` artifact (merged HF checkpoint in model/,
 step-named checkpoints, metrics.jsonl, rationale_samples.jsonl (what the model sampled while it trained),
-the trainer log). Resumable: a rerun after a kill continues from
-the newest complete checkpoint with the same data order.
+TensorBoard event files in tensorboard/, training_curve.png, the trainer log). Resumable: a rerun after a
+kill continues from the newest complete checkpoint with the same data order.
 
     rge train --config configs/tiny.yaml [--set train.method=baseline] [--set train.nproc=2]
 """
@@ -22,9 +22,11 @@ from rge_core.config.schema import Config, versioned
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stages.prepare import model_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
+from rge_core.training.curve import CURVE, draw_training_curve
 from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
 from rge_core.training.setup import check_lora, deepspeed_config, training_placement
+from rge_core.training.tracking import check_reporters
 from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
@@ -69,6 +71,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
         deepspeed_config(config.train)  # train.precision
         training_placement(config.train, config.model.device, config.model.attn_implementation)
+        check_reporters(config.train.report_to)
         stats: dict = {}
 
         def run(folder: Path) -> None:
@@ -82,6 +85,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
                 max_pixels=config.model.max_pixels,
                 device=config.model.device,
                 attn_implementation=config.model.attn_implementation,
+                run_name=writer.version_id,
             )
             folder.mkdir(parents=True, exist_ok=True)
             job_file = folder / "job.json"
@@ -90,11 +94,18 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
 
             def report_progress() -> None:
                 lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # complete lines only
-                step = json.loads(lines[-1])["step"] if lines else 0
-                progress.report("train", step, config.train.steps)
+                if not lines:
+                    progress.report("train", 0, config.train.steps)
+                    return
+                last = json.loads(lines[-1])
+                details = {"loss": last["loss"], "samples_per_s": last["samples_per_s"]}
+                progress.report("train", last["step"], config.train.steps, **details)
 
             run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
             stats.update(_summary(metrics))
+            # Drawn here, not in the trainer: metrics.jsonl holds the whole run even after a resume, and
+            # matplotlib stays out of every trainer process.
+            draw_training_curve(metrics, folder / CURVE)
 
         # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
         # folder and upload the result.

@@ -36,6 +36,7 @@ from rge_core.training.setup import (
     training_placement,
 )
 from rge_core.training.step import RGEStep
+from rge_core.training.tracking import Tracker, open_trackers, rationales_text, scalars_of
 
 FINAL_MODEL = "model"
 METRICS = "metrics.jsonl"
@@ -53,6 +54,7 @@ class TrainJob:
     max_pixels: int = 0
     device: str = "auto"  # model.device / attn_implementation (the dtype is train.precision)
     attn_implementation: str = "sdpa"
+    run_name: str = ""  # the model artifact's id: names the W&B / MLflow run
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -95,21 +97,27 @@ def _step_log(path: Path, start: int) -> TextIO:
 
 
 class StepLogs:
-    """Rank 0's metrics.jsonl and rationale_samples.jsonl, continued after a resume."""
+    """Rank 0's metrics.jsonl and rationale_samples.jsonl, continued after a resume, and the same steps sent
+    to the experiment trackers (train.report_to)."""
 
-    def __init__(self, root: Path, start: int) -> None:
+    def __init__(self, root: Path, start: int, trackers: list[Tracker]) -> None:
         self.metrics = _step_log(root / METRICS, start)
         self.samples = _step_log(root / RATIONALE_SAMPLES, start)
+        self.trackers = trackers
 
     def write(self, record: dict, samples: list[dict]) -> None:
         self.metrics.write(json.dumps(record) + "\n")
         self.metrics.flush()
         self.samples.write("".join(json.dumps(line) + "\n" for line in samples))
         self.samples.flush()
+        for tracker in self.trackers:
+            tracker.log(record["step"], scalars_of(record), rationales_text(samples))
 
     def close(self) -> None:
         self.metrics.close()
         self.samples.close()
+        for tracker in self.trackers:
+            tracker.close()
 
 
 def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> list[dict]:
@@ -155,7 +163,9 @@ def main(job: TrainJob) -> Path:
         generation_context=_generation_context(engine, train.zero_stage),
         reduction_context=engine.coalesce_grad_reduction,
     )
-    logs = StepLogs(root, start) if rank == 0 else None
+    logs = None
+    if rank == 0:
+        logs = StepLogs(root, start, open_trackers(train.report_to, root, start, job.run_name, asdict(train)))
     engine.train()
     for step in range(start, train.steps):
         torch.manual_seed(step_seed(train.seed, step, rank))  # dropout and sampling: same after a resume
