@@ -4,6 +4,7 @@ runs what the stage depends on; those are reused when their artifacts exist."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,12 +12,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rge_core import progress, stage_logs
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.cli.progress_display import StageDisplay
 from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
 
 _CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset.")
 _OVERRIDES = typer.Option(None, "--set", help="Dotted override key=value (repeatable).")
+_VERBOSE = typer.Option(
+    False, "--verbose", "-v", help="Print the libraries' output here instead of each stage's log file."
+)
 
 
 def _report(config, results: dict[str, str | None]) -> None:
@@ -31,16 +37,35 @@ def _report(config, results: dict[str, str | None]) -> None:
     Console().print(table)
 
 
-def _run(
-    config_path: Path, overrides: list[str] | None, stages: list[str] | None
-) -> tuple[Config, dict[str, str | None]]:
-    from rge_core.pipeline import run_pipeline  # heavy imports stay out of `rge --help`
+def _run_stages(config: Config, stages: list[str] | None, display: StageDisplay) -> dict[str, str | None]:
+    from rge_core.pipeline import plan, run_stage  # heavy imports stay out of `rge --help`
 
+    store = ArtifactStore.from_config(config)
+    results: dict[str, str | None] = {}
+    for name in plan(config, stages):
+        started = time.monotonic()
+        result = run_stage(name, config, store, results)
+        results[name] = result.version
+        log = stage_logs.log_file(store, result.version) if result.version and not result.reused else None
+        display.stage_done(name, result.version, result.reused, time.monotonic() - started, log)
+    return results
+
+
+def _run(
+    config_path: Path, overrides: list[str] | None, stages: list[str] | None, verbose: bool
+) -> tuple[Config, dict[str, str | None]]:
     try:
         config = load_config(config_path, overrides or [])
-        results = run_pipeline(config, stages)
+        # Quiet: the libraries' output goes to each stage's log file; the terminal shows stages and bars.
+        with stage_logs.quiet(not verbose) as terminal:
+            console = Console(file=terminal)
+            with StageDisplay(console, live=console.is_terminal and not verbose) as display:
+                with progress.listening(display, details=True):
+                    results = _run_stages(config, stages, display)
     except (ValueError, FileNotFoundError, LookupError) as error:
         typer.echo(f"error: {error}", err=True)
+        for note in getattr(error, "__notes__", []):  # a failed stage's log and its last lines
+            typer.echo(note, err=True)
         raise typer.Exit(1) from None
     _report(config, results)
     return config, results
@@ -50,14 +75,15 @@ def run(
     config: Path = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     stages: str = typer.Option("", "--stages", help="Comma-separated subset of the stages; default all."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Run the pipeline's stages in order, reusing every artifact version that already exists."""
-    _run(config, overrides, [s for s in stages.split(",") if s] or None)
+    _run(config, overrides, [s for s in stages.split(",") if s] or None, verbose)
 
 
 def _stage_command(name: str) -> Callable[..., None]:
-    def command(config: Path = _CONFIG, overrides: list[str] | None = _OVERRIDES) -> None:
-        _run(config, overrides, [name])
+    def command(config: Path = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE) -> None:
+        _run(config, overrides, [name], verbose)
 
     command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
     return command
@@ -67,10 +93,11 @@ def curate(
     config: Path = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     prompt_set: Path | None = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Curate oracle rationales (and what curation needs; existing artifacts are reused)."""
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
-    _run(config, [*(overrides or []), *extra], ["curate"])
+    _run(config, [*(overrides or []), *extra], ["curate"], verbose)
 
 
 def evaluate(
@@ -87,6 +114,7 @@ def evaluate(
         None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."
     ),
     compare_to: str | None = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
     if reasoning not in (None, "on", "off"):
@@ -101,7 +129,7 @@ def evaluate(
         "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or ""),
     }
     extra = [f"{key}={value}" for key, value in named.items() if value]
-    resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"])
+    resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"], verbose)
     from rge_core.pipeline import version_of
 
     artifact = ArtifactStore.from_config(resolved).get(version_of(results, "evaluate"))

@@ -100,6 +100,8 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
         budget,
         token_counter(job.tokenizer_path) if budget is not None else None,
     )
+    curated = rejects = 0
+    progress.report("curate", 0, len(todo), rows=curated, rejects=rejects)  # the bar shows while the engine starts
     generator = _generator(job)
     context = ShardContext(
         prompt_set=prompt_set,
@@ -113,8 +115,11 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
     try:
         for done, index in enumerate(todo, 1):
             rows = pairs.slice(ranges[index].start, len(ranges[index])).to_pylist()
-            write_table(f"{job.output_url}/{shard_file(index)}", curate_pairs(rows, context), "rationales")
-            progress.report("curate", done, len(todo))
+            shard = curate_pairs(rows, context)
+            write_table(f"{job.output_url}/{shard_file(index)}", shard, "rationales")
+            curated += shard.num_rows
+            rejects += shard.num_rows - sum(shard.column("valid").to_pylist())
+            progress.report("curate", done, len(todo), rows=curated, rejects=rejects)
     finally:
         generator.close()
     return len(todo)

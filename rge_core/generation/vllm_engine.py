@@ -25,6 +25,7 @@ from rge_core.config.schema import SamplingConfig
 from rge_core.generation.base import MAX_IMAGES, GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.processor import image_size_kwargs
+from rge_core.stage_logs import once_per_message
 
 if TYPE_CHECKING:
     from vllm.inputs import TextPrompt
@@ -54,6 +55,9 @@ class VLLMGenerator:
         if on_cpu:
             for key, value in _CPU_ENV.items():
                 os.environ.setdefault(key, value)  # read lazily by vLLM when the engine is built
+            # The CPU worker swaps torch.set_num_threads for a warning that vLLM itself then triggers
+            # twice per request (781 lines in the tiny demo): once says it.
+            once_per_message("vllm.v1.worker.cpu_worker")
         self.name = str(model)
         # Only renders the chat template; vLLM's own processor resizes the images (mm_processor_kwargs below).
         self.processor, self.chat_template = load_chat_processor(self.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -28,6 +29,7 @@ from rge_core.curation.engine_run import CurationJob, generator_placement, run_e
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.stage_logs import log_file
 from rge_core.stages.prepare import model_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
 
@@ -49,7 +51,8 @@ def _reference_path(config: Config, store: ArtifactStore, pairs_id: str) -> str:
     return str(local_folder(store.get(benchmark_id)) / "facts.parquet")
 
 
-def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int) -> None:
+def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int, stage_log: Path) -> None:
+    """The one engine in-process, or one process per engine, each logging to <id>.engine-K.log beside `stage_log`."""
     if job.workers == 1:
         run_engine(job, 0, writer.has_file)
         return
@@ -66,17 +69,18 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[local * tp : (local + 1) * tp])
             engine = first + local
             command = [sys.executable, "-m", "rge_core.curation.engine_run", str(job_file), str(engine)]
-            log = Path(scratch) / f"engine-{local}.log"
-            with log.open("w") as stderr:
-                processes.append((engine, start(command, env=env, stderr=stderr), log))
+            log = stage_log.with_name(f"{writer.version_id}.engine-{engine}.log")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a") as output:
+                processes.append((engine, start(command, env=env, stdout=output, stderr=subprocess.STDOUT), log))
         wait_for(  # progress: shards present on the artifact
             [p for _, p, _ in processes],
             lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
         )
-        failures = [(engine, log.read_text()) for engine, p, log in processes if p.returncode != 0]
+        failures = [(engine, log) for engine, p, log in processes if p.returncode != 0]
     if failures:
-        engine, err = failures[0]
-        raise CurationError(f"curation engine {engine} failed:\n{err[-2000:]}")
+        engine, log = failures[0]
+        raise CurationError(f"curation engine {engine} failed; log {log}:\n{log.read_text()[-2000:]}")
 
 
 def _visible_gpus() -> list[str]:
@@ -143,7 +147,7 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         if curation.generator == "transformers":
             generator_placement(job)  # a bad device, dtype or attention fails before any engine starts
         shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
-        _run_engines(job, writer, curation, shards)
+        _run_engines(job, writer, curation, shards, log_file(store, writer.version_id))
         missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
         if missing:  # other nodes are still at work; the last one to finish (or a rerun) completes the artifact
             raise CurationError(f"{writer.version_id}: {len(missing)} of {shards} shards still missing (other nodes?)")

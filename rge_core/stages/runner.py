@@ -3,7 +3,8 @@
 A stage describes its artifact (kind, version settings, input artifacts, the code that versions it) and how
 to build it; `build_or_reuse` does the rest through the store: a complete version is reused; otherwise the
 store takes the version's build lock and verifies every input's files, then `build(writer)` writes the files
-and returns the manifest's stats, and the manifest is written last.
+and returns the manifest's stats, and the manifest is written last. Under the CLI the libraries' output
+during `build` goes to the version's log file (rge_core/stage_logs.py).
 
     return build_or_reuse(store, StageSpec("dataset", settings, {"pairs": pairs_id}, _CODE, build))
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.versioning import code_version
+from rge_core.stage_logs import capture, log_file
 
 
 @dataclass(frozen=True)
@@ -34,5 +36,7 @@ def build_or_reuse(store: ArtifactStore, spec: StageSpec) -> str:
         spec.kind, spec.settings, spec.inputs, code_version(spec.code), resume=spec.resume, exclusive=spec.exclusive
     )
     if not writer.exists_complete:
-        writer.finish(spec.build(writer))
+        with capture(log_file(store, writer.version_id)):
+            stats = spec.build(writer)
+        writer.finish(stats)
     return writer.version_id
