@@ -147,7 +147,10 @@ def test_diff_with_predictions_adds_the_exact_mcnemar_test_per_dataset_and_poole
     assert "| OVEN | retrieval | – | 40.0 | – | – | – | – | – |" in text
     pooled = 2 * sum(math.comb(13, i) for i in range(6)) / 2**13  # b = 8, c = 5 over both datasets
     assert f"| Overall | 2 | 40.0 | 42.5 | +2.5 | 1998 | 8 | 5 | {pooled:.3g} |" in text
-    assert "| Classification | 1 | 50.0 | 60.0 | +10.0 | – | – | – | – |" in text
+    # Each aggregate pools the paired queries of its own datasets.
+    assert "| Classification | 1 | 50.0 | 60.0 | +10.0 | 1000 | 2 | 5 | 0.453 |" in text
+    assert "| VQA | 1 | 30.0 | 25.0 | -5.0 | 998 | 6 | 0 | 0.0312 |" in text
+    assert "| OOD | 1 | 30.0 | 25.0 | -5.0 | 998 | 6 | 0 | 0.0312 |" in text  # VizWiz is one of MMEB's OOD sets
     assert "exact McNemar test, two-sided" in text and "No per-query comparison" not in text
     named = ", ".join(f"VizWiz/test/{i}" for i in range(10))
     assert f"12 only in base ({named} and 2 more); 1 only in rge (VizWiz/test/999)." in text

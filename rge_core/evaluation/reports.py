@@ -199,6 +199,17 @@ def _paired_cells(pairing: Pairing, names: Sequence[str]) -> list[str]:
     return [str(n), str(b), str(c), f"{mcnemar_exact(b, c):.3g}"]
 
 
+def _group_members(names: Sequence[str], categories: Mapping[str, str]) -> dict[str, list[str]]:
+    """The datasets of each aggregate group (overall, category, IND/OOD), as `scoring.aggregate` groups them."""
+    members: dict[str, list[str]] = {"overall": list(names)}
+    for name in names:
+        _, category, split = dataset_info(name, categories)
+        for group in (category, split):
+            if group:
+                members.setdefault(group, []).append(name)
+    return members
+
+
 def _unpaired_note(pairing: Pairing, name_a: str, name_b: str) -> str:
     parts = []
     for label, items in ((name_a, pairing.only_a), (name_b, pairing.only_b)):
@@ -247,6 +258,7 @@ def diff_markdown(
     categories = {n: by_a[n].category for n in common}
     agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}
     agg_b = aggregate({n: by_b[n].metrics for n in common}, categories) if common else {}
+    members = _group_members(common, categories)
     agg_rows = []
     for group, g in agg_a.items():
         if g["num_datasets"]:
@@ -256,7 +268,8 @@ def diff_markdown(
                 *side_by_side(g["metrics"], agg_b[group]["metrics"]),
             ]
             if pairing:
-                row += _paired_cells(pairing, list(pairing.discordant)) if group == "overall" else no_test
+                tested = [paired[name] for name in members.get(group, []) if name in paired]
+                row += _paired_cells(pairing, tested) if tested else no_test
             agg_rows.append(row)
     extra = _PAIRED_HEADER if pairing else []
     parts = [
@@ -271,7 +284,7 @@ def diff_markdown(
     if pairing:
         parts.append(
             f"Paired: queries of both runs (same dataset and item_id); b: right in {name_a} only, c: right in "
-            f"{name_b} only; Overall pools the paired queries of every common dataset. {MCNEMAR_NOTE}"
+            f"{name_b} only; each aggregate pools the paired queries of its datasets. {MCNEMAR_NOTE}"
         )
         parts.append(_unpaired_note(pairing, name_a, name_b))
     else:
