@@ -51,7 +51,8 @@ class StepOutput:
 def query_rationales(method: str, examples: Sequence[Example], generated: RationaleBatch | None) -> list[str | None]:
     """What stands between each query and its `<emb>` in the contrastive forward."""
     if method == "rge":
-        assert generated is not None
+        if generated is None:
+            raise ValueError("train.method rge embeds the rationales the model sampled: none were generated")
         return list(generated.texts)  # never the oracle: it would leak the target into the query
     if method == "oracle-embed":
         return [example.rationale for example in examples]
