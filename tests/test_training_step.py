@@ -15,7 +15,7 @@ from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.training.data import Example, batch_indices
 from rge_core.training.setup import apply_peft, lr_factor, optimizer_and_schedule
-from rge_core.training.step import RGEStep, lm_batch
+from rge_core.training.step import RGEStep, lm_batch, query_rationales
 from tests.reference_losses import per_row_info_nce
 
 ORACLE = "Oracle marker zebra quartz: the red circle is largest."
@@ -163,3 +163,9 @@ def test_gradient_cached_step_matches_the_whole_batch_step(tiny_model_dir, metho
     assert whole_grads.keys() == cached_grads.keys()
     for name, grad in whole_grads.items():
         torch.testing.assert_close(cached_grads[name], grad, rtol=1e-4, atol=1e-5)  # float32 summation order
+
+
+def test_rge_without_sampled_rationales_is_refused_not_asserted():
+    with pytest.raises(ValueError, match="none were generated"):
+        query_rationales("rge", [], None)
+    assert query_rationales("baseline", [], None) == []
