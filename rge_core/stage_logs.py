@@ -29,11 +29,11 @@ _quiet = False
 
 
 def log_file(store: ArtifactStore, version_id: str) -> Path:
-    """`<root>/<kind>/<id>.log` beside the artifact folder (never one of its files, so quiet and verbose
-    runs build the same artifact); on a remote root, in the local cache."""
+    """`<root>/.logs/<id>.log`: outside the artifact (so quiet and verbose runs build the same artifact) and
+    outside the kind folders (which hold only artifact folders); on a remote root, in the local cache."""
     folder = store.path(version_id)
     if is_local(folder):
-        return local_path(folder).with_name(f"{version_id}.log")
+        return local_path(folder).parent.parent / ".logs" / f"{version_id}.log"
     return cache_root(store) / "logs" / f"{version_id}.log"
 
 

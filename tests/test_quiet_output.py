@@ -69,7 +69,7 @@ def test_a_stage_line_shows_where_its_log_is_only_when_there_is_one(tmp_path):
 
 def test_the_log_file_sits_beside_the_artifact_folder(tmp_path):
     store = ArtifactStore(str(tmp_path))
-    assert stage_logs.log_file(store, "pairs-0123456789ab") == tmp_path / "pairs" / "pairs-0123456789ab.log"
+    assert stage_logs.log_file(store, "pairs-0123456789ab") == tmp_path / ".logs" / "pairs-0123456789ab.log"
 
 
 def test_outside_quiet_capture_changes_nothing(tmp_path, capfd):
@@ -157,7 +157,7 @@ def test_a_failed_stage_prints_its_log_and_last_lines(tmp_path, monkeypatch):
         app, ["run", "--config", "configs/tiny.yaml", "--stages", "model", "--set", f"run.artifacts_root={tmp_path}"]
     )
     assert done.exit_code == 1
-    [log] = (tmp_path / "model").glob("model-*.log")
+    [log] = (tmp_path / ".logs").glob("model-*.log")
     assert "error: boom" in done.output
     assert f"stage log {log}, last lines:\nthe engine's last words" in done.output
 
@@ -180,14 +180,14 @@ def test_the_tiny_demo_is_quiet_and_logs_the_libraries(tmp_path):
     assert repeats <= 5, line
     built = {line.split()[0] for line in lines if re.match(r"^\w+ +built +\S+ +[\d.]+ s", line)}
     assert built == {"model", "ingest", "curate", "assemble", "train", "evaluate"}
-    [rationales_log] = (tmp_path / "rationales").glob("rationales-*.log")
+    [rationales_log] = (tmp_path / ".logs").glob("rationales-*.log")
     engine_lines = rationales_log.read_text().splitlines()
     assert any("Resolved architecture: Qwen2VLForConditionalGeneration" in line for line in engine_lines)
     assert sum("torch.set_num_threads" in line for line in engine_lines) <= 1  # said once, not twice a request
     assert not any("Loading weights" in line for line in lines)  # transformers' bar: in the eval stage's log
-    [eval_log] = (tmp_path / "eval").glob("eval-*.log")
+    [eval_log] = (tmp_path / ".logs").glob("eval-*.log")
     assert "Loading weights" in eval_log.read_text()
 
     verbose = _run_cli(tmp_path, "--reasoning", "off", "-v")  # one new eval, the rest reused
     assert any("Loading weights" in line for line in verbose)
-    assert len(list((tmp_path / "eval").glob("eval-*.log"))) == 1  # -v writes no log: all went to the terminal
+    assert len(list((tmp_path / ".logs").glob("eval-*.log"))) == 1  # -v writes no log: all went to the terminal
