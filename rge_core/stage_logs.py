@@ -1,6 +1,6 @@
 """Where library output goes while a stage builds. Inside `quiet()` (the CLI's default) every stage that
 builds writes what vLLM, DeepSpeed, transformers and torch print, from Python or C++, in this process or
-its children, to its log file beside its artifact folder; the terminal keeps only what the caller writes
+its children, to its log file `<root>/.logs/<id>.log`; the terminal keeps only what the caller writes
 to the stream `quiet()` yields. Outside it (`rge -v`, the Prefect flow, tests) nothing is redirected.
 
     with stage_logs.quiet() as terminal:       # the CLI
