@@ -53,9 +53,10 @@ def test_summaries_read_back_what_each_kind_of_artifact_holds(tmp_path):
 
 
 def test_the_train_summary_shows_the_training_curve_inline(tmp_path):
+    records = _records(300)
     metrics = tmp_path / "metrics.jsonl"
-    metrics.write_text("".join(json.dumps(r) + "\n" for r in _records(300)))
-    draw_training_curve(metrics, tmp_path / CURVE)
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    draw_training_curve(records, tmp_path / CURVE)
     png = (tmp_path / CURVE).read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) < 60_000  # kept small: the summary carries it inline
     store = ArtifactStore(str(tmp_path / "store"))

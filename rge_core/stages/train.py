@@ -32,8 +32,7 @@ from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
 
 
-def _summary(metrics_file: Path) -> dict:
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+def _summary(records: list[dict]) -> dict:
     last = records[-1]
     return {
         "steps": last["step"],
@@ -102,10 +101,11 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
                 progress.report("train", last["step"], config.train.steps, **details)
 
             run_trainer(config.train, job_file, folder / "trainer.log", report_progress)
-            stats.update(_summary(metrics))
+            records = [json.loads(line) for line in metrics.read_text().splitlines()]
+            stats.update(_summary(records))
             # Drawn here, not in the trainer: metrics.jsonl holds the whole run even after a resume, and
             # matplotlib stays out of every trainer process.
-            draw_training_curve(metrics, folder / CURVE)
+            draw_training_curve(records, folder / CURVE)
 
         # Local roots train in place (checkpoints survive a kill); remote roots train in a local scratch
         # folder and upload the result.

@@ -3,20 +3,19 @@ purpose (640 x 360 px): the Prefect train summary embeds it as a data URI."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 CURVE = "training_curve.png"
 _LOSSES = ("loss", "emb_loss", "lm_loss")
 
 
-def draw_training_curve(metrics_file: Path, out: Path) -> None:
+def draw_training_curve(records: list[dict], out: Path) -> None:
+    """`records`: metrics.jsonl's lines, parsed."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: the stage may run on a server or in a Prefect worker
     from matplotlib import pyplot as plt
 
-    records = [json.loads(line) for line in metrics_file.read_text().splitlines()]
     steps = [r["step"] for r in records]
     figure, (losses, accuracy) = plt.subplots(1, 2, figsize=(8, 4.5), dpi=80)
     for key in _LOSSES:
