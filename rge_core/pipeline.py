@@ -9,6 +9,7 @@ when its artifact is there.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,10 +102,19 @@ def version_of(results: dict[str, str | None], stage: str) -> str:
     return version
 
 
-def run_pipeline(config: Config, stages: list[str] | None = None) -> dict[str, str | None]:
-    """Run `stages` (default: all) and what they depend on; returns stage -> artifact version id."""
+def run_pipeline(
+    config: Config,
+    stages: list[str] | None = None,
+    on_stage: Callable[[str, StageResult, float], None] | None = None,
+) -> dict[str, str | None]:
+    """Run `stages` (default: all) and what they depend on; returns stage -> artifact version id.
+    `on_stage(name, result, seconds)` hears of each stage as it ends (the CLI's stage lines)."""
     store = ArtifactStore.from_config(config)
     results: dict[str, str | None] = {}
     for name in plan(config, stages):
-        results[name] = run_stage(name, config, store, results).version
+        started = time.monotonic()
+        result = run_stage(name, config, store, results)
+        results[name] = result.version
+        if on_stage is not None:
+            on_stage(name, result, time.monotonic() - started)
     return results

@@ -4,7 +4,6 @@ runs what the stage depends on; those are reused when their artifacts exist."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,17 +37,15 @@ def _report(config, results: dict[str, str | None]) -> None:
 
 
 def _run_stages(config: Config, stages: list[str] | None, display: StageDisplay) -> dict[str, str | None]:
-    from rge_core.pipeline import plan, run_stage  # heavy imports stay out of `rge --help`
+    from rge_core.pipeline import StageResult, run_pipeline  # heavy imports stay out of `rge --help`
 
     store = ArtifactStore.from_config(config)
-    results: dict[str, str | None] = {}
-    for name in plan(config, stages):
-        started = time.monotonic()
-        result = run_stage(name, config, store, results)
-        results[name] = result.version
+
+    def stage_line(name: str, result: StageResult, seconds: float) -> None:
         log = stage_logs.log_file(store, result.version) if result.version and not result.reused else None
-        display.stage_done(name, result.version, result.reused, time.monotonic() - started, log)
-    return results
+        display.stage_done(name, result.version, result.reused, seconds, log)
+
+    return run_pipeline(config, stages, on_stage=stage_line)
 
 
 def _run(
