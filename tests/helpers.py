@@ -22,6 +22,15 @@ FACTS = [
 ]
 
 
+def rge_command(command: str, *overrides: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """`rge <command> --config configs/tiny.yaml --set <override>...` then `extra`, run as this interpreter's
+    module (so a subprocess sees the checkout under test)."""
+    import sys
+
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    return [sys.executable, "-m", "rge_core.cli.main", command, "--config", "configs/tiny.yaml", *sets, *extra]
+
+
 def small_config(root: str, *overrides: str) -> Config:
     """configs/tiny.yaml on a small synthetic benchmark (6 subsets x 4 train pairs), artifacts under `root`."""
     from rge_core.config.loader import load_config

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
+
+from tests.helpers import rge_command
 
 
 @pytest.mark.parametrize(
@@ -21,17 +22,7 @@ import pytest
 )
 @pytest.mark.slow
 def test_one_line_and_nothing_built(tmp_path, args, message):
-    command = [
-        sys.executable,
-        "-m",
-        "rge_core.cli.main",
-        args[0],
-        "--config",
-        "configs/tiny.yaml",
-        "--set",
-        f"run.artifacts_root={tmp_path}",
-        *args[1:],
-    ]
+    command = rge_command(args[0], f"run.artifacts_root={tmp_path}", extra=tuple(args[1:]))
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and message in output and "Traceback" not in output, output[-2000:]

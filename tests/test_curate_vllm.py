@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.prompts.prompt_set import load_prompt_set
-from tests.helpers import rationales
+from tests.helpers import rationales, rge_command
 
 OVERRIDES = [
     "data.synth.train_per_subset=8",
@@ -26,8 +25,7 @@ PAIRS, SHARDS = 48, 24
 
 
 def curate_command(root: Path) -> list[str]:
-    sets = [arg for override in [f"run.artifacts_root={root}", *OVERRIDES] for arg in ("--set", override)]
-    return [sys.executable, "-m", "rge_core.cli.main", "curate", "--config", "configs/tiny.yaml", *sets]
+    return rge_command("curate", f"run.artifacts_root={root}", *OVERRIDES)
 
 
 def rationale_folders(root: Path) -> list[Path]:

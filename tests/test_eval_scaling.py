@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from tests.helpers import SMALL_SYNTH, small_config
+from tests.helpers import SMALL_SYNTH, rge_command, small_config
 
 # 6 subsets x 8 queries in chunks of 4: every dataset side has several chunks to deal out.
 SETTINGS = [*SMALL_SYNTH, "data.synth.eval_per_subset=8", "eval.chunk_size=4", "eval.max_new_tokens=8"]
@@ -38,15 +37,7 @@ def trained_model(tmp_path_factory) -> Path:
 def evaluate(model: Path, folder: Path, *extra: str) -> tuple[dict, dict, Path]:
     """`rge eval` in a fresh root and cache: (results.json, manifest stats, artifact folder)."""
     sets = [f"run.artifacts_root={folder / 'artifacts'}", *SETTINGS, f"eval.model={model}", *extra]
-    command = [
-        sys.executable,
-        "-m",
-        "rge_core.cli.main",
-        "eval",
-        "--config",
-        "configs/tiny.yaml",
-        *[a for s in sets for a in ("--set", s)],
-    ]
+    command = rge_command("eval", *sets)
     env = {**os.environ, "RGE_CACHE": str(folder / "cache"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]

@@ -15,6 +15,7 @@ from rge_core.model.inputs import Target
 from rge_core.model.placement import PlacementError, pin_local_gpu, resolve_placement
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.setup import training_placement
+from tests.helpers import rge_command
 
 
 @pytest.mark.parametrize(
@@ -119,18 +120,7 @@ def test_zero3_loads_partitioned_and_other_stages_whole(tiny_model_dir):
 def test_cli_refuses_a_missing_gpu_before_any_work(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    command = [
-        sys.executable,
-        "-m",
-        "rge_core.cli.main",
-        "eval",
-        "--config",
-        "configs/tiny.yaml",
-        "--set",
-        f"run.artifacts_root={tmp_path}",
-        "--set",
-        "model.device=cuda",
-    ]
+    command = rge_command("eval", f"run.artifacts_root={tmp_path}", "model.device=cuda")
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "model.device: cuda asked for, but this machine has no CUDA GPU" in done.stdout + done.stderr

@@ -24,6 +24,7 @@ from rge_core.cli.main import app
 from rge_core.cli.progress_display import StageDisplay, describe
 from rge_core.pipeline import STAGES, Stage
 from rge_core.stages.runner import StageSpec, build_or_reuse
+from tests.helpers import rge_command
 
 
 def test_details_reach_only_the_listeners_that_ask_for_them() -> None:
@@ -163,10 +164,8 @@ def test_a_failed_stage_prints_its_log_and_last_lines(tmp_path, monkeypatch):
 
 
 def _run_cli(root: Path, *args: str) -> list[str]:
-    command = [sys.executable, "-m", "rge_core.cli.main", "eval", "--config", "configs/tiny.yaml"]
-    done = subprocess.run(
-        [*command, "--set", f"run.artifacts_root={root}", *args], capture_output=True, text=True, timeout=900
-    )
+    command = rge_command("eval", f"run.artifacts_root={root}", extra=args)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return (done.stdout + done.stderr).splitlines()
 

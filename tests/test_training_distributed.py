@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,10 +28,9 @@ TRAIN = [
 
 
 def train_command(root: Path, *extra: str) -> list[str]:
-    from tests.helpers import SMALL_SYNTH
+    from tests.helpers import SMALL_SYNTH, rge_command
 
-    sets = [a for o in [f"run.artifacts_root={root}", *SMALL_SYNTH, *TRAIN, *extra] for a in ("--set", o)]
-    return [sys.executable, "-m", "rge_core.cli.main", "train", "--config", "configs/tiny.yaml", *sets]
+    return rge_command("train", f"run.artifacts_root={root}", *SMALL_SYNTH, *TRAIN, *extra)
 
 
 def run_train(root: Path, *extra: str) -> Path:
