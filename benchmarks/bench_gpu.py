@@ -11,8 +11,8 @@ that need nothing else (no vLLM, pyarrow or Prefect; DeepSpeed only if it import
 memory for the bf16 weights and more for the step.
 `--quick` runs the same code on the CPU in float32 with the tiny configuration of `write_tiny_model`
 (arch qwen2.5-vl, 56x56 images, 8 new tokens): the smoke test runs it. Without `--quick` it needs CUDA; with
-no GPU, or when the model does not fit, it prints one line and exits non-zero. A default run should take a
-few minutes on an H100 (a guess: no GPU was lent when this was written).
+no GPU, or when the model does not fit, it prints one line and exits non-zero. A default run took 7.5 min
+on one H200 (27 Nov 2026; figures in benchmarks/README.md, "GPU figures").
 
 The model: `Qwen2_5_VLConfig` with Qwen/Qwen2.5-VL-3B-Instruct's config.json values (text: 36 layers, hidden
 2048, MLP 11008, 16 heads / 2 KV heads, vocab 151,936, tied embeddings, mrope [16, 24, 24]; vision: 32
@@ -59,6 +59,7 @@ import contextlib
 import dataclasses
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -67,6 +68,7 @@ import numpy as np
 import peft
 import torch
 import transformers
+from _step_breakdown import print_breakdown
 from _timing import Case, Timing, measure, parse_args, print_table
 from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLConfig
@@ -398,15 +400,29 @@ def make_updater(rge: RGEModel, train: TrainConfig) -> Updater:
 class Trainer:
     """One method's `RGEStep` over the given batches, each followed by the shared updater's step."""
 
-    def __init__(self, rge: RGEModel, train: TrainConfig, updater: Updater, batches: list[Sequence[Example]]):
+    def __init__(
+        self,
+        rge: RGEModel,
+        train: TrainConfig,
+        updater: Updater,
+        batches: list[Sequence[Example]],
+        sync: Callable[[], None],
+    ):
         self.step = RGEStep(rge, train, backward=updater.backward, reduction_context=updater.reduction_context)
-        self.updater, self.batches = updater, batches
+        self.updater, self.batches, self.sync = updater, batches, sync
         self.generated = self.budget_hits = 0
+        self.records: list[dict[str, float]] = []  # per step: StepOutput.seconds, optimizer, total
 
     def run(self) -> None:
         for seed, batch in enumerate(self.batches):
+            start = time.perf_counter()
             out = self.step(batch, seed=seed)
+            self.sync()
+            clock = time.perf_counter()
             self.updater.step()
+            self.sync()
+            end = time.perf_counter()
+            self.records.append({**out.seconds, "optimizer": end - clock, "total": end - start})
             self.generated += len(out.rationales.texts) if out.rationales else 0
             self.budget_hits += out.budget_hits
 
@@ -431,8 +447,9 @@ def train_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -
         f"checkpointing, {precision}; {args.steps} steps of batch {args.train_batch_size}, rge budget "
         f"{args.budget} tokens, oracle rationale {ORACLE_TOKENS} tokens"
     )
+    sync = torch.cuda.synchronize if rge.device.type == "cuda" else (lambda: None)
     trainers = {
-        method: Trainer(rge, dataclasses.replace(base, method=method), updater, batches)
+        method: Trainer(rge, dataclasses.replace(base, method=method), updater, batches, sync)
         for method in ("baseline", "rge")
     }
     baseline, reasoning = measure(
@@ -447,6 +464,9 @@ def train_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -
     print_table("training step (RGEStep + optimizer step), steps/s", baseline, [reasoning])
     print(f"ratio: rge step time vs baseline: {reasoning.median / baseline.median:.2f}x")
     print(f"  per step: baseline {baseline.median / args.steps:.3f} s, rge {reasoning.median / args.steps:.3f} s")
+    # The step's inner clocks do not wait for the GPU: a part's queued kernels are counted in the next part
+    # that waits (generation waits every token, so it also holds the LM forward's compute).
+    print_breakdown({method: trainer.records[args.steps :] for method, trainer in trainers.items()})
 
 
 def print_estimate(batched_queries: Timing, batched_candidates: Timing, max_new_tokens: int) -> None:

@@ -28,13 +28,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import torch
+from _step_breakdown import print_breakdown
 from _timing import Case, measure, parse_args, print_table
 
 from rge_core.config.loader import load_config
@@ -51,12 +51,6 @@ from rge_core.training.step import RGEStep, rationale_decoding
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"steps": 1, "batch_size": 2, "budget": 4, "repeats": 1}
 WARMUP = 1  # untimed calls of each case (measure's warmup); their steps are left out of the breakdown
-PARTS = {
-    "generation": ("generation",),
-    "forwards": ("lm_forward", "embed_forward"),
-    "backward": ("backward",),
-    "optimizer": ("optimizer",),
-}
 
 
 def preloaded(example: Example) -> Example:
@@ -129,17 +123,6 @@ class Trainer:
             )
 
 
-def print_breakdown(trainers: dict[str, Trainer], skip: int) -> None:
-    print("\nwhere the step time goes (mean over the timed steps; shares of the whole step)")
-    print(f"  {'method':<9}  {'step s':>7}" + "".join(f"  {part:>18}" for part in PARTS) + f"  {'other':>7}")
-    for name, trainer in trainers.items():
-        records = trainer.records[skip:]
-        step = statistics.mean(r["total"] for r in records)
-        means = {part: statistics.mean(sum(r[key] for key in keys) for r in records) for part, keys in PARTS.items()}
-        cells = "".join(f"  {means[p]:>8.4f} s {means[p] / step:>6.1%}" for p in PARTS)
-        print(f"  {name:<9}  {step:>7.4f}{cells}  {1 - sum(means.values()) / step:>7.1%}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed run")
@@ -182,7 +165,7 @@ def main() -> None:
     print(f"rge: {reasoning.budget_hits}/{reasoning.generated} on-the-fly rationales hit the budget without <emb>")
     print_table("training step (RGEStep + optimizer.step + zero_grad), steps/s", baseline, [rge])
     print(f"ratio: rge step time vs baseline: {rge.median / baseline.median:.2f}x")
-    print_breakdown(trainers, skip=WARMUP * args.steps)
+    print_breakdown({name: trainer.records[WARMUP * args.steps :] for name, trainer in trainers.items()})
 
     queries = [example.query for example in batches[0]]
     reasoning.rge.model.eval()  # as RGEStep generates
