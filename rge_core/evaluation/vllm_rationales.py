@@ -1,25 +1,21 @@
 """Eval query rationales from a vLLM engine (eval.engine: vllm); the embedding forward stays in transformers.
 
-Each process owns one engine on the evaluated checkpoint. Requests are the same chat prompt as the
-transformers path (`RGEModel.generation_prompt`) with the image as a PIL image in `multi_modal_data` (never
-pre-expanded image token ids, which would misalign Qwen-VL's M-RoPE); decoding is greedy, stops at the
-`<emb>` id with `ignore_eos` (else the generation config's end tokens would stop it too), and the token ids
-are cut and decoded exactly as the transformers path does (`rationales_from_tokens`).
+Each process owns one engine on the evaluated checkpoint. Requests and decoding are those of
+rge_core/generation/rationale_requests.py (greedy, with eval's repetition penalty); the token ids are cut and
+decoded exactly as the transformers path does (`rationales_from_tokens`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from rge_core.config.schema import Config
 from rge_core.evaluation.encode import EncodeSettings
+from rge_core.generation.rationale_requests import rationale_params, rationale_prompt
+from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch, rationales_from_tokens
-from rge_core.model.inputs import Query, load_image
+from rge_core.model.inputs import Query
 from rge_core.model.rge_model import RGEModel
-
-if TYPE_CHECKING:
-    from vllm.inputs import TextPrompt
 
 
 class VLLMRationales:
@@ -27,8 +23,6 @@ class VLLMRationales:
     and image bounds; called with a chunk's queries."""
 
     def __init__(self, model_dir: str, config: Config, rge: RGEModel, settings: EncodeSettings):
-        from vllm import SamplingParams
-
         from rge_core.generation.vllm_engine import VLLMGenerator
 
         model, ev = config.model, config.eval
@@ -42,23 +36,13 @@ class VLLMRationales:
             max_pixels=model.max_pixels,
             gpu_memory_utilization=ev.vllm_gpu_memory_utilization,
         )
-        self.params = SamplingParams(
-            temperature=0.0,
-            max_tokens=settings.max_new_tokens,
-            repetition_penalty=settings.decoding.repetition_penalty,
-            stop_token_ids=[rge.emb.token_id],
-            ignore_eos=True,
-            skip_special_tokens=True,
-        )
-
-    def _request(self, query: Query) -> TextPrompt:
-        prompt: TextPrompt = {"prompt": self.rge.generation_prompt(query)}
-        if query.image is not None:
-            prompt["multi_modal_data"] = {"image": load_image(query.image)}
-        return prompt
+        greedy = Decoding(repetition_penalty=settings.decoding.repetition_penalty)
+        self.params = rationale_params(greedy, settings.max_new_tokens, rge.emb.token_id)
 
     def __call__(self, queries: Sequence[Query]) -> RationaleBatch:
-        outputs = self.engine.llm.generate([self._request(q) for q in queries], self.params, use_tqdm=False)
+        outputs = self.engine.llm.generate(
+            [rationale_prompt(self.rge, q) for q in queries], self.params, use_tqdm=False
+        )
         rows = [output.outputs[0].token_ids for output in outputs]  # in input order
         return rationales_from_tokens(self.rge.tokenizer, rows, self.rge.emb.token_id)
 
