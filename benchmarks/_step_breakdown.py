@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 PARTS = {
+    "weight sync": ("weight_sync",),
     "generation": ("generation",),
     "forwards": ("lm_forward", "embed_forward"),
     "backward": ("backward",),
@@ -17,9 +18,12 @@ PARTS = {
 def print_breakdown(records: Mapping[str, Sequence[Mapping[str, float]]]) -> None:
     """`records`: per method, one dict of seconds per timed step."""
     print("\nwhere the step time goes (mean over the timed steps; shares of the whole step)")
-    print(f"  {'method':<9}  {'step s':>7}" + "".join(f"  {part:>18}" for part in PARTS) + f"  {'other':>7}")
+    width = max(len(name) for name in records)
+    print(f"  {'method':<{width}}  {'step s':>7}" + "".join(f"  {part:>18}" for part in PARTS) + f"  {'other':>7}")
     for name, steps in records.items():
         step = statistics.mean(r["total"] for r in steps)
-        means = {part: statistics.mean(sum(r[key] for key in keys) for r in steps) for part, keys in PARTS.items()}
+        means = {
+            part: statistics.mean(sum(r.get(key, 0.0) for key in keys) for r in steps) for part, keys in PARTS.items()
+        }
         cells = "".join(f"  {means[p]:>8.4f} s {means[p] / step:>6.1%}" for p in PARTS)
-        print(f"  {name:<9}  {step:>7.4f}{cells}  {1 - sum(means.values()) / step:>7.1%}")
+        print(f"  {name:<{width}}  {step:>7.4f}{cells}  {1 - sum(means.values()) / step:>7.1%}")

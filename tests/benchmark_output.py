@@ -52,7 +52,13 @@ def expected_comparisons(script: str) -> list[str]:
             "queries batched vs queries one at a time",
             "targets batched vs targets one at a time",
         ],
-        "bench_train.py": ["rge vs baseline", "rge step time vs baseline", "batched generation vs one query at a time"],
+        "bench_train.py": [
+            "rge vs baseline",
+            "rge (vllm engine) vs baseline",
+            "rge step time vs baseline",
+            "rge (vllm engine) step time vs rge",
+            "batched generation vs one query at a time",
+        ],
         "bench_gpu.py": [
             "queries batched vs queries one at a time",
             "candidates batched vs candidates one at a time",
@@ -192,8 +198,8 @@ def explain(line: str, index: int, lines: list[str], printed_tables: list[Table]
         assert row.ratio == match["value"], f"{line!r} differs from its table's ratio column {row.ratio}x"
         return throughput_ratio(row, table.rows[0])
     step = re.fullmatch(r"(?P<name>.+) step time", name)
-    if step and table and table.rows[0].name == baseline and (row := table.row(step["name"])) is not None:
-        return divide(printed(row.median), printed(table.rows[0].median))  # a time ratio: > 1 is slower
+    if step and table and (base := table.row(baseline)) is not None and (row := table.row(step["name"])) is not None:
+        return divide(printed(row.median), printed(base.median))  # a time ratio, against any row: > 1 is slower
     seconds = {m["name"]: m["seconds"] for m in map(SECONDS_LINE.match, lines[:index]) if m}
     if name in seconds and baseline in seconds:  # equal work: the speed-up is baseline time / time
         return divide(printed(seconds[baseline]), printed(seconds[name]))

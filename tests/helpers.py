@@ -22,6 +22,35 @@ FACTS = [
 ]
 
 
+# `rge train` for 6 steps on 2 processes (torchrun, gloo), small enough for the suite.
+TWO_PROCESS_TRAIN = [
+    *FACTS,
+    "train.steps=6",
+    "train.checkpoint_every=2",
+    "train.batch_size=2",
+    "train.rationale_max_new_tokens=8",
+    "train.nproc=2",
+]
+
+
+def train_command(root: Path, *extra: str) -> list[str]:
+    return rge_command("train", f"run.artifacts_root={root}", *SMALL_SYNTH, *TWO_PROCESS_TRAIN, *extra)
+
+
+def trained_folder(root: Path) -> Path:
+    """The one trained model artifact under `root` (the base model artifact has no job.json)."""
+    [folder] = [p for p in (root / "model").iterdir() if (p / "job.json").exists()]
+    return folder
+
+
+def run_train(root: Path, *extra: str) -> Path:
+    import subprocess
+
+    done = subprocess.run(train_command(root, *extra), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return trained_folder(root)
+
+
 def rge_command(command: str, *overrides: str, extra: tuple[str, ...] = ()) -> list[str]:
     """`rge <command> --config configs/tiny.yaml --set <override>...` then `extra`, run as this interpreter's
     module (so a subprocess sees the checkout under test)."""

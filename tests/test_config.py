@@ -228,6 +228,9 @@ def test_versioned_leaves_out_exactly_the_settings_marked_as_changing_no_artifac
         "checkpoint_every",
         "log_samples",
         "report_to",
+        "vllm_gpu_memory_utilization",
+        "vllm_max_model_len",
+        "vllm_max_num_seqs",
     }
     assert kept["lora"] == to_dict(train)["lora"]  # nested sections alike
     spread = apply_overrides(load_config(TINY), ["train.launcher=none", "train.log_every=5"])

@@ -15,33 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from rge_core.training.checkpoints import COMPLETE, latest_step
-from tests.helpers import FACTS
-
-TRAIN = [
-    *FACTS,
-    "train.steps=6",
-    "train.checkpoint_every=2",
-    "train.batch_size=2",
-    "train.rationale_max_new_tokens=8",
-    "train.nproc=2",
-]
-
-
-def train_command(root: Path, *extra: str) -> list[str]:
-    from tests.helpers import SMALL_SYNTH, rge_command
-
-    return rge_command("train", f"run.artifacts_root={root}", *SMALL_SYNTH, *TRAIN, *extra)
-
-
-def run_train(root: Path, *extra: str) -> Path:
-    done = subprocess.run(train_command(root, *extra), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    return trained_folder(root)
-
-
-def trained_folder(root: Path) -> Path:
-    [folder] = [p for p in (root / "model").iterdir() if (p / "job.json").exists()]
-    return folder
+from tests.helpers import run_train, train_command, trained_folder
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

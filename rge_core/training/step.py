@@ -14,13 +14,14 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
 from rge_core.config.schema import TrainConfig
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch
-from rge_core.model.inputs import assistant_suffix
+from rge_core.model.inputs import Query, assistant_suffix
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.data import Example
 from rge_core.training.grad_cache import grad_cache_step
@@ -80,6 +81,40 @@ def lm_batch(rge: RGEModel, examples: Sequence[Example]):
     return batch, labels
 
 
+class RationaleSource(Protocol):
+    """Where a step's on-the-fly rationales come from (train.rationale_engine)."""
+
+    def sync(self) -> None:
+        """Bring the generator up to the trained weights, where it holds a copy of its own."""
+
+    def __call__(
+        self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int
+    ) -> RationaleBatch: ...
+
+
+class HFRationales:
+    """train.rationale_engine hf: the trained model itself, in eval mode (no dropout), under
+    `generation_context` (under ZeRO-3 one gather of every parameter for the whole generation)."""
+
+    def __init__(
+        self,
+        rge: RGEModel,
+        generation_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ):
+        self.rge, self.generation_context = rge, generation_context
+
+    def sync(self) -> None:
+        pass  # generates with the trained weights themselves
+
+    def __call__(self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int) -> RationaleBatch:
+        self.rge.model.eval()
+        try:
+            with self.generation_context():
+                return self.rge.generate_rationales(queries, max_new_tokens, decoding, seed=seed)
+        finally:
+            self.rge.model.train()
+
+
 class RGEStep:
     def __init__(
         self,
@@ -88,27 +123,28 @@ class RGEStep:
         backward: Callable[[torch.Tensor], None] = lambda loss: loss.backward(),
         generation_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
         reduction_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        rationales: RationaleSource | None = None,
     ):
         """`backward` and `reduction_context` are the DeepSpeed engine's `backward` and
         `coalesce_grad_reduction` in training: with gradient caching one step calls backward several
-        times, and ZeRO must reduce their sum, not just the last call's gradients."""
+        times, and ZeRO must reduce their sum, not just the last call's gradients. `rationales` samples the
+        rge method's rationales (default: the trained model, under `generation_context`)."""
         if train.method not in METHODS:
             raise ValueError(f"train.method: {train.method!r} is not one of {METHODS}")
         self.rge, self.train, self.backward = rge, train, backward
-        self.generation_context, self.reduction_context = generation_context, reduction_context
+        self.reduction_context = reduction_context
+        self.rationales = rationales or HFRationales(rge, generation_context)
 
-    def _generate(self, examples: Sequence[Example], seed: int) -> RationaleBatch:
-        self.rge.model.eval()
-        try:
-            with self.generation_context():
-                return self.rge.generate_rationales(
-                    [e.query for e in examples],
-                    self.train.rationale_max_new_tokens,
-                    rationale_decoding(self.train),
-                    seed=seed,
-                )
-        finally:
-            self.rge.model.train()
+    def _generate(self, examples: Sequence[Example], seed: int, seconds: dict[str, float]) -> RationaleBatch:
+        clock = time.perf_counter()
+        self.rationales.sync()
+        seconds["weight_sync"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        generated = self.rationales(
+            [e.query for e in examples], self.train.rationale_max_new_tokens, rationale_decoding(self.train), seed
+        )
+        seconds["generation"] = time.perf_counter() - clock
+        return generated
 
     def _encoders(self, examples: Sequence[Example], rationales: list[str | None]):
         """Embedding functions over slices of the batch, and which pairs bring a hard negative. A slice's
@@ -156,9 +192,8 @@ class RGEStep:
             batch, labels = lm_batch(self.rge, examples)
             lm = lm_loss(self.rge.model(**batch).logits, labels)
         seconds["lm_forward"] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        generated = self._generate(examples, seed) if self.train.method == "rge" else None
-        seconds["generation"] = time.perf_counter() - clock
+        seconds["weight_sync"] = seconds["generation"] = 0.0
+        generated = self._generate(examples, seed, seconds) if self.train.method == "rge" else None
         encode_queries, encode_targets, has_negative = self._encoders(
             examples, query_rationales(self.train.method, examples, generated)
         )

@@ -37,6 +37,7 @@ from rge_core.training.setup import (
 )
 from rge_core.training.step import RGEStep
 from rge_core.training.tracking import Tracker, open_trackers, rationales_text, scalars_of
+from rge_core.training.weight_sync import no_gather
 
 FINAL_MODEL = "model"
 METRICS = "metrics.jsonl"
@@ -84,6 +85,28 @@ def _generation_context(engine, zero_stage: int):
         return contextlib.nullcontext
     # One gather of every parameter for the whole generation, not one per token.
     return lambda: deepspeed.zero.GatheredParameters(list(engine.module.parameters()))
+
+
+def _colocated_engine(job: TrainJob, rge: RGEModel):
+    """train.rationale_engine vllm: this rank's engine (rge method only: the others sample nothing)."""
+    train = job.train
+    if train.method != "rge" or train.rationale_engine != "vllm":
+        return None
+    import deepspeed
+
+    from rge_core.training.vllm_rationales import ColocatedVLLM
+
+    def gather(params: list[torch.nn.Parameter]):
+        return deepspeed.zero.GatheredParameters(params)
+
+    return ColocatedVLLM(
+        rge,
+        job.base_model,
+        train,
+        job.min_pixels,
+        job.max_pixels,
+        gather=gather if train.zero_stage == 3 else no_gather,
+    )
 
 
 def _step_log(path: Path, start: int) -> TextIO:
@@ -156,12 +179,14 @@ def main(job: TrainJob) -> Path:
         print(f"resumed from step {start}", flush=True)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
     subsets = tuple(e.subset for e in examples)
+    colocated = _colocated_engine(job, rge)
     run_step = RGEStep(
         rge,
         train,
         backward=engine.backward,
         generation_context=_generation_context(engine, train.zero_stage),
         reduction_context=engine.coalesce_grad_reduction,
+        rationales=colocated,
     )
     logs = None
     if rank == 0:
@@ -175,6 +200,8 @@ def main(job: TrainJob) -> Path:
         out = run_step(batch, seed=step_seed(train.seed + 1, step, rank))
         optimizer_clock = time.perf_counter()
         engine.step()
+        if colocated is not None:
+            colocated.weights_changed()
         out.seconds["optimizer"] = time.perf_counter() - optimizer_clock
         elapsed = time.perf_counter() - clock
         record = {
@@ -200,6 +227,8 @@ def main(job: TrainJob) -> Path:
     if logs is not None:
         logs.close()
     torch.distributed.barrier()
+    if colocated is not None:
+        colocated.close()  # last: its shutdown takes the process group down with it
     return root / FINAL_MODEL
 
 
