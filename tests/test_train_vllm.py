@@ -25,6 +25,13 @@ def test_a_missing_vllm_stops_the_train_stage_in_one_line(monkeypatch):
     check_rationale_engine(dataclasses.replace(vllm, rationale_engine="hf"))
 
 
+def test_an_engine_too_short_for_the_rationale_budget_is_refused():
+    vllm = dataclasses.replace(TrainConfig(), rationale_engine="vllm", vllm_max_model_len=256)
+    with pytest.raises(ValueError, match=r"^train.vllm_max_model_len: 256 leaves no room .* \(256\)"):
+        check_rationale_engine(vllm)
+    check_rationale_engine(dataclasses.replace(vllm, vllm_max_model_len=1024))
+
+
 @pytest.fixture(scope="module")
 def script_runs(tiny_model_dir, tmp_path_factory) -> dict[str, dict]:
     images = tmp_path_factory.mktemp("images")
@@ -43,6 +50,8 @@ def test_synced_engine_samples_what_transformers_samples_at_every_step(script_ru
     assert run["syncs"] == 6  # the first full load, then one after each optimizer step
     assert run["base_unchanged"]  # merged out of place: the frozen base weights are bitwise the same
     assert run["max_merge_error"] < 1e-6 and run["merged_names"] > 0  # = PEFT's merge of a copy
+    first, again, reseeded = run["sampled"]
+    assert first == again and first != reseeded  # sampled texts follow the step's seed, and only it
 
 
 @pytest.mark.slow

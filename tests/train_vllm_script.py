@@ -4,8 +4,8 @@ the rationales transformers generates from the same weights just before each ste
     python tests/train_vllm_script.py MODEL_DIR IMAGE_DIR [--dora] [--no-sync]
 
 --no-sync: the control; the engine gets the weights once (the first sync) and never again.
-Output line: `RESULT {"hf": [[texts of step k], ...], "vllm": [...], "syncs": n, "base_unchanged": bool,
-"max_merge_error": float}`.
+Output line: `RESULT {"hf": [[texts of step k], ...], "vllm": [...], "syncs": n, "sampled": [texts with seed 7,
+again with seed 7, with seed 8], "base_unchanged": bool, "max_merge_error": float, "merged_names": n}`.
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
         result["hf"].append(expected.texts)
         result["vllm"].append(out.rationales.texts)
     result["syncs"] = colocated.syncs
+    # Sampling: a query's text depends on its seed alone (a resumed run passes the same step seed).
+    sampling = dataclasses.replace(rationale_decoding(train), temperature=1.0)
+    queries = [e.query for e in examples[:4]]
+    result["sampled"] = [colocated(queries, 8, sampling, seed=seed).texts for seed in (7, 7, 8)]
     result["base_unchanged"] = all(torch.equal(p, base[n]) for n, p in rge.model.named_parameters() if n in base)
     # The merged weights against PEFT's own in-place merge of a copy (a different code path).
     peft_merged = copy.deepcopy(rge.model).merge_and_unload().state_dict()

@@ -31,9 +31,17 @@ from rge_core.training.weight_sync import Gather, merged_weights, no_gather
 
 
 def check_rationale_engine(train: TrainConfig) -> None:
-    """Before any process starts: train.rationale_engine vllm needs vLLM installed (the cpu and gpu extras)."""
-    if train.method == "rge" and train.rationale_engine == "vllm" and importlib.util.find_spec("vllm") is None:
+    """Before any process starts: train.rationale_engine vllm needs vLLM installed (the cpu and gpu extras)
+    and an engine long enough for a rationale after its prompt."""
+    if train.method != "rge" or train.rationale_engine != "vllm":
+        return
+    if importlib.util.find_spec("vllm") is None:
         raise ValueError('train.rationale_engine: vllm is not installed; pip install -e ".[gpu]" (or ".[cpu]")')
+    if train.rationale_max_new_tokens >= train.vllm_max_model_len:
+        raise ValueError(
+            f"train.vllm_max_model_len: {train.vllm_max_model_len} leaves no room for the prompt before "
+            f"train.rationale_max_new_tokens ({train.rationale_max_new_tokens}) rationale tokens"
+        )
 
 
 @contextlib.contextmanager
