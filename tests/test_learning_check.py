@@ -10,7 +10,7 @@ Takes about five minutes on 2 CPU cores (both trainings dominate); see docs/eval
 from __future__ import annotations
 
 import json
-from math import comb
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import yaml
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config, to_dict
 from rge_core.config.schema import Config
+from rge_core.evaluation.significance import binomial_tail
 from rge_core.pipeline import run_pipeline
 from tests.helpers import leaf_keys
 
@@ -30,24 +31,11 @@ METHODS = {
 }
 
 
-def binomial_p_value(correct: int, queries: int, chance: float) -> float:
-    """P(X >= correct) for X ~ Binomial(queries, chance): how likely a model that guesses does as well."""
-    return sum(comb(queries, k) * chance**k * (1 - chance) ** (queries - k) for k in range(correct, queries + 1))
-
-
 def pooled_p_at_1(store: ArtifactStore, eval_id: str) -> tuple[int, int]:
     """(correct queries, queries) over every dataset of an eval artifact."""
     datasets = json.loads(store.get(eval_id).read_bytes("results.json"))["datasets"].values()
     correct = sum(round(d["metrics"]["precision@1"] * d["num_queries"]) for d in datasets)
     return correct, sum(d["num_queries"] for d in datasets)
-
-
-def test_binomial_p_value() -> None:
-    assert binomial_p_value(0, 10, 0.3) == pytest.approx(1.0)
-    assert binomial_p_value(10, 10, 0.5) == pytest.approx(0.5**10)
-    assert binomial_p_value(2, 3, 0.5) == pytest.approx(0.5)
-    # 384 queries at chance 1/8: 48 correct expected; 65 (16.9%) is the fewest that pass at p < 0.01.
-    assert binomial_p_value(64, 384, 0.125) > ALPHA > binomial_p_value(65, 384, 0.125)
 
 
 def test_preset_spells_out_every_key() -> None:
@@ -67,9 +55,9 @@ def test_trained_tiny_model_beats_chance_with_and_without_reasoning(tmp_path: Pa
     untrained = load_config(PRESET, [root, f"eval.model={ids['model']}", "eval.reasoning=false"])
     report["untrained"] = pooled_p_at_1(store, run_pipeline(untrained, ["evaluate"])["evaluate"])
 
-    chance = 1 / config.data.synth.candidates  # ties count as misses, so a constant model scores 0, not this
-    p_values = {name: binomial_p_value(correct, queries, chance) for name, (correct, queries) in report.items()}
-    print(f"\nlearning check: chance {chance:.1%}, alpha {ALPHA}")
+    chance = Fraction(1, config.data.synth.candidates)  # ties count as misses: a constant model scores 0
+    p_values = {name: binomial_tail(correct, queries, chance) for name, (correct, queries) in report.items()}
+    print(f"\nlearning check: chance {float(chance):.1%}, alpha {ALPHA}")
     for name, (correct, queries) in report.items():
         print(f"  {name:9s} P@1 {correct}/{queries} = {correct / queries:.1%}  p = {p_values[name]:.2g}")
     assert p_values["untrained"] >= ALPHA, "the untrained model passes: the check cannot tell learning from chance"

@@ -1,5 +1,5 @@
 """Batch order (train.batching) as a pure function of (seed, step, rank, world): `mixed` as before,
-`per-subset` one subset per global batch; the train stage's checks before any trainer starts; a short
+`per-subset` one subset per global batch; train.pairing; the train stage's checks before any trainer starts; a short
 2-process per-subset run."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import torch
 
 from data_schemas.io import read_table
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
 from rge_core.stages import train as train_stage
-from rge_core.training.data import batch_indices
+from rge_core.training.data import Example, batch_indices, with_pairing
 from tests.helpers import FACTS, small_config
 
 # 21 examples of three subsets, interleaved in dataset order; global batch 2 x 2 = 4.
@@ -147,3 +148,30 @@ def test_a_two_process_per_subset_run_trains_one_subset_per_step(assembled):
         expected = [rows[i]["pair_id"] for i in batch_indices(subsets, step - 1, 2, 0, 2, 0, "per-subset")]
         assert [s["pair_id"] for s in samples if s["step"] == step] == expected
         assert len({pair_id.split("/")[0] for pair_id in expected}) == 1
+
+
+def _examples(count: int) -> list[Example]:
+    return [
+        Example(f"p{k}", "s", Query(f"query {k}"), f"rationale {k}", Target(f"target {k}"), Target(f"negative {k}"))
+        for k in range(count)
+    ]
+
+
+def test_shuffled_queries_give_every_pair_another_pairs_query_and_keep_the_rest():
+    examples = _examples(9)
+    shuffled = with_pairing(examples, "shuffled-queries", seed=3)
+    assert [e.query.text for e in shuffled] != [e.query.text for e in examples]
+    assert all(s.query.text != f"query {k}" for k, s in enumerate(shuffled))  # nobody keeps its own
+    assert sorted(s.query.text for s in shuffled) == sorted(e.query.text for e in examples)  # each used once
+    for own, swapped in zip(examples, shuffled, strict=True):
+        assert (own.pair_id, own.rationale, own.positive, own.negative) == (
+            swapped.pair_id,
+            swapped.rationale,
+            swapped.positive,
+            swapped.negative,
+        )
+    assert with_pairing(examples, "shuffled-queries", seed=3) == shuffled  # the seed decides
+    assert with_pairing(examples, "shuffled-queries", seed=4) != shuffled
+    assert with_pairing(examples, "paired", seed=3) == examples
+    with pytest.raises(ValueError, match="train.pairing: 'random' is not one of"):
+        with_pairing(examples, "random", seed=3)

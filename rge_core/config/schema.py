@@ -201,6 +201,9 @@ class TrainConfig:
     # mixed: batches drawn from all subsets at once; per-subset: every global batch from one subset, the
     # RGE release's TaskBatchDataset (rge_core/training/data.py).
     batching: str = one_of("mixed", "per-subset")
+    # paired: as assembled. shuffled-queries: every pair's query swapped for another pair's, its oracle
+    # rationale and targets kept (the paper's Fig. 4 "unpaired queries"; rge_core/training/data.py).
+    pairing: str = one_of("paired", "shuffled-queries")
     # On-the-fly rationale sampling (rge method); rationale_temperature 0 means greedy.
     rationale_max_new_tokens: int = at_least(1, 256)
     rationale_temperature: float = at_least(0.0, 1.0)

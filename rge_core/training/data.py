@@ -3,6 +3,7 @@ resumed from a checkpoint at step s sees exactly the batches an uninterrupted ru
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import numpy as np
 from rge_core.model.inputs import Query, Target
 
 BATCHING = ("mixed", "per-subset")
+PAIRINGS = ("paired", "shuffled-queries")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,22 @@ def to_examples(rows: list[dict], image_root: Path) -> list[Example]:
         )
         for row in rows
     ]
+
+
+def with_pairing(examples: Sequence[Example], pairing: str, seed: int) -> list[Example]:
+    """train.pairing. shuffled-queries gives every example another example's query (one cycle through a seeded
+    random order, so no example keeps its own) and keeps its oracle rationale and targets: the paper's Fig. 4
+    training on unpaired queries, and a control that has nothing to learn."""
+    if pairing not in PAIRINGS:
+        raise ValueError(f"train.pairing: {pairing!r} is not one of {PAIRINGS}")
+    if pairing == "paired" or len(examples) < 2:
+        return list(examples)
+    order = np.random.default_rng([seed, 7]).permutation(len(examples))
+    donors = np.roll(order, 1)  # the example at order[k] takes the query of order[k - 1]
+    shuffled = list(examples)
+    for taker, donor in zip(order, donors, strict=True):
+        shuffled[taker] = dataclasses.replace(examples[taker], query=examples[donor].query)
+    return shuffled
 
 
 def check_batching(subsets: Sequence[str], batching: str, global_batch: int) -> None:

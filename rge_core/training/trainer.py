@@ -26,7 +26,7 @@ from rge_core.config.loader import from_dict
 from rge_core.config.schema import TrainConfig
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
-from rge_core.training.data import batch_indices, to_examples
+from rge_core.training.data import batch_indices, to_examples, with_pairing
 from rge_core.training.distributed import all_reduce_mean
 from rge_core.training.setup import (
     apply_peft,
@@ -178,6 +178,7 @@ def main(job: TrainJob) -> Path:
     if start and rank == 0:
         print(f"resumed from step {start}", flush=True)
     examples = to_examples(read_table(job.dataset, "training_examples").to_pylist(), Path(job.image_root))
+    examples = with_pairing(examples, train.pairing, train.seed)
     subsets = tuple(e.subset for e in examples)
     colocated = _colocated_engine(job, rge)
     run_step = RGEStep(
