@@ -7,7 +7,6 @@ per-request seeds).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from rge_core.curation.validate import RationaleRules, reject_reason
 from rge_core.generation.base import GenerationRequest, GenerationResult, Generator
 from rge_core.prompts.prompt_set import PromptSet
 from rge_core.prompts.render import render_pair
+from rge_core.seeds import derived_seed
 
 
 def shard_file(index: int) -> str:
@@ -32,8 +32,7 @@ def shard_ranges(num_rows: int, shard_size: int) -> list[range]:
 
 
 def request_seed(base_seed: int, pair_id: str, attempt: int) -> int:
-    digest = hashlib.sha256(f"{base_seed}/{pair_id}/{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")  # 32 bits: every engine accepts it
+    return derived_seed(base_seed, pair_id, attempt)
 
 
 @dataclass(frozen=True)

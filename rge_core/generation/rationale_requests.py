@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from rge_core.model.decoding import Decoding
 from rge_core.model.inputs import Query, load_image
 from rge_core.model.rge_model import RGEModel
+from rge_core.seeds import derived_seed
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -33,7 +33,7 @@ def rationale_prompt(rge: RGEModel, query: Query) -> TextPrompt:
 
 def row_seed(seed: int, row: int) -> int:
     """One request's seed from its batch's seed and its row."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{row}".encode()).digest()[:4], "big")
+    return derived_seed(seed, row)
 
 
 def rationale_params(decoding: Decoding, max_tokens: int, emb_id: int, seed: int | None = None) -> SamplingParams:

@@ -8,7 +8,6 @@ Launched by the train stage (rge_core/training/launch.py), or directly:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -25,6 +24,7 @@ from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import TrainConfig
 from rge_core.model.rge_model import RGEModel
+from rge_core.seeds import derived_seed
 from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
 from rge_core.training.data import batch_indices, to_examples, with_pairing
 from rge_core.training.distributed import all_reduce_mean
@@ -66,7 +66,7 @@ class TrainJob:
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{rank}".encode()).digest()[:4], "big")
+    return derived_seed(seed, step, rank)
 
 
 def _single_process_env() -> None:
