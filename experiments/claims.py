@@ -22,6 +22,7 @@ run: the same code on a fraction of the data and steps, whose p-values mean noth
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -29,12 +30,14 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import pyarrow as pa
+
 from data_schemas.io import read_table
 from rge_core import stage_logs
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
-from rge_core.evaluation.predictions import pair_predictions
+from rge_core.evaluation.predictions import correct_queries, pair_predictions
 from rge_core.evaluation.significance import binomial_tail, fisher_greater, mcnemar_exact
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.yaml"
@@ -66,8 +69,13 @@ class Run:
             raise LookupError(f"no {stage} artifact")
         return self.store.get(version)
 
-    def predictions(self):
+    @functools.cached_property
+    def predictions(self) -> pa.Table:
         return read_table(self.artifact("evaluate").file_url("predictions.parquet"), "predictions")
+
+    @property
+    def correct(self) -> int:
+        return sum(correct_queries(self.predictions).values())
 
     def training_hits(self) -> tuple[int, int]:
         """(in-batch matches, rows) over the last 1/TAIL of the logged steps: accuracy x the global batch."""
@@ -91,20 +99,14 @@ def run(name: str, root: Path, extra: list[str], terminal) -> Run:
 
 
 def reasoning_helps(rge: Run, baseline: Run) -> str:
-    pairing = pair_predictions(rge.predictions(), baseline.predictions())
+    pairing = pair_predictions(rge.predictions, baseline.predictions)
     b = sum(bc[0] for bc in pairing.discordant.values())  # right with reasoning only
     c = sum(bc[1] for bc in pairing.discordant.values())
     paired = sum(pairing.paired.values())
-    right_rge = _correct(rge)
-    right_base = _correct(baseline)
     return (
-        f"claim: reasoning-helps: rge {right_rge / paired:.1%} vs baseline {right_base / paired:.1%} on {paired} "
-        f"paired queries (right only with reasoning {b}, only without {c}), p={mcnemar_exact(b, c):.2g}"
+        f"claim: reasoning-helps: rge {rge.correct / paired:.1%} vs baseline {baseline.correct / paired:.1%} "
+        f"on {paired} paired queries (right only with reasoning {b}, only without {c}), p={mcnemar_exact(b, c):.2g}"
     )
-
-
-def _correct(run: Run) -> int:
-    return sum(1 for rank in run.predictions().column("gt_rank").to_pylist() if rank == 1)
 
 
 def oracle_leak(oracle: Run, rge: Run) -> str:
@@ -118,7 +120,7 @@ def oracle_leak(oracle: Run, rge: Run) -> str:
 
 
 def control(unpaired: Run) -> str:
-    right, queries = _correct(unpaired), unpaired.predictions().num_rows
+    right, queries = unpaired.correct, unpaired.predictions.num_rows
     chance = Fraction(1, unpaired.config.data.synth.candidates)
     return (
         f"claim: control: rge trained on shuffled queries, eval P@1 {right / queries:.1%} vs chance "

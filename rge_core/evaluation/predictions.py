@@ -55,7 +55,8 @@ class Pairing:
     only_b: list[str]
 
 
-def _correct(predictions: pa.Table) -> dict[tuple[str, str], bool]:
+def correct_queries(predictions: pa.Table) -> dict[tuple[str, str], bool]:
+    """(dataset, item_id) -> whether the ground truth ranked first (ties count against it)."""
     columns = predictions.select(["dataset", "item_id", "gt_rank"]).to_pydict()
     return {
         (dataset, item): rank == 1
@@ -65,7 +66,7 @@ def _correct(predictions: pa.Table) -> dict[tuple[str, str], bool]:
 
 def pair_predictions(a: pa.Table, b: pa.Table) -> Pairing:
     """Pair two predictions tables (schema "predictions") query by query."""
-    right_a, right_b = _correct(a), _correct(b)
+    right_a, right_b = correct_queries(a), correct_queries(b)
     common = {dataset for dataset, _ in right_a} & {dataset for dataset, _ in right_b}
     discordant: dict[str, list[int]] = {dataset: [0, 0] for dataset in sorted(common)}
     paired: Counter[str] = Counter()
