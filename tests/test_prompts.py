@@ -21,7 +21,7 @@ from rge_core.prompts import (
     matches_format,
     render_pair,
 )
-from rge_core.synth.tasks import SUBSETS as SYNTH_SUBSETS
+from rge_core.synth.writer import SUITES as SYNTH_SUITES
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 SETS = ("rge-v1", "rge-terse")
@@ -64,6 +64,10 @@ SYNTH = {
     "SynthT2I": "retrieval_t2i",
     "SynthI2T": "retrieval_i2t",
     "SynthGround": "grounding",
+    "SynthCountColor": "classification",
+    "SynthMostColor": "classification",
+    "SynthRelation": "vqa",
+    "SynthGroundRelation": "grounding",
 }
 
 
@@ -89,7 +93,7 @@ def test_shipped_sets_load_and_cover_all_training_subsets(name: str) -> None:
     manifest = yaml.safe_load((PROMPTS / name / "manifest.yaml").read_text())
     assert (prompt_set.name, prompt_set.version) == (name, manifest["version"])
     assert set(prompt_set.templates) == set(FAMILIES)
-    assert {s.name for s in SYNTH_SUBSETS} == set(SYNTH)  # the synthetic benchmark still has these subsets
+    assert {s.name for suite in SYNTH_SUITES.values() for s in suite} == set(SYNTH)  # the synthetic subsets
     check_subsets(prompt_set, MMEB_TRAIN + tuple(SYNTH))
     assert set(prompt_set.mapping) == set(MMEB_TRAIN) | set(SYNTH)
     assert {s: prompt_set.mapping[s] for s in SYNTH} == SYNTH

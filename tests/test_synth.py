@@ -88,7 +88,7 @@ def test_same_seed_same_bytes_other_seed_differs(bench: Path, tmp_path: Path) ->
 
 def test_layout_row_counts_and_summary(bench: Path) -> None:
     summary = json.loads((bench / "benchmark.json").read_text())
-    assert summary["seed"] == 7 and summary["parameters"] == PARAMS
+    assert summary["seed"] == 7 and summary["parameters"] == {**PARAMS, "suite": "mmeb", "query_view": "full"}
     assert {s["category"] for s in summary["subsets"]} == {"classification", "vqa", "retrieval", "grounding"}
     assert [s["name"] for s in summary["subsets"]] == NAMES
     for name in NAMES:

@@ -22,6 +22,8 @@ def synth(
     eval_per_subset: Annotated[int, typer.Option(help="Queries per subset in eval/<Subset>/test.parquet.")] = 32,
     candidates: Annotated[int, typer.Option(help="Candidates per eval query, ground truth first.")] = 8,
     image_size: Annotated[int, typer.Option(help="Side of every PNG, in pixels.")] = 64,
+    suite: Annotated[str, typer.Option(help="mmeb (six MMEB-like subsets) | reasoning (computed answers).")] = "mmeb",
+    query_view: Annotated[str, typer.Option(help="full | text-only | image-only (blind baselines).")] = "full",
 ) -> None:
     """Generate the synthetic benchmark of coloured-shape scenes."""
     start = time.perf_counter()
@@ -33,6 +35,8 @@ def synth(
             eval_per_subset=eval_per_subset,
             candidates=candidates,
             image_size=image_size,
+            suite=suite,
+            query_view=query_view,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error

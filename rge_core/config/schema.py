@@ -68,6 +68,12 @@ class SynthConfig:
     eval_per_subset: int = at_least(1, 32)
     candidates: int = at_least(2, 8)
     image_size: int = at_least(28, 64)
+    # Which subsets: mmeb (six MMEB-like tasks) | reasoning (answers computed from the scene, colours repeat;
+    # rge_core/synth/reasoning.py).
+    suite: str = one_of("mmeb", "reasoning")
+    # What the queries show, train and eval alike: full | text-only (a blank query image) | image-only (one
+    # neutral query text). The blind views are the shortcut baselines of experiments/claims.py.
+    query_view: str = one_of("full", "text-only", "image-only")
 
 
 @dataclass
@@ -183,8 +189,9 @@ class LoraConfig:
 class TrainConfig:
     # rge: LM loss on the oracle rationale + InfoNCE on self-generated rationales (the method);
     # baseline: no rationale, contrastive only; oracle-embed: embeds the ORACLE rationale (leaks the
-    # target into the query — kept only for the leakage diagnostic).
-    method: str = one_of("rge", "baseline", "oracle-embed")
+    # target into the query — kept only for the leakage diagnostic); lm: the oracle rationales' LM loss
+    # alone, a warm start for a later run (model.path set to its checkpoint).
+    method: str = one_of("rge", "baseline", "oracle-embed", "lm")
     steps: int = at_least(1, 100)
     batch_size: int = at_least(1, 8)  # per process
     grad_cache_chunk: int = at_least(0, 0)  # >0: gradient caching with chunks of this many sequences

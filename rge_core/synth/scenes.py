@@ -94,7 +94,7 @@ class Scene:
         return [(c, r) for r in range(GRID) for c in range(GRID) if self.at(c, r) is None]
 
 
-def _new_shape(rng: random.Random, color: str, col: int, row: int) -> Shape:
+def new_shape(rng: random.Random, color: str, col: int, row: int) -> Shape:
     return Shape(rng.choice(KINDS), color, rng.choice(tuple(SIZES)), col, row, rng.uniform(-1, 1), rng.uniform(-1, 1))
 
 
@@ -103,7 +103,7 @@ def sample_scene(rng: random.Random, n_min: int, n_max: int) -> Scene:
     cells = rng.sample(range(GRID * GRID), n)
     colors = rng.sample(COLOR_NAMES, n)
     return Scene.of(
-        [_new_shape(rng, color, cell % GRID, cell // GRID) for cell, color in zip(cells, colors, strict=True)]
+        [new_shape(rng, color, cell % GRID, cell // GRID) for cell, color in zip(cells, colors, strict=True)]
     )
 
 
@@ -126,7 +126,7 @@ def perturb(scene: Scene, rng: random.Random) -> Scene:
         shapes[i] = replace(shapes[i], col=col, row=row)
     elif op == "add":
         col, row = rng.choice(free)
-        shapes.append(_new_shape(rng, rng.choice(unused), col, row))
+        shapes.append(new_shape(rng, rng.choice(unused), col, row))
     else:
         del shapes[i]
     return Scene.of(shapes)

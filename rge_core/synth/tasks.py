@@ -69,7 +69,7 @@ class Subset:
     make: Callable[[random.Random, int, int], Item]
 
 
-def _labels(answer: str, tiers: Sequence[Sequence[str]], n: int, rng: random.Random) -> tuple[Side, ...]:
+def labels(answer: str, tiers: Sequence[Sequence[str]], n: int, rng: random.Random) -> tuple[Side, ...]:
     """`answer`, then distinct distractors tier by tier (each tier shuffled): plausible ones first."""
     labels = [answer]
     for tier in tiers:
@@ -90,7 +90,7 @@ def synth_color(rng: random.Random, size: int, n: int) -> Item:
     text = f"{IMG}\nRepresent the given image for classification: what is the color of the largest shape?\n"
     facts = f"{describe(scene)} The only large shape is the {big.name}, so the largest shape is {big.color}."
     others = [s.color for s in scene.shapes]
-    return Item(Side(text, render(scene, size)), _labels(big.color, [others, COLOR_NAMES], n, rng), facts)
+    return Item(Side(text, render(scene, size)), labels(big.color, [others, COLOR_NAMES], n, rng), facts)
 
 
 def synth_count(rng: random.Random, size: int, n: int) -> Item:
@@ -100,10 +100,10 @@ def synth_count(rng: random.Random, size: int, n: int) -> Item:
     near = [NUMBER_WORDS[i] for i in (count - 2, count) if 0 <= i < len(NUMBER_WORDS)]
     text = f"{IMG}\nRepresent the given image for classification: how many shapes are in the image?\n"
     facts = f"{describe(scene)} Counting them one by one gives {answer}."
-    return Item(Side(text, render(scene, size)), _labels(answer, [near, NUMBER_WORDS], n, rng), facts)
+    return Item(Side(text, render(scene, size)), labels(answer, [near, NUMBER_WORDS], n, rng), facts)
 
 
-def _neighbor(scene: Scene, shape: Shape, step: tuple[int, int]) -> Shape | None:
+def neighbor(scene: Scene, shape: Shape, step: tuple[int, int]) -> Shape | None:
     """The nearest shape from `shape` in direction `step` along its grid row or column."""
     col, row = shape.col + step[0], shape.row + step[1]
     while 0 <= col < GRID and 0 <= row < GRID:
@@ -137,7 +137,7 @@ def _vqa_questions(scene: Scene) -> dict[str, list[tuple[str, str, str, list[str
                 )
             )
         for relation, step in RELATIONS.items():
-            if other := _neighbor(scene, s, step):
+            if other := neighbor(scene, s, step):
                 reason = (
                     f"The {s.name} is {s.place}; the nearest shape directly {relation} it is "
                     f"{other.phrase}, so the answer is {other.color}."
@@ -155,7 +155,7 @@ def synth_vqa(rng: random.Random, size: int, n: int) -> Item:
     question, answer, reason, wrong = rng.choice(questions[kind])
     own, other = (KINDS, COLOR_NAMES) if kind == "kind" else (COLOR_NAMES, KINDS)
     text = f"{IMG}\nRepresent the given image with the following question: {question}\n"
-    targets = _labels(answer, [wrong, own, other], n, rng)
+    targets = labels(answer, [wrong, own, other], n, rng)
     return Item(Side(text, render(scene, size)), targets, f"{describe(scene)} {reason}")
 
 
@@ -206,13 +206,11 @@ def _iou(a: Box, b: Box) -> float:
     return inter / (area - inter)
 
 
-def synth_ground(rng: random.Random, size: int, n: int) -> Item:
-    scene = sample_scene(rng, 2, 5)
-    target = rng.choice(scene.shapes)
-    image = render(scene, size)
+def object_crops(scene: Scene, target: Shape, image: Image.Image, rng: random.Random, n: int) -> tuple[Side, ...]:
+    """`n` crop targets of `image`: `target`'s first, then the other objects' (the hard distractors,
+    shuffled), then random regions that miss the target; all with distinct pixels."""
     others = [s for s in scene.shapes if s is not target]
     rng.shuffle(others)
-    # Crops of the other objects are the hard distractors; random regions that miss the target fill up.
     boxes = [target.box(CROP_PAD)] + [s.box(CROP_PAD) for s in others]
     crops: list[Image.Image] = []
     pixels: list[bytes] = []
@@ -228,12 +226,20 @@ def synth_ground(rng: random.Random, size: int, n: int) -> Item:
         if region.tobytes() not in pixels:  # distinct pixels, not just distinct files
             crops.append(region)
             pixels.append(region.tobytes())
+    return tuple(Side(CROP_TARGET, region) for region in crops)
+
+
+def synth_ground(rng: random.Random, size: int, n: int) -> Item:
+    scene = sample_scene(rng, 2, 5)
+    target = rng.choice(scene.shapes)
+    image = render(scene, size)
+    crops = object_crops(scene, target, image, rng, n)
     text = f'{IMG}\nSelect the portion of the image that isolates the object labeled as "{target.name}"\n'
     facts = (
         f"{describe(scene)} The {target.name} is the {target.size} one {target.place}, so the matching "
         f"crop is the region {target.place} around it."
     )
-    return Item(Side(text, image), tuple(Side(CROP_TARGET, region) for region in crops), facts)
+    return Item(Side(text, image), crops, facts)
 
 
 SUBSETS: tuple[Subset, ...] = (

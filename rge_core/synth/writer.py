@@ -15,6 +15,7 @@ import io
 import json
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import pyarrow as pa
 from PIL import Image
 
 from rge_core.fileio import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from rge_core.synth.tasks import MAX_CANDIDATES, SUBSETS, Item, Side, Subset
+from rge_core.synth import reasoning, tasks
+from rge_core.synth.scenes import Scene, render
+from rge_core.synth.tasks import IMAGE_TARGET, MAX_CANDIDATES, Item, Side, Subset
 
 TRAIN_SCHEMA = pa.schema(
     [
@@ -40,12 +43,28 @@ EVAL_SCHEMA = pa.schema(
 )
 FACTS_SCHEMA = pa.schema([(name, pa.string()) for name in ("item_id", "subset", "split", "facts")])
 MIN_IMAGE_SIZE = 32  # below this the small shapes are a few pixels wide and stop being recognisable
+SUITES: dict[str, tuple[Subset, ...]] = {"mmeb": tasks.SUBSETS, "reasoning": reasoning.SUBSETS}
+QUERY_VIEWS = ("full", "text-only", "image-only")
 
 
-def _items(subset: Subset, split: str, rows: int, seed: int, image_size: int, n_targets: int) -> list[Item]:
+def _viewed(item: Item, view: str, image_size: int) -> Item:
+    """`item` with its query blinded: text-only keeps the text and blanks the image (same size, so the
+    prompt keeps its image tokens); image-only keeps the image under one neutral text."""
+    query = item.query
+    if view == "text-only" and query.image is not None:
+        query = Side(query.text, render(Scene(()), image_size))
+    elif view == "image-only":
+        query = Side(IMAGE_TARGET if query.image is not None else "Represent the given text.\n", query.image)
+    return replace(item, query=query)
+
+
+def _items(subset: Subset, split: str, rows: int, seed: int, image_size: int, n_targets: int, view: str) -> list[Item]:
     # random.Random hashes a str seed with SHA-512: rows are independent and immune to PYTHONHASHSEED.
     return [
-        subset.make(random.Random(f"{seed}/{split}/{subset.name}/{row}"), image_size, n_targets) for row in range(rows)
+        _viewed(
+            subset.make(random.Random(f"{seed}/{split}/{subset.name}/{row}"), image_size, n_targets), view, image_size
+        )
+        for row in range(rows)
     ]
 
 
@@ -102,6 +121,8 @@ def write_benchmark(
     eval_per_subset: int = 32,
     candidates: int = 8,
     image_size: int = 64,
+    suite: str = "mmeb",
+    query_view: str = "full",
 ) -> dict[str, Any]:
     """Generates the benchmark under `out` (a local folder or an fsspec URL) and returns its summary, the
     content of benchmark.json."""
@@ -111,6 +132,9 @@ def write_benchmark(
         raise ValueError("row counts must not be negative")
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE}, got {image_size}")
+    if suite not in SUITES or query_view not in QUERY_VIEWS:
+        raise ValueError(f"unknown suite {suite!r} or query_view {query_view!r}: {sorted(SUITES)}, {QUERY_VIEWS}")
+    subsets = SUITES[suite]
     root = str(out).rstrip("/")
     splits = (
         ("train", "original", train_per_subset, 2, _train_table),
@@ -121,8 +145,8 @@ def write_benchmark(
     # Encoding and fsync'ing PNGs dominate the run time; threads overlap them with scene generation.
     with ThreadPoolExecutor(max_workers=4) as pool:
         for split, config, rows, n_targets, to_table in splits:
-            for subset in SUBSETS:
-                items = _items(subset, split, rows, seed, image_size, n_targets)
+            for subset in subsets:
+                items = _items(subset, split, rows, seed, image_size, n_targets, query_view)
                 images: dict[str, Image.Image] = {}
                 table = to_table(subset.name, items, images)
                 pending += [pool.submit(_write_png, f"{root}/{split}/{path}", image) for path, image in images.items()]
@@ -147,6 +171,8 @@ def write_benchmark(
             "eval_per_subset": eval_per_subset,
             "candidates": candidates,
             "image_size": image_size,
+            "suite": suite,
+            "query_view": query_view,
         },
         "layout": {
             "train": "train/<subset>/original.parquet",
@@ -156,7 +182,7 @@ def write_benchmark(
         },
         "subsets": [
             {"name": s.name, "category": s.category, "train_rows": train_per_subset, "eval_rows": eval_per_subset}
-            for s in SUBSETS
+            for s in subsets
         ],
     }
     atomic_write_text(f"{root}/benchmark.json", json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,140 @@
+"""Tests for the synthetic benchmark's reasoning suite and the blind query views: answers read back from the
+pixels, repeating colours, no answer in the query text, and blinding that removes exactly one side.
+
+.venv/bin/python -m pytest tests/test_synth_reasoning.py -q
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from rge_core.synth.reasoning import MAX_ASKED_COUNT, SUBSETS
+from rge_core.synth.scenes import BACKGROUND, COLORS, GRID
+from rge_core.synth.tasks import NUMBER_WORDS, RELATIONS
+from rge_core.synth.writer import write_benchmark
+
+PARAMS = {"train_per_subset": 24, "eval_per_subset": 48, "candidates": 8, "image_size": 84, "suite": "reasoning"}
+COLOR_OF_RGB = {rgb: name for name, rgb in COLORS.items()}
+
+
+def _cells(path: Path) -> dict[tuple[int, int], str]:
+    """The colour in each occupied grid cell, read from the pixels: shapes stay inside their cell."""
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    side = pixels.shape[0] // GRID
+    found = {}
+    for row in range(GRID):
+        for col in range(GRID):
+            cell = pixels[row * side : (row + 1) * side, col * side : (col + 1) * side].reshape(-1, 3)
+            colors = {
+                COLOR_OF_RGB[tuple(int(v) for v in rgb)] for rgb in np.unique(cell, axis=0) if tuple(rgb) != BACKGROUND
+            }
+            assert len(colors) <= 1, f"two colours in one cell of {path}"
+            if colors:
+                found[col, row] = colors.pop()
+    return found
+
+
+def _eval_rows(root: Path, name: str) -> list[dict]:
+    return pq.read_table(root / "eval" / name / "test.parquet").to_pylist()
+
+
+def _pairs(root: Path, name: str) -> list[tuple[dict[tuple[int, int], str], str, str]]:
+    """(query image cells, query text, ground-truth text or crop path) over the eval split."""
+    return [
+        (
+            _cells(root / "eval" / row["qry_img_path"]),
+            row["qry_text"],
+            row["tgt_text"][0] if not row["tgt_img_path"][0] else str(root / "eval" / row["tgt_img_path"][0]),
+        )
+        for row in _eval_rows(root, name)
+    ]
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("reasoning")
+    for view in ("full", "text-only", "image-only"):
+        write_benchmark(root / view, seed=3, query_view=view, **PARAMS)
+    return {view: root / view for view in ("full", "text-only", "image-only")}
+
+
+def test_count_color_answer_is_the_number_of_cells_of_that_color(views: dict[str, Path]) -> None:
+    answers = Counter()
+    for cells, query, answer in _pairs(views["full"], "SynthCountColor"):
+        asked = re.search(r"how many (\w+) shapes", query).group(1)
+        assert NUMBER_WORDS[list(cells.values()).count(asked) - 1] == answer
+        assert len(set(cells.values())) < len(cells)  # colours repeat
+        answers[answer] += 1
+    # The asked-for count is uniform over one..MAX_ASKED_COUNT: the query text alone cannot pick it.
+    assert set(answers) == set(NUMBER_WORDS[:MAX_ASKED_COUNT]) and max(answers.values()) < 24
+
+
+def test_most_color_answer_has_the_most_cells(views: dict[str, Path]) -> None:
+    winners = set()
+    for cells, _, answer in _pairs(views["full"], "SynthMostColor"):
+        (first, top), (_, second) = (Counter(cells.values()).most_common() + [("", 0)])[:2]
+        assert (answer, top > second) == (first, True)
+        assert len(set(cells.values())) < len(cells)
+        winners.add(answer)
+    assert len(winners) >= 5  # many answers behind the one fixed query text
+
+
+def _nearest(cells: dict[tuple[int, int], str], cell: tuple[int, int], step: tuple[int, int]) -> str | None:
+    col, row = cell[0] + step[0], cell[1] + step[1]
+    while 0 <= col < GRID and 0 <= row < GRID:
+        if (col, row) in cells:
+            return cells[col, row]
+        col, row = col + step[0], row + step[1]
+    return None
+
+
+def test_relation_answer_is_the_nearest_cell_in_that_direction(views: dict[str, Path]) -> None:
+    for cells, query, answer in _pairs(views["full"], "SynthRelation"):
+        relation, anchor_color = re.search(r"directly (.+) the (\w+) \w+\?", query).groups()
+        # Some cell of the anchor's colour has the answer's colour as its nearest neighbour that way.
+        anchors = [cell for cell, color in cells.items() if color == anchor_color]
+        assert any(_nearest(cells, cell, RELATIONS[relation]) == answer.split()[0] for cell in anchors)
+        assert len(set(cells.values())) < len(cells)
+
+
+def test_ground_relation_crop_shows_a_color_of_the_scene(views: dict[str, Path]) -> None:
+    for cells, query, crop in _pairs(views["full"], "SynthGroundRelation"):
+        pixels = Counter(map(tuple, np.asarray(Image.open(crop).convert("RGB")).reshape(-1, 3).tolist()))
+        pixels.pop(BACKGROUND, None)
+        assert COLOR_OF_RGB[pixels.most_common(1)[0][0]] in cells.values()
+        assert re.search(r"directly (.+) the \w+ \w+\n$", query)
+
+
+def test_no_query_text_contains_its_answer(views: dict[str, Path]) -> None:
+    for subset in SUBSETS:
+        for _, query, answer in _pairs(views["full"], subset.name):
+            if not answer.startswith("/"):
+                assert not re.search(rf"\b{re.escape(answer)}\b", query), (subset.name, query)
+
+
+def test_blind_views_remove_exactly_one_side(views: dict[str, Path]) -> None:
+    for subset in SUBSETS:
+        full, text_only, image_only = (_eval_rows(views[v], subset.name) for v in ("full", "text-only", "image-only"))
+        for a, t, i in zip(full, text_only, image_only, strict=True):
+            assert a["tgt_text"] == t["tgt_text"] == i["tgt_text"]  # same items, same candidates
+            assert t["qry_text"] == a["qry_text"] and i["qry_img_path"] == a["qry_img_path"]
+            assert _cells(views["text-only"] / "eval" / t["qry_img_path"]) == {}  # a blank image
+            assert _cells(views["image-only"] / "eval" / i["qry_img_path"]) == _cells(
+                views["full"] / "eval" / a["qry_img_path"]
+            )
+        assert len({r["qry_text"] for r in image_only}) == 1  # one neutral text
+        assert len({r["qry_text"] for r in full}) > 1 or subset.name == "SynthMostColor"
+
+
+def test_unknown_suite_or_view_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="suite 'mmeb2'"):
+        write_benchmark(tmp_path, suite="mmeb2")
+    with pytest.raises(ValueError, match="query_view 'blind'"):
+        write_benchmark(tmp_path, query_view="blind")
