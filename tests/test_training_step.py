@@ -14,6 +14,7 @@ from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.training.data import Example, batch_indices
+from rge_core.training.losses import lm_loss
 from rge_core.training.setup import apply_peft, lr_factor, optimizer_and_schedule
 from rge_core.training.step import RGEStep, lm_batch, query_rationales
 from tests.reference_losses import per_row_info_nce
@@ -76,6 +77,31 @@ def test_contrastive_queries_see_the_oracle_only_in_the_leaky_method(tiny_rge, m
         assert seen == [
             rge.generation_prompt(e.query) + text + EMB_TOKEN for e, text in zip(examples(), generated, strict=True)
         ]
+
+
+def test_lm_method_trains_the_oracle_rationale_loss_alone(tiny_rge, monkeypatch):
+    """train.method lm (the warm start): its gradient is exactly the LM loss's, computed independently, and
+    it embeds and samples nothing."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the lm method must not embed or sample")
+
+    for name in ("embed_queries", "embed_targets", "generate_rationales"):
+        monkeypatch.setattr(RGEModel, name, refuse)
+    stepped = RGEModel(copy.deepcopy(tiny_rge.model), tiny_rge.processor, tiny_rge.emb)
+    out = RGEStep(stepped, small_train(method="lm", w_lm=0.5))(examples(), seed=0)
+    reference = copy.deepcopy(tiny_rge.model)
+    batch, labels = lm_batch(RGEModel(reference, tiny_rge.processor, tiny_rge.emb), examples())
+    expected = lm_loss(reference(**batch).logits, labels)
+    (0.5 * expected).backward()
+    assert out.lm_loss == pytest.approx(float(expected), rel=1e-6) and out.loss == pytest.approx(0.5 * out.lm_loss)
+    assert (out.emb_loss, out.generated_tokens) == (0.0, 0)
+    grads = dict(reference.named_parameters())
+    for name, param in stepped.model.named_parameters():
+        if grads[name].grad is None:
+            assert param.grad is None, name
+        else:
+            torch.testing.assert_close(param.grad, grads[name].grad, rtol=1e-5, atol=1e-7)
 
 
 def test_lora_step_changes_adapters_only_and_loss_is_finite(tiny_model_dir):

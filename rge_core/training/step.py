@@ -6,6 +6,8 @@
 - baseline: no rationale anywhere; query + `<emb>`, contrastive loss only (the non-reasoning baseline).
 - oracle-embed: embeds the ORACLE rationale. It leaks the target into the query; kept only for the
   leakage diagnostic.
+- lm: the LM loss on the oracle rationales alone, no embedding: a warm start that teaches a model to write
+  rationales before a contrastive run starts from it (experiments/claims.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rge_core.training.data import Example
 from rge_core.training.grad_cache import grad_cache_step
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 
-METHODS = ("rge", "baseline", "oracle-embed")
+METHODS = ("rge", "baseline", "oracle-embed", "lm")
 
 
 def rationale_decoding(train: TrainConfig) -> Decoding:
@@ -183,6 +185,14 @@ class RGEStep:
         block = positive.new_zeros(positive.shape).index_copy(0, mask.nonzero().flatten(), torch.cat(negatives))
         return info_nce(queries, positive, self.train.temperature, hard_negatives=block, negative_mask=mask)
 
+    def _lm_only(self, lm: torch.Tensor, seconds: dict[str, float]) -> StepOutput:
+        clock = time.perf_counter()
+        self.backward(self.train.w_lm * lm)
+        seconds["backward"] = time.perf_counter() - clock
+        value = float(lm.detach())
+        # No embedding is trained: its loss and in-batch accuracy are reported as 0.
+        return StepOutput(loss=self.train.w_lm * value, lm_loss=value, emb_loss=0.0, accuracy=0.0, seconds=seconds)
+
     def __call__(self, examples: Sequence[Example], seed: int) -> StepOutput:
         seconds: dict[str, float] = {}
         clock = time.perf_counter()
@@ -192,7 +202,9 @@ class RGEStep:
             batch, labels = lm_batch(self.rge, examples)
             lm = lm_loss(self.rge.model(**batch).logits, labels)
         seconds["lm_forward"] = time.perf_counter() - clock
-        seconds["weight_sync"] = seconds["generation"] = 0.0
+        seconds["weight_sync"] = seconds["generation"] = seconds["embed_forward"] = 0.0
+        if self.train.method == "lm":
+            return self._lm_only(lm, seconds)
         generated = self._generate(examples, seed, seconds) if self.train.method == "rge" else None
         encode_queries, encode_targets, has_negative = self._encoders(
             examples, query_rationales(self.train.method, examples, generated)
