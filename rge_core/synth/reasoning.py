@@ -1,12 +1,15 @@
 """The `reasoning` suite: subsets whose answer is a fact computed from the scene, with no shortcut in the
 query text.
 
-Every scene uses two or three colours for four to seven shapes, so colours repeat and a colour word never
+Every scene uses one to three colours for four to nine shapes, so colours repeat and a colour word never
 picks out one object; objects are named by colour and kind together (unique in their scene) or by their
 relation to one. The facts are short, end with the answer and fit the reasoning budget of the claims
-experiment (about 20 tokens of the tiny tokenizer): writing them first turns the question into a lookup.
-Answers are balanced where the question allows (the asked-for count is uniform over 1..4), so a model that
-reads the query text alone stays near chance; the blind baselines of `experiments/claims.py` measure it.
+experiment (at most about 28 tokens of the tiny tokenizer): writing them first turns the question into a
+lookup.
+Label priors are flat: the asked-for count is uniform over one..nine with uniform distractors, colours and
+kinds are uniform, and grounding scenes hold eight or nine objects so every candidate crop shows one. A
+model that learns which candidates tend to be right, or reads the query text alone, stays at chance; the
+blind baselines of `experiments/claims.py` measure it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from rge_core.synth.tasks import (
     object_crops,
 )
 
-MAX_ASKED_COUNT = 4  # SynthCountColor's answers: one..four, uniform
+MAX_ASKED_COUNT = len(NUMBER_WORDS)  # SynthCountColor's answers: one..nine, uniform
+GROUNDING_OBJECTS = 8  # SynthGroundRelation's scenes: as many objects as the claims' eval has candidates
 
 
 def colored_scene(rng: random.Random, counts: dict[str, int]) -> Scene:
@@ -45,15 +49,18 @@ def _kinds(shapes: list[Shape]) -> str:
 def synth_count_color(rng: random.Random, size: int, n: int) -> Item:
     asked, *others = rng.sample(COLOR_NAMES, 3)
     count = rng.randint(1, MAX_ASKED_COUNT)
-    counts = {asked: count}
-    while sum(counts.values()) < 4 or max(counts.values()) < 2:  # four shapes at least, a colour repeats
-        counts = {asked: count} | {color: rng.randint(1, 3) for color in others[: rng.randint(1, 2)]}
+    while True:  # four to nine shapes, a colour repeats, other colours unless all nine cells are asked for
+        counts = {asked: count} | {color: rng.randint(1, 3) for color in others[: rng.randint(0, 2)]}
+        total = sum(counts.values())
+        if 4 <= total <= GRID * GRID and max(counts.values()) >= 2 and (len(counts) > 1 or total == GRID * GRID):
+            break
     scene = colored_scene(rng, counts)
     answer = NUMBER_WORDS[count - 1]
-    seen = [NUMBER_WORDS[k - 1] for k in counts.values()]  # the other colours' counts: plausible mistakes
     text = f"{IMG}\nRepresent the given image for classification: how many {asked} shapes are in the image?\n"
     facts = f"The {asked} shapes: {_kinds([s for s in scene.shapes if s.color == asked])}; {answer}."
-    return Item(Side(text, render(scene, size)), labels(answer, [seen, NUMBER_WORDS], n, rng), facts)
+    # Distractors drawn uniformly: every number word is then as likely to be right as any other candidate,
+    # so a model that learns only which labels tend to be right stays at chance.
+    return Item(Side(text, render(scene, size)), labels(answer, [NUMBER_WORDS], n, rng), facts)
 
 
 def synth_most_color(rng: random.Random, size: int, n: int) -> Item:
@@ -67,12 +74,12 @@ def synth_most_color(rng: random.Random, size: int, n: int) -> Item:
     return Item(Side(text, render(scene, size)), labels(colors[0], [colors, COLOR_NAMES], n, rng), facts)
 
 
-def _relation_scene(rng: random.Random) -> tuple[Scene, Shape, str, Shape]:
-    """A scene with repeating colours and an object named uniquely by colour and kind, its relation to
-    another object and that object."""
+def _relation_scene(rng: random.Random, colors: int, per_color: tuple[int, int]) -> tuple[Scene, Shape, str, Shape]:
+    """A scene of `colors` colours with `per_color` (min, max) shapes each, an object named uniquely by
+    colour and kind, its relation to another object and that object."""
     while True:
-        colors = rng.sample(COLOR_NAMES, rng.randint(2, 3))
-        scene = colored_scene(rng, {color: rng.randint(2, 3) for color in colors})
+        palette = rng.sample(COLOR_NAMES, colors)
+        scene = colored_scene(rng, {color: rng.randint(*per_color) for color in palette})
         names = [s.name for s in scene.shapes]
         choices = [
             (s, relation, other)
@@ -86,7 +93,7 @@ def _relation_scene(rng: random.Random) -> tuple[Scene, Shape, str, Shape]:
 
 
 def synth_relation(rng: random.Random, size: int, n: int) -> Item:
-    scene, anchor, relation, other = _relation_scene(rng)
+    scene, anchor, relation, other = _relation_scene(rng, rng.randint(2, 3), (2, 3))
     question = f"What shape is directly {relation} the {anchor.name}?"
     text = f"{IMG}\nRepresent the given image with the following question: {question}\n"
     facts = f"The {anchor.name} is {anchor.place}; {relation} it is the {other.name}."
@@ -96,7 +103,11 @@ def synth_relation(rng: random.Random, size: int, n: int) -> Item:
 
 
 def synth_ground_relation(rng: random.Random, size: int, n: int) -> Item:
-    scene, anchor, relation, target = _relation_scene(rng)
+    # Eight or nine objects, so all eight candidates are objects' crops: with random regions among them,
+    # "the crop shows an object" alone would beat chance.
+    scene, anchor, relation, target = _relation_scene(rng, 3, (2, 3))
+    while len(scene.shapes) < GROUNDING_OBJECTS:
+        scene, anchor, relation, target = _relation_scene(rng, 3, (2, 3))
     image = render(scene, size)
     text = f"{IMG}\nSelect the portion of the image that isolates the object directly {relation} the {anchor.name}\n"
     facts = f"The {anchor.name} is {anchor.place}; {relation} it is the {target.name} {target.place}."
