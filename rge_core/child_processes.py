@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -25,18 +26,25 @@ STOP_GRACE_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when this process's parent dies (Linux; nothing elsewhere)."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask the kernel for SIGTERM when this process's parent dies (Linux; nothing elsewhere). `parent`, the
+    pid that started this process where the caller knows it (`start` does): if it is no longer the parent,
+    it died before the request, and this process stops now. Without it that narrow race goes unnoticed:
+    taking "my parent is pid 1" for "orphaned" instead would stop every child of a container's first
+    process (`docker run rge:cpu rge eval` runs rge as pid 1)."""
     if not sys.platform.startswith("linux"):
         return
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the request: act on it now
+    if parent is not None and os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
 def start(command: list[str], **popen_options) -> subprocess.Popen:
     """`subprocess.Popen` in a new process group, terminated when this thread's process dies."""
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent, **popen_options)
+    parent = os.getpid()
+    return subprocess.Popen(
+        command, start_new_session=True, preexec_fn=functools.partial(die_with_parent, parent), **popen_options
+    )
 
 
 def stop(processes: list[subprocess.Popen], grace: float = STOP_GRACE_SECONDS) -> None:
