@@ -36,7 +36,14 @@ def writer(root: Path, rows: dict[str, int]) -> Callable[[], Path]:
 
     def run() -> Path:
         out = root / f"synth-{next(runs)}"
-        write_benchmark(out, seed=0, image_size=IMAGE_SIZE, **rows)
+        write_benchmark(
+            out,
+            seed=0,
+            image_size=IMAGE_SIZE,
+            train_per_subset=rows["train_per_subset"],
+            eval_per_subset=rows["eval_per_subset"],
+            candidates=rows["candidates"],
+        )
         return out
 
     return run

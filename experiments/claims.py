@@ -124,7 +124,8 @@ class Run:
 
     def by_subset(self) -> tuple[Counter[str], Counter[str]]:
         """(correct queries, queries) per eval dataset."""
-        right, total = Counter(), Counter()
+        right: Counter[str] = Counter()
+        total: Counter[str] = Counter()
         for (subset, _), correct in correct_queries(self.predictions).items():
             right[subset] += correct
             total[subset] += 1
@@ -144,7 +145,7 @@ def run(name: str, root: Path, extra: list[str], runs: dict[str, Run], terminal)
     start = []
     if spec.warm_start:
         warm = runs[spec.warm_start]
-        start = [f"model.path={checkpoint_folder(warm.store, warm.ids['train'])}"]
+        start = [f"model.path={checkpoint_folder(warm.store, warm.artifact('train').id)}"]
     config = load_config(PRESET, [f"run.artifacts_root={root}", *SUITE, *spec.overrides, *start, *extra])
     from rge_core.pipeline import run_pipeline  # heavy imports after argument parsing
 
@@ -189,7 +190,8 @@ def facts_stated(rge: Run) -> str:
     facts = pq.read_table(io.BytesIO(benchmark.read_bytes("facts.parquet")), columns=["item_id", "facts"])
     expected = dict(zip(*(facts.column(c).to_pylist() for c in ("item_id", "facts")), strict=True))
     rationales = pq.read_table(io.BytesIO(rge.artifact("evaluate").read_bytes("rationales.parquet")))
-    stated, total = Counter(), Counter()
+    stated: Counter[str] = Counter()
+    total: Counter[str] = Counter()
     for row in rationales.select(["item_id", "dataset", "rationale"]).to_pylist():
         stated[row["dataset"]] += conclusion(row["rationale"]) == conclusion(expected[row["item_id"]])
         total[row["dataset"]] += 1
