@@ -74,9 +74,11 @@ def synth_most_color(rng: random.Random, size: int, n: int) -> Item:
     return Item(Side(text, render(scene, size)), labels(colors[0], [colors, COLOR_NAMES], n, rng), facts)
 
 
-def _relation_scene(rng: random.Random, colors: int, per_color: tuple[int, int]) -> tuple[Scene, Shape, str, Shape]:
-    """A scene of `colors` colours with `per_color` (min, max) shapes each, an object named uniquely by
-    colour and kind, its relation to another object and that object."""
+def _relation_scene(
+    rng: random.Random, colors: int, per_color: tuple[int, int], min_shapes: int = 0
+) -> tuple[Scene, Shape, str, Shape]:
+    """A scene of `colors` colours with `per_color` (min, max) shapes each and at least `min_shapes` shapes,
+    an object named uniquely by colour and kind, its relation to another object and that object."""
     while True:
         palette = rng.sample(COLOR_NAMES, colors)
         scene = colored_scene(rng, {color: rng.randint(*per_color) for color in palette})
@@ -89,7 +91,9 @@ def _relation_scene(rng: random.Random, colors: int, per_color: tuple[int, int])
             if (other := neighbor(scene, s, step))
         ]
         if choices:
-            return scene, *rng.choice(choices)
+            chosen = rng.choice(choices)
+            if len(scene.shapes) >= min_shapes:
+                return scene, *chosen
 
 
 def synth_relation(rng: random.Random, size: int, n: int) -> Item:
@@ -105,9 +109,7 @@ def synth_relation(rng: random.Random, size: int, n: int) -> Item:
 def synth_ground_relation(rng: random.Random, size: int, n: int) -> Item:
     # Eight or nine objects, so all eight candidates are objects' crops: with random regions among them,
     # "the crop shows an object" alone would beat chance.
-    scene, anchor, relation, target = _relation_scene(rng, 3, (2, 3))
-    while len(scene.shapes) < GROUNDING_OBJECTS:
-        scene, anchor, relation, target = _relation_scene(rng, 3, (2, 3))
+    scene, anchor, relation, target = _relation_scene(rng, 3, (2, 3), GROUNDING_OBJECTS)
     image = render(scene, size)
     text = f"{IMG}\nSelect the portion of the image that isolates the object directly {relation} the {anchor.name}\n"
     facts = f"The {anchor.name} is {anchor.place}; {relation} it is the {target.name} {target.place}."
