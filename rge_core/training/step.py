@@ -186,6 +186,7 @@ class RGEStep:
         return info_nce(queries, positive, self.train.temperature, hard_negatives=block, negative_mask=mask)
 
     def _lm_only(self, lm: torch.Tensor, seconds: dict[str, float]) -> StepOutput:
+        seconds["embed_forward"] = 0.0
         clock = time.perf_counter()
         self.backward(self.train.w_lm * lm)
         seconds["backward"] = time.perf_counter() - clock
@@ -202,7 +203,7 @@ class RGEStep:
             batch, labels = lm_batch(self.rge, examples)
             lm = lm_loss(self.rge.model(**batch).logits, labels)
         seconds["lm_forward"] = time.perf_counter() - clock
-        seconds["weight_sync"] = seconds["generation"] = seconds["embed_forward"] = 0.0
+        seconds["weight_sync"] = seconds["generation"] = 0.0
         if self.train.method == "lm":
             return self._lm_only(lm, seconds)
         generated = self._generate(examples, seed, seconds) if self.train.method == "rge" else None
