@@ -145,8 +145,9 @@ async def main():
         print(runs[0].state.type.value)
 asyncio.run(main())")
 [ "$state" = COMPLETED ] || { echo "docker-test: flow run ended $state" >&2; exit 1; }
-run_in_worker rge artifacts list | tee /tmp/rge-docker-artifacts.txt | tail -8
+artifacts=$(run_in_worker rge artifacts list)
+tail -8 <<<"$artifacts"
 for kind in pairs rationales dataset model eval; do
-    grep -q "^$kind-\| $kind-" /tmp/rge-docker-artifacts.txt || { echo "docker-test: no $kind artifact" >&2; exit 1; }
+    grep -q "^$kind-\| $kind-" <<<"$artifacts" || { echo "docker-test: no $kind artifact" >&2; exit 1; }
 done
 step "docker-test passed"
