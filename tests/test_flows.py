@@ -78,6 +78,7 @@ def served(tmp_path_factory):
         "PREFECT_HOME": str(root / "prefect-home"),
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",  # schedules turn into runs within seconds
         "RGE_ARTIFACTS": str(root / "artifacts"),
     }
     port = api.rsplit(":", 1)[1].split("/")[0]
@@ -210,6 +211,54 @@ def test_nightly_is_scheduled_but_shipped_paused(served):
     env, _ = served
     deployment = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly"))
     assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [("0 2 * * *", False)]
+
+
+def test_an_interval_schedule_fires_a_run_that_completes_and_goes_with_the_schedule(served):
+    """The scheduler, not a user, starts this run: an interval schedule added to the served rge/nightly (what
+    `prefect deployment schedule create` does) makes the server schedule a flow run, `rge serve` runs it
+    to Completed with the schedule's parameters, and removing the schedule removes the runs it queued."""
+    env, artifacts = served
+    parameters = {"overrides": FAST, "stages": ["ingest"]}
+    fired, queued_after = asyncio.run(_run_of_a_new_schedule(env["PREFECT_API_URL"], "rge/nightly", parameters))
+    assert fired.auto_scheduled and fired.state.type.value == "COMPLETED", fired.state
+    assert fired.parameters["stages"] == ["ingest"] and fired.parameters["overrides"] == FAST
+    assert queued_after == []
+    assert "pairs" in {m.kind for m in ArtifactStore(str(artifacts)).list()}
+    nightly = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly"))
+    assert [(s.schedule.cron, s.active) for s in nightly.schedules] == [("0 2 * * *", False)]  # still paused
+
+
+async def _run_of_a_new_schedule(api: str, name: str, parameters: dict, timeout: float = 300):
+    """Add a 10-second interval schedule to deployment `name`, wait for the first flow run the scheduler
+    made to end, delete the schedule; returns (that run, the runs of the deployment still Scheduled)."""
+    from datetime import timedelta
+
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    async with PrefectClient(api) as client:
+        deployment = await client.read_deployment_by_name(name)
+        of_deployment = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        every_10_s = IntervalSchedule(interval=timedelta(seconds=10))
+        [schedule] = await client.create_deployment_schedules(
+            deployment.id, [DeploymentScheduleCreate(schedule=every_10_s, parameters=parameters, max_scheduled_runs=1)]
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                runs = await client.read_flow_runs(deployment_filter=of_deployment)
+                ended = [r for r in runs if r.auto_scheduled and r.state is not None and r.state.is_final()]
+                if ended:
+                    break
+                await asyncio.sleep(2)
+            else:
+                raise AssertionError(f"no scheduled run of {name} ended within {timeout:.0f} s: {runs}")
+        finally:
+            await client.delete_deployment_schedule(deployment.id, schedule.id)
+        runs = await client.read_flow_runs(deployment_filter=of_deployment)
+    return ended[0], [r for r in runs if r.state is not None and r.state.is_scheduled()]
 
 
 async def _read_deployment(api: str, name: str):
