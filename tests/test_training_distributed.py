@@ -1,5 +1,6 @@
 """`rge train` with real DeepSpeed engines: 2 CPU processes over gloo (torchrun), ZeRO-2 and ZeRO-3, LoRA;
-and a run killed after a checkpoint that resumes to the same result as an uninterrupted one."""
+a run killed after a checkpoint, and one stopped by SIGTERM (which saves the step it reached), that
+resume to the same result as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -116,16 +117,19 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path):
+def test_sigterm_of_rge_train_saves_the_step_it_reached_and_the_rerun_resumes_there(zero2_run, tmp_path):
+    """What scancel, preemption and Ctrl-C lead to: rge stops its launcher with SIGTERM, every trainer
+    finishes its step and saves it (no periodic checkpoint is due: checkpoint_every is past the end), the
+    processes leave, and a rerun of the same version resumes from that step to the uninterrupted result."""
+    no_periodic = ("train.zero_stage=2", "train.checkpoint_every=100")  # not part of the version
     process = subprocess.Popen(
-        train_command(tmp_path, "train.zero_stage=2"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        train_command(tmp_path, *no_periodic), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
-    )
+    )  # fmt: skip
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
-        if any((tmp_path / "model").glob(f"*/checkpoints/step-000002/{COMPLETE}")):
+        metrics = list((tmp_path / "model").glob("*/metrics.jsonl"))
+        if metrics and len(metrics[0].read_text().splitlines()) >= 2:
             break
         time.sleep(0.05)
     folder = trained_folder(tmp_path)
@@ -133,12 +137,27 @@ def test_sigterm_of_rge_train_leaves_no_trainer_and_writes_nothing_more(tmp_path
     assert _processes_mentioning(job), "the trainers must be running when the signal comes"
     process.send_signal(signal.SIGTERM)  # rge alone, not its process group
     process.wait(timeout=60)
-    time.sleep(15)
+    gone = time.time() + 30
+    while _processes_mentioning(job) and time.time() < gone:
+        time.sleep(0.5)
     assert _processes_mentioning(job) == []  # torchrun and both trainers are gone
+    stopped_at = latest_step(folder)
+    assert 2 <= stopped_at < 6, "the trainers must save the step they were in"
+    assert [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == list(
+        range(1, stopped_at + 1)
+    )
     written = {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
     time.sleep(3)
     assert {path: path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()} == written
     assert not (folder / "manifest.json").exists()
+
+    run_train(tmp_path, *no_periodic)
+    assert f"resumed from step {stopped_at}" in (folder / "trainer.log").read_text()
+    reference = trained_folder(zero2_run)
+    assert folder.name == reference.name
+    final, expected = weights(folder / "model"), weights(reference / "model")
+    for name in expected:
+        torch.testing.assert_close(final[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ from rge_core.training.setup import (
     training_placement,
 )
 from rge_core.training.step import RGEStep
+from rge_core.training.stop_signal import STOPPED_EXIT, StopSignal
 from rge_core.training.tracking import Tracker, open_trackers, rationales_text, scalars_of
 from rge_core.training.vllm_rationales import uses_colocated_vllm
 from rge_core.training.weight_sync import no_gather
@@ -146,7 +147,9 @@ def sample_records(step: int, pair_ids: list[str], rationales, limit: int) -> li
     ]
 
 
-def main(job: TrainJob) -> Path:
+def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
+    """Train to `job.output_dir`/model. With `stop` (a launched trainer), SIGTERM ends the run after the
+    current step, with that step's checkpoint (exit status STOPPED_EXIT)."""
     import deepspeed
 
     train = job.train
@@ -212,8 +215,15 @@ def main(job: TrainJob) -> Path:
         }
         if logs is not None and (step + 1) % train.log_every == 0:
             logs.write(record, sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples))
-        if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
+        last = step + 1 == train.steps
+        stopping = stop is not None and not last and stop.agreed()
+        if not last and (stopping or (step + 1) % train.checkpoint_every == 0):
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
+        if stopping:
+            if logs is not None:
+                logs.close()
+                print(f"stopped by SIGTERM after step {step + 1}, its checkpoint saved: a rerun resumes", flush=True)
+            raise SystemExit(STOPPED_EXIT)
     state = full_state_dict(engine, rank)
     if rank == 0:
         export_hf(state, job.base_model, train, rge.processor, root / FINAL_MODEL)
@@ -227,4 +237,4 @@ def main(job: TrainJob) -> Path:
 
 if __name__ == "__main__":
     die_with_parent()  # the launcher (torchrun) dying, even by SIGKILL, stops this trainer
-    main(TrainJob.from_json(Path(sys.argv[1]).read_text()))
+    main(TrainJob.from_json(Path(sys.argv[1]).read_text()), StopSignal().install())
