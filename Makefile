@@ -16,7 +16,7 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format server serve docker-test clean
+.PHONY: setup demo test test-fast lint format server serve docker-test slurm-test clean
 
 setup: $(STAMP)
 
@@ -67,6 +67,12 @@ serve: setup
 # docker/compose.yaml running rge/full-pipeline; tears down what it made (docs/orchestration.md, "Docker").
 docker-test:
 	bash docker/test.sh
+
+# The Slurm launchers on a one-node cluster (set up as root when none answers, stopped afterwards): the tiny
+# pipeline under sbatch with training and evaluation launched by srun, then scancel and requeue mid-training,
+# each resuming from its checkpoint (docs/orchestration.md, "Slurm").
+slurm-test: setup
+	bash slurm/test.sh
 
 clean:
 	rm -rf rge-artifacts .cache .pytest_cache
