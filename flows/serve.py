@@ -1,5 +1,6 @@
-"""Serve every deployment of prefect.yaml from this process (no work pool, no worker): flow runs start as
-subprocesses of the server-facing runner. prefect.yaml stays the one place deployments are defined.
+"""Serve the deployments of prefect.yaml's `local` work pool from this process (no work pool, no worker):
+flow runs start as subprocesses of the server-facing runner. prefect.yaml stays the one place deployments
+are defined; those of other pools (`slurm`: each flow run a Slurm job) need their pool's worker.
 
     rge serve [--limit 1]          (or: python -m flows.serve)
 """
@@ -17,12 +18,15 @@ from prefect.schedules import Cron
 from flows.rge_flow import PROJECT_ROOT, rge
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
+SERVED_POOL = "local"
 
 
 def deployments(spec_file: Path = PREFECT_YAML) -> list[RunnerDeployment]:
     spec = yaml.safe_load(spec_file.read_text())
     built: list[RunnerDeployment] = []
     for entry in spec["deployments"]:
+        if (entry.get("work_pool") or {}).get("name", SERVED_POOL) != SERVED_POOL:
+            continue
         if entry["entrypoint"] != "flows/rge_flow.py:rge":
             raise ValueError(f"{spec_file}: deployment {entry['name']!r}: rge serve only serves flows/rge_flow.py:rge")
         schedules = [

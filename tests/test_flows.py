@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prefect.exceptions import ObjectNotFound
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.launch import free_port
@@ -211,6 +212,8 @@ def test_nightly_is_scheduled_but_shipped_paused(served):
     env, _ = served
     deployment = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly"))
     assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [("0 2 * * *", False)]
+    with pytest.raises(ObjectNotFound):  # rge serve serves the `local` pool; nightly-slurm needs its worker
+        asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly-slurm"))
 
 
 def test_an_interval_schedule_fires_a_run_that_completes_and_goes_with_the_schedule(served):
@@ -269,22 +272,28 @@ async def _read_deployment(api: str, name: str):
 
 
 @pytest.mark.slow
-def test_prefect_deploy_registers_every_deployment_for_the_local_pool(served):
+def test_prefect_deploy_registers_every_deployment_for_its_pool(served):
     """The worker route of prefect.yaml. Last in this module: it re-registers the served deployments
     for the `local` pool, after which runs would wait for a worker."""
     env, _ = served
     prefect = str(BIN / "prefect")
-    subprocess.run(
-        [prefect, "work-pool", "create", "local", "--type", "process"], env=env, check=True, capture_output=True
-    )
+    for pool in ("local", "slurm"):
+        subprocess.run(
+            [prefect, "work-pool", "create", pool, "--type", "process"], env=env, check=True, capture_output=True
+        )
     done = subprocess.run(
         [prefect, "--no-prompt", "deploy", "--all"], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("full-pipeline", "curation", "training", "evaluation", "nightly"):
+    for name in ("full-pipeline", "curation", "training", "evaluation", "nightly", "nightly-slurm"):
         deployment = asyncio.run(_read_deployment(env["PREFECT_API_URL"], f"rge/{name}"))
-        assert deployment.work_pool_name == "local"
+        assert deployment.work_pool_name == ("slurm" if name == "nightly-slurm" else "local")
         assert deployment.entrypoint == "flows/rge_flow.py:rge"
     curation = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/curation"))
     assert curation.parameters["stages"] == ["curate", "assemble"]
     assert curation.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(Path.cwd())
+    # Each flow run of nightly-slurm is `sbatch --wait` of the checkout's job script (paths resolved here).
+    on_slurm = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly-slurm"))
+    command = on_slurm.job_variables["command"].split()
+    assert command[:2] == ["sbatch", "--wait"] and command[-1] == str(Path.cwd() / "slurm" / "flow-run.sbatch")
+    assert {"train.launcher=slurm", "eval.launcher=slurm"} <= set(on_slurm.parameters["overrides"])
