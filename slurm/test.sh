@@ -17,11 +17,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # `make setup`'s rge; sbatch passes the environment to the job
+# One at a time per machine: a second run would stop the first one's daemons and cancel its jobs.
+exec 9>"${TMPDIR:-/tmp}/rge-slurm-test.lock"
+flock -n 9 || { echo "slurm-test: another make slurm-test is running on this machine" >&2; exit 1; }
 mkdir -p .cache
 WORK=$(mktemp -d "$PWD/.cache/slurm-test.XXXXXX")  # under the checkout: the (one) node sees it
 export RGE_ARTIFACTS=$WORK/artifacts
 CLUSTER_STATE=$WORK/cluster.state
-JOBS=()
+PREFIX=rge-slurm-test  # the names of this test's jobs, cancelled at the end if still queued
 DAEMONS=()  # process groups of the Prefect server and worker
 started=$(date +%s)
 step() { printf '\n== %s (%ds)\n' "$*" $(($(date +%s) - started)); }
@@ -30,7 +33,8 @@ fail() { echo "slurm-test: FAILED: $*" >&2; exit 1; }
 cleanup() {
     status=$?
     step "cleanup"
-    if [ "${#JOBS[@]}" -gt 0 ]; then scancel "${JOBS[@]}" 2>/dev/null || true; fi
+    squeue --noheader --format='%i %j' 2>/dev/null | awk -v p="$PREFIX-" 'index($2, p) == 1 {print $1}' |
+        xargs -r scancel 2>/dev/null || true
     for group in "${DAEMONS[@]}"; do kill -INT -- "-$group" 2>/dev/null || true; done
     if [ "${#DAEMONS[@]}" -gt 0 ]; then sleep 5; fi
     for group in "${DAEMONS[@]}"; do kill -KILL -- "-$group" 2>/dev/null || true; done
@@ -44,13 +48,17 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 TINY=(--config configs/tiny.yaml --set train.nproc=2 --set eval.nproc=2)
-submit() {  # name, rge run arguments...; prints the job id
-    local name=$1
+submit() {  # name, [sbatch options...] --, rge run arguments...; prints the job id
+    local name=$1 options=()
     shift
-    sbatch --parsable --job-name="$name" --nodes=1 --cpus-per-task="$(nproc)" --output="$WORK/$name.out" \
-        slurm/rge.sbatch "$@"
+    while [ "$1" != -- ]; do options+=("$1") && shift; done
+    shift
+    sbatch --parsable --job-name="$PREFIX-$name" --nodes=1 --cpus-per-task="$(nproc)" --output="$WORK/$name.out" \
+        "${options[@]}" slurm/rge.sbatch "$@"
 }
 job_field() { scontrol show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | head -1 | cut -d= -f2; }
 unfinished_model() {  # the model artifact being trained: it has a job file and no manifest yet
@@ -87,13 +95,11 @@ bash slurm/local-cluster.sh up "$CLUSTER_STATE"
 sinfo
 
 step "1. the tiny pipeline in one job: sbatch --wait (train and eval launched by srun)"
-sbatch --wait --parsable --job-name=pipeline --nodes=1 --cpus-per-task="$(nproc)" --output="$WORK/pipeline.out" \
-    slurm/rge.sbatch "${TINY[@]}" >"$WORK/pipeline.id" 2>"$WORK/pipeline.sbatch" &
+submit pipeline --wait -- "${TINY[@]}" >"$WORK/pipeline.id" 2>"$WORK/pipeline.sbatch" &
 waiter=$!
 record_steps_while "$waiter" "$WORK/steps.seen"
 wait "$waiter" || fail "the pipeline job did not complete: $(cat "$WORK/pipeline.sbatch") $(tail -20 "$WORK/pipeline.out")"
 job=$(cat "$WORK/pipeline.id")
-JOBS+=("$job")
 srun_steps=$(grep -c "^$job\.[0-9]* " <(sort -u "$WORK/steps.seen")) || true
 echo "job $job: $(job_field "$job" JobState), srun steps seen: $srun_steps"
 [ "$(job_field "$job" JobState)" = COMPLETED ] || fail "job $job: $(job_field "$job" JobState)"
@@ -109,8 +115,7 @@ check_steps_logged_once "$trained" 30
 LONG=(--stages train --set train.steps=60 --set train.checkpoint_every=25)
 
 step "2. scancel mid-training, then the same job again"
-job=$(submit cancelled "${TINY[@]}" "${LONG[@]}")
-JOBS+=("$job")
+job=$(submit cancelled -- "${TINY[@]}" "${LONG[@]}")
 folder=$(wait_for_checkpoint "$job")  # none is periodic before step 25: this waits for the SIGTERM one
 python - "$folder/metrics.jsonl" <<'EOF'  # past step 25's periodic checkpoint, so the next one is SIGTERM's
 import json, sys, time
@@ -127,10 +132,8 @@ saved=$(latest_checkpoint "$folder")
 echo "job $job: $(job_field "$job" JobState); newest checkpoint: step $saved"
 [ ! -f "$folder/manifest.json" ] || fail "the cancelled training finished anyway"
 [ "$saved" -gt 25 ] || fail "the trainers saved no checkpoint on SIGTERM (newest: step $saved)"
-sbatch --wait --parsable --job-name=resubmitted --nodes=1 --cpus-per-task="$(nproc)" \
-    --output="$WORK/resubmitted.out" slurm/rge.sbatch "${TINY[@]}" "${LONG[@]}" >"$WORK/resubmitted.id" ||
+submit resubmitted --wait -- "${TINY[@]}" "${LONG[@]}" >/dev/null ||
     fail "the resubmitted job failed: $(tail -20 "$WORK/resubmitted.out")"
-JOBS+=("$(cat "$WORK/resubmitted.id")")
 grep -q "resumed from step $saved" "$folder/trainer.log" || fail "the resubmitted job did not resume from step $saved"
 [ -f "$folder/manifest.json" ] || fail "the resubmitted job left no complete model"
 check_steps_logged_once "$folder" 60
@@ -138,8 +141,7 @@ echo "resubmitted: resumed from step $saved, finished 60 steps"
 
 step "3. scontrol requeue mid-training (preemption with PreemptMode=REQUEUE)"
 REQUEUED=(--stages train --set train.steps=50 --set train.checkpoint_every=10)
-job=$(submit requeued "${TINY[@]}" "${REQUEUED[@]}")
-JOBS+=("$job")
+job=$(submit requeued -- "${TINY[@]}" "${REQUEUED[@]}")
 folder=$(wait_for_checkpoint "$job")
 scontrol requeue "$job"
 requeued_at=$(date +%s)
@@ -170,7 +172,7 @@ setsid prefect worker start --pool slurm >"$WORK/worker.log" 2>&1 &
 DAEMONS+=($!)
 disown
 # The pool's command with this test's log folder; a training of its own (train.steps), launched by srun.
-command="sbatch --wait --quiet --chdir=$PWD --output=$WORK/flow-run-%j.out $PWD/slurm/flow-run.sbatch"
+command="sbatch --wait --quiet --job-name=$PREFIX-flow-run --chdir=$PWD --output=$WORK/flow-run-%j.out $PWD/slurm/flow-run.sbatch"
 overrides='["train.launcher=slurm", "eval.launcher=slurm", "train.nproc=2", "train.steps=20"]'
 prefect deployment run rge/nightly-slurm --watch --params "{\"stages\": [\"train\"], \"overrides\": $overrides}" \
     --job-variable "command=$command" >"$WORK/flow-run.log" 2>&1 &
@@ -179,7 +181,6 @@ record_steps_while "$waiter" "$WORK/flow-run-steps.seen"
 wait "$waiter" || fail "the flow run did not complete: $(tail -20 "$WORK/flow-run.log"; tail -20 "$WORK"/flow-run-*.out)"
 grep -q "Completed" "$WORK/flow-run.log" || fail "the flow run did not complete: $(tail -20 "$WORK/flow-run.log")"
 job=$(grep -o "job [0-9]* on" "$WORK"/flow-run-*.out | grep -o "[0-9]*")
-JOBS+=("$job")
 flow_run=$(grep -o "flow run [0-9a-f-]*," "$WORK"/flow-run-*.out | grep -o "[0-9a-f-]*-[0-9a-f-]*")
 srun_steps=$(grep -c "^$job\.[0-9]* " <(sort -u "$WORK/flow-run-steps.seen")) || true
 echo "flow run $flow_run: Completed, as Slurm job $job ($(job_field "$job" JobState)) with $srun_steps srun step(s)"
