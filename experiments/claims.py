@@ -51,7 +51,7 @@ from rge_core.artifacts.local import checkpoint_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
-from rge_core.evaluation.predictions import correct_queries, pair_predictions
+from rge_core.evaluation.predictions import Pairing, correct_queries, pair_predictions
 from rge_core.evaluation.significance import binomial_tail, fisher_greater, mcnemar_exact
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.yaml"
@@ -120,8 +120,9 @@ class Run:
 
     @property
     def correct(self) -> int:
-        return sum(correct_queries(self.predictions).values())
+        return sum(self.by_subset[0].values())
 
+    @functools.cached_property
     def by_subset(self) -> tuple[Counter[str], Counter[str]]:
         """(correct queries, queries) per eval dataset."""
         right: Counter[str] = Counter()
@@ -156,8 +157,7 @@ def run(name: str, root: Path, extra: list[str], runs: dict[str, Run], terminal)
     return Run(config, ArtifactStore.from_config(config), ids)
 
 
-def reasoning_helps(rge: Run, baseline: Run) -> str:
-    pairing = pair_predictions(rge.predictions, baseline.predictions)
+def reasoning_helps(rge: Run, baseline: Run, pairing: Pairing) -> str:
     b = sum(bc[0] for bc in pairing.discordant.values())  # right with reasoning only
     c = sum(bc[1] for bc in pairing.discordant.values())
     paired = sum(pairing.paired.values())
@@ -167,9 +167,8 @@ def reasoning_helps(rge: Run, baseline: Run) -> str:
     )
 
 
-def per_subset(rge: Run, baseline: Run) -> str:
-    pairing = pair_predictions(rge.predictions, baseline.predictions)
-    (right_rge, _), (right_baseline, _) = rge.by_subset(), baseline.by_subset()
+def per_subset(rge: Run, baseline: Run, pairing: Pairing) -> str:
+    (right_rge, _), (right_baseline, _) = rge.by_subset, baseline.by_subset
     parts = [
         f"{subset} {right_rge[subset]} vs {right_baseline[subset]} (b={b} c={c} p={mcnemar_exact(b, c):.2g})"
         for subset, (b, c) in pairing.discordant.items()
@@ -219,7 +218,7 @@ def control(unpaired: Run) -> str:
 
 
 def scores(name: str, result: Run) -> str:
-    right, total = result.by_subset()
+    right, total = result.by_subset
     subsets = " ".join(f"{subset} {right[subset]}/{total[subset]}" for subset in sorted(total))
     return f"scores: {name}: P@1 {result.correct / result.predictions.num_rows:.1%} ({subsets})"
 
@@ -236,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     with stage_logs.quiet() as terminal:  # the libraries' output goes to each stage's log file
         for name in RUNS:
             runs[name] = run(name, args.root.resolve(), extra, runs, terminal)
-    print(reasoning_helps(runs["rge"], runs["baseline"]))
-    print(per_subset(runs["rge"], runs["baseline"]))
+    pairing = pair_predictions(runs["rge"].predictions, runs["baseline"].predictions)
+    print(reasoning_helps(runs["rge"], runs["baseline"], pairing))
+    print(per_subset(runs["rge"], runs["baseline"], pairing))
     print(facts_stated(runs["rge"]))
     print(oracle_leak(runs["oracle-unpaired"], runs["rge-unpaired"]))
     print(control(runs["rge-unpaired"]))
