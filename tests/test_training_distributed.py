@@ -86,10 +86,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
         process.wait()
     folder = trained_folder(tmp_path)
     assert not (folder / "manifest.json").exists() and latest_step(folder) in (2, 4), "the kill must land mid-run"
-    gone = time.time() + 15  # SIGKILL of rge: the parent-death signal stops torchrun, then the trainers
-    while _processes_mentioning(str(folder / "job.json")) and time.time() < gone:
-        time.sleep(0.5)
-    assert _processes_mentioning(str(folder / "job.json")) == []
+    # SIGKILL of rge: the parent-death signal stops torchrun, then the trainers
+    assert _left_after(str(folder / "job.json"), 15) == []
     run_train(tmp_path, "train.zero_stage=2")
     reference = trained_folder(zero2_run)
     assert folder.name == reference.name
@@ -101,6 +99,14 @@ def test_killed_run_resumes_to_the_uninterrupted_result(zero2_run, tmp_path):
     final, expected = weights(folder / "model"), weights(reference / "model")
     for name in expected:
         torch.testing.assert_close(final[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def _left_after(text: str, seconds: float) -> list[int]:
+    """The processes mentioning `text` still alive once they are all gone or `seconds` have passed."""
+    deadline = time.time() + seconds
+    while (left := _processes_mentioning(text)) and time.time() < deadline:
+        time.sleep(0.5)
+    return left
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -137,10 +143,7 @@ def test_sigterm_of_rge_train_saves_the_step_it_reached_and_the_rerun_resumes_th
     assert _processes_mentioning(job), "the trainers must be running when the signal comes"
     process.send_signal(signal.SIGTERM)  # rge alone, not its process group
     process.wait(timeout=60)
-    gone = time.time() + 30
-    while _processes_mentioning(job) and time.time() < gone:
-        time.sleep(0.5)
-    assert _processes_mentioning(job) == []  # torchrun and both trainers are gone
+    assert _left_after(job, 30) == []  # torchrun and both trainers are gone
     stopped_at = latest_step(folder)
     assert 2 <= stopped_at < 6, "the trainers must save the step they were in"
     assert [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == list(
