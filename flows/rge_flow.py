@@ -38,19 +38,20 @@ def stage_task(name: str, config, done: dict[str, str | None]) -> str | None:
 
 @flow(name="rge", log_prints=True)
 def rge(
-    config: str = "configs/tiny.yaml",
+    config: str | list[str] = "configs/tiny.yaml",
     stages: list[str] | None = None,
     prompt_set: str = "",
     overrides: list[str] | None = None,
 ) -> dict[str, str | None]:
     """Run `stages` (default: the whole pipeline) and what they need, reusing every artifact that exists.
 
-    config: a YAML preset (relative paths are taken from the project root); prompt_set: a prompt set
+    config: a YAML preset, or a list of them (a preset, then overlays such as configs/rehearsal.yaml, later
+    over earlier; relative paths are taken from the project root); prompt_set: a prompt set
     folder (curation.prompt_set); overrides: dotted `key=value` settings, as `rge run --set`.
     """
     os.chdir(PROJECT_ROOT)  # configs name prompt sets and data relative to the project
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
-    resolved = load_config(Path(config), [*(overrides or []), *extra])
+    resolved = load_config(config, [*(overrides or []), *extra])
     done: dict[str, str | None] = {}
     for name in plan(resolved, stages or PIPELINE):
         done[name] = stage_task(name, resolved, done)
@@ -59,12 +60,12 @@ def rge(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/tiny.yaml")
+    parser.add_argument("--config", action="append", help="YAML preset; repeat for overlays (default tiny)")
     parser.add_argument("--stages", default="", help="comma-separated; default all")
     parser.add_argument("--prompt-set", default="")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted key=value")
     args = parser.parse_args()
-    print(rge(args.config, [s for s in args.stages.split(",") if s] or None, args.prompt_set, args.overrides))
+    print(rge(args.config or "configs/tiny.yaml", [s for s in args.stages.split(",") if s] or None, args.prompt_set, args.overrides))
 
 
 if __name__ == "__main__":

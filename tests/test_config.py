@@ -242,3 +242,33 @@ def test_report_to_takes_any_list_of_known_trackers() -> None:
     assert load_config(None).train.report_to == ["tensorboard"]
     assert load_config(TINY, ["train.report_to=[]"]).train.report_to == []
     assert load_config(TINY, ["train.report_to=[wandb, tensorboard]"]).train.report_to == ["wandb", "tensorboard"]
+
+
+def test_later_config_files_override_earlier_ones_key_by_key(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("train:\n  steps: 3\n  lora:\n    rank: 2\n  report_to: []\ndata:\n  subsets: [SynthVQA]\n")
+    base = load_config(TINY)
+    both = load_config([TINY, overlay], ["train.steps=4"])
+    assert both.train.steps == 4  # overrides still come last
+    assert both.train.lora.rank == 2 and both.train.lora.alpha == base.train.lora.alpha  # sections merge
+    assert both.train.report_to == [] and both.data.subsets == ["SynthVQA"]  # lists replace
+    assert both.train.lr == base.train.lr and both.eval == base.eval
+    expected = to_dict(base)
+    expected["train"].update(steps=4, report_to=[])
+    expected["train"]["lora"]["rank"] = 2
+    expected["data"]["subsets"] = ["SynthVQA"]
+    assert to_dict(both) == expected
+    # A bad key names the file that holds it, not the merge.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  stepz: 3\n")
+    with pytest.raises(ConfigError, match=rf"^{bad}: train.stepz: unknown key"):
+        load_config([TINY, overlay, bad])
+
+
+def test_cli_show_takes_several_configs(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("train:\n  steps: 7\n")
+    shown = CliRunner().invoke(config_cmd.app, ["show", "-c", str(TINY), "--config", str(overlay)])
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.output) == to_dict(load_config([TINY, overlay]))
+    assert yaml.safe_load(shown.output)["train"]["steps"] == 7

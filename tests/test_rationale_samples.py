@@ -82,3 +82,12 @@ def test_the_model_artifact_holds_event_files_of_its_metrics_and_the_curve(two_r
     for folder in two_runs:
         png = (folder / CURVE).read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and struct.unpack(">II", png[16:24]) == (640, 360)
+
+
+@pytest.mark.slow
+def test_a_run_shorter_than_log_every_logs_its_last_step_and_finishes(tmp_path):
+    # The 3B preset logs every 10 steps; a first try on a few steps used to train, then lose the run.
+    folder = trained(tmp_path, "train.log_every=10", "train.report_to=[]")
+    assert [record["step"] for record in lines(folder, METRICS)] == [2]
+    assert {line["step"] for line in lines(folder, RATIONALE_SAMPLES)} == {2}
+    assert (folder / CURVE).is_file()

@@ -18,10 +18,12 @@ def _group() -> None:
 
 @app.command()
 def show(
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML preset; omitted: the defaults."),
+    config: list[Path] | None = typer.Option(
+        None, "--config", "-c", help="YAML preset; repeat it for overlays (later over earlier); omitted: the defaults."
+    ),
     overrides: list[str] | None = typer.Option(None, "--set", help="Dotted override key=value (repeatable)."),
 ) -> None:
-    """Print the config after the YAML file and overrides are applied."""
+    """Print the config after the YAML files and overrides are applied."""
     try:
         resolved = load_config(config, overrides or [])
     except ConfigError as error:

@@ -17,7 +17,10 @@ from rge_core.cli.progress_display import StageDisplay
 from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
 
-_CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset.")
+DEFAULT_CONFIG = Path("configs/tiny.yaml")
+_CONFIG = typer.Option(
+    None, "--config", "-c", help="YAML preset; repeat it for overlays, later files over earlier ones. Default tiny."
+)
 _OVERRIDES = typer.Option(None, "--set", help="Dotted override key=value (repeatable).")
 _VERBOSE = typer.Option(
     False, "--verbose", "-v", help="Print the libraries' output here instead of each stage's log file."
@@ -49,10 +52,10 @@ def _run_stages(config: Config, stages: list[str] | None, display: StageDisplay)
 
 
 def _run(
-    config_path: Path, overrides: list[str] | None, stages: list[str] | None, verbose: bool
+    config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None, verbose: bool
 ) -> tuple[Config, dict[str, str | None]]:
     try:
-        config = load_config(config_path, overrides or [])
+        config = load_config(config_paths or [DEFAULT_CONFIG], overrides or [])
         # Quiet: the libraries' output goes to each stage's log file; the terminal shows stages and bars.
         with stage_logs.quiet(not verbose) as terminal:
             console = Console(file=terminal)
@@ -69,7 +72,7 @@ def _run(
 
 
 def run(
-    config: Path = _CONFIG,
+    config: list[Path] | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     stages: str = typer.Option("", "--stages", help="Comma-separated subset of the stages; default all."),
     verbose: bool = _VERBOSE,
@@ -79,7 +82,7 @@ def run(
 
 
 def _stage_command(name: str) -> Callable[..., None]:
-    def command(config: Path = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE) -> None:
+    def command(config: list[Path] | None = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE) -> None:
         _run(config, overrides, [name], verbose)
 
     command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
@@ -87,7 +90,7 @@ def _stage_command(name: str) -> Callable[..., None]:
 
 
 def curate(
-    config: Path = _CONFIG,
+    config: list[Path] | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     prompt_set: Path | None = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
     verbose: bool = _VERBOSE,
@@ -98,7 +101,7 @@ def curate(
 
 
 def evaluate(
-    config: Path = _CONFIG,
+    config: list[Path] | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     model: str | None = typer.Option(None, "--model", help="Model artifact id or checkpoint folder (eval.model)."),
     data: str | None = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),

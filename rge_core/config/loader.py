@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -217,14 +217,36 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """The pipeline Config from a YAML file (None: the defaults) with dotted overrides applied."""
-    if path is None:
-        return apply_overrides(Config(), overrides)
-    data = load_yaml(path)
-    if not data:  # almost always a truncated or wrong file: all defaults would run silently
-        raise ConfigError(f"{path}: the config file is empty (no settings)")
-    config = from_dict(Config, data, str(path))
+ConfigPaths = str | Path | Sequence[str | Path] | None
+
+
+def config_paths(paths: ConfigPaths) -> list[Path]:
+    """One preset or several (a base preset, then overlays), as a list of paths."""
+    if paths is None:
+        return []
+    return [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+
+
+def merged(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """`overlay` over `base`: mappings merge key by key, any other value (lists too) replaces the base's."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both_mappings = isinstance(value, Mapping) and isinstance(out.get(key), Mapping)
+        out[key] = merged(out[key], value) if both_mappings else value
+    return out
+
+
+def load_config(paths: ConfigPaths = None, overrides: Iterable[str] = ()) -> Config:
+    """The pipeline Config from YAML files (none: the defaults), each later file over the earlier ones (a
+    preset, then overlays such as configs/rehearsal.yaml), with dotted overrides applied last."""
+    data: dict[str, Any] = {}
+    for path in config_paths(paths):
+        layer = load_yaml(path)
+        if not layer:  # almost always a truncated or wrong file: all defaults would run silently
+            raise ConfigError(f"{path}: the config file is empty (no settings)")
+        from_dict(Config, layer, str(path))  # errors name the file that holds the bad key
+        data = merged(data, layer)
+    config = from_dict(Config, data, " + ".join(map(str, config_paths(paths))))
     return apply_overrides(config, overrides)
 
 

@@ -213,9 +213,10 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
             "budget_hit_share": all_reduce_mean(out.budget_hits / len(indices)),
             "seconds": out.seconds,
         }
-        if logs is not None and (step + 1) % train.log_every == 0:
-            logs.write(record, sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples))
         last = step + 1 == train.steps
+        # The last step is always logged: the stage's summary and curve read it, whatever log_every says.
+        if logs is not None and (last or (step + 1) % train.log_every == 0):
+            logs.write(record, sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples))
         stopping = stop is not None and not last and stop.agreed()
         if not last and (stopping or (step + 1) % train.checkpoint_every == 0):
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
