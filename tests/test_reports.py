@@ -60,9 +60,11 @@ def test_summary_markdown_rows_and_aggregates():
     lines = text.splitlines()
     order = [line.split(" | ")[0] for line in lines if line.startswith("| ") and " | " in line]
     assert order[:5] == ["| Dataset", "| ImageNet-1K", "| VizWiz", "| RefCOCO", "| SynthColor"]
-    # Overall: (50 + 30 + 80.2 + 25) / 4 = 46.3; Hit@5: (90 * 3 + 100) / 4 = 92.5
-    assert "| Overall | 4 | 46.3 | 92.5 |" in text
-    assert "| Classification | 2 | 37.5 |" in text
+    # Overall over the MMEB-V1 sets only: (50 + 30 + 80.2) / 3 = 53.4; SynthColor is in its own group
+    assert "| Overall | 3 | 53.4 | 90.0 |" in text
+    assert "| Classification | 1 | 50.0 |" in text
+    assert "| non-MMEB-V1 | 1 | 25.0 | 100.0 |" in text
+    assert "Not MMEB-V1 sets, scored above and averaged in their own group (non-MMEB-V1): SynthColor;" in text
     assert "| IND | 1 | 50.0 |" in text and "| OOD | 2 | 55.1 |" in text  # (30 + 80.2) / 2
     assert "| Retrieval |" not in text  # no datasets, no row
     assert "Missing MMEB-V1 datasets (33 of 36)" in text and "ImageNet-1K," not in text.split("Missing")[1]
@@ -72,7 +74,7 @@ def test_summary_markdown_without_mmeb_datasets_has_no_missing_note():
     run = EvalResults(
         {"SynthVQA": DatasetResult("vqa", "", 4, {"precision@1": 1.0, "hit@5": 1.0, "mrr": 1.0, "ndcg@5": 1.0})}
     )
-    assert "Missing" not in summary_markdown(run)
+    assert "Missing" not in summary_markdown(run) and "Not MMEB-V1" not in summary_markdown(run)
 
 
 def test_summary_csv():
@@ -97,7 +99,7 @@ def test_json_round_trip():
     run = _run()
     data = json.loads(json.dumps(run.to_dict()))
     assert EvalResults.from_dict(data) == run
-    assert data["aggregates"]["overall"]["num_datasets"] == 4
+    assert data["aggregates"]["overall"]["num_datasets"] == 3 and data["aggregates"]["non-MMEB-V1"]["num_datasets"] == 1
 
 
 def test_diff_shows_deltas_and_missing_datasets():
@@ -174,6 +176,17 @@ def test_published_comparison_full_run_with_the_release_rewrites_is_comparable()
     assert "| OOD | 16/16 | 70.0 | 63.7 | – |" in text
     assert "*" not in text and "VLM2Vec-7B 65.8" in text
     assert "queries: the release's instruction_replacements-eval.yaml" in text
+
+
+def test_the_hubs_cifar_100_beside_the_36_sets_leaves_the_run_comparable():
+    cifar = DatasetResult("other", "", 1000, {"precision@1": 0.1, "hit@5": 0.2, "mrr": 0.15, "ndcg@5": 0.15})
+    run = EvalResults({**{name: _result(name, 0.7) for name in MMEB_DATASETS}, "CIFAR-100": cifar})
+    text = published_comparison_markdown(run.aggregates(), RELEASE)
+    assert "| Overall | 36/36 | 70.0 | 70.1 | 65.2 |" in text and "*" not in text
+    summary = summary_markdown(run)
+    assert "| Overall | 36 | 70.0 |" in summary and "| non-MMEB-V1 | 1 | 10.0 |" in summary
+    assert "| CIFAR-100 | other | – | 1000 | 10.0 |" in summary
+    assert sum("Not MMEB-V1 sets" in line and "CIFAR-100" in line for line in summary.splitlines()) == 1
 
 
 @pytest.mark.parametrize("rewrites", [NO_REWRITES, {**RELEASE, "candidate": {"path": "mine.yaml", "sha256": "0" * 64}}])

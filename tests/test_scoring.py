@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rge_core.evaluation.mmeb import MMEB_DATASETS, dataset_info, missing_datasets
-from rge_core.evaluation.scoring import aggregate, gt_ranks, score_matrix
+from rge_core.evaluation.scoring import NON_MMEB, aggregate, gt_ranks, score_matrix
 
 
 def _loop_metrics(rows: list[list[float]]) -> dict[str, float]:
@@ -117,50 +117,61 @@ def _m(p: float) -> dict[str, float]:
 
 
 def test_aggregate_by_hand():
+    """Sets outside MMEB-V1 never enter Overall, the categories or IND/OOD of a run with MMEB-V1 sets."""
     per_dataset = {
         "ImageNet_1K": _m(0.5),
         "OK-VQA": _m(0.2),
         "RefCOCO": _m(0.9),
         "VizWiz": _m(0.4),
-        "SynthColor": _m(0.1),
+        "CIFAR-100": _m(0.1),
         "SynthOdd": _m(0.3),
     }
-    agg = aggregate(per_dataset, {"SynthColor": "classification", "SynthOdd": "other"})
-    assert list(agg) == ["overall", "classification", "vqa", "retrieval", "grounding", "other", "IND", "OOD"]
+    agg = aggregate(per_dataset, {"CIFAR-100": "classification", "SynthOdd": "other"})
+    assert list(agg) == ["overall", "classification", "vqa", "retrieval", "grounding", "IND", "OOD", NON_MMEB]
     counts = {group: g["num_datasets"] for group, g in agg.items()}
     assert counts == {
-        "overall": 6,
-        "classification": 2,
+        "overall": 4,
+        "classification": 1,
         "vqa": 2,
         "retrieval": 0,
         "grounding": 1,
-        "other": 1,
         "IND": 2,
         "OOD": 2,
+        NON_MMEB: 2,
     }
     p1 = {group: g["metrics"].get("precision@1") for group, g in agg.items()}
     assert p1 == pytest.approx(
         {
-            "overall": 2.4 / 6,
-            "classification": 0.3,
+            "overall": 2.0 / 4,
+            "classification": 0.5,
             "vqa": 0.3,
             "retrieval": None,
             "grounding": 0.9,
-            "other": 0.3,
             "IND": 0.35,
             "OOD": 0.65,
+            NON_MMEB: 0.2,
         }
     )
-    assert agg["overall"]["metrics"]["hit@5"] == pytest.approx(1 - 2.4 / 6)
+    assert agg["overall"]["metrics"]["hit@5"] == pytest.approx(1 - 2.0 / 4)
     assert agg["OOD"]["metrics"]["ndcg@5"] == pytest.approx(1.3 / 8)
     assert agg["retrieval"]["metrics"] == {}
 
 
-def test_aggregate_rejects_a_dataset_given_twice_and_counts_unknown_ones_as_other():
+def test_a_run_without_mmeb_sets_is_a_benchmark_of_its_own():
+    per_dataset = {"SynthColor": _m(0.5), "SynthVQA": _m(0.2), "SynthOdd": _m(0.3)}
+    agg = aggregate(per_dataset, {"SynthColor": "classification", "SynthVQA": "vqa"})
+    assert list(agg) == ["overall", "classification", "vqa", "retrieval", "grounding", "other", "IND", "OOD"]
+    assert agg["overall"]["num_datasets"] == 3 and agg["overall"]["metrics"]["precision@1"] == pytest.approx(1 / 3)
+    assert agg["other"]["metrics"]["precision@1"] == pytest.approx(0.3)
+    assert agg["IND"]["num_datasets"] == agg["OOD"]["num_datasets"] == 0
+
+
+def test_aggregate_rejects_a_dataset_given_twice_and_keeps_other_sets_out_of_the_mmeb_groups():
     with pytest.raises(ValueError, match="ImageNet-1K"):
         aggregate({"ImageNet_1K": _m(0.5), "ImageNet-1K": _m(0.4)})
     agg = aggregate({"SynthColor": _m(0.5), "VOC2007": _m(0.1)})
-    assert agg["other"]["num_datasets"] == 1 and agg["overall"]["num_datasets"] == 2
+    assert agg[NON_MMEB]["num_datasets"] == 1 and agg["overall"]["num_datasets"] == 1
+    assert agg["overall"]["metrics"]["precision@1"] == pytest.approx(0.1)
     assert agg["IND"]["num_datasets"] == 1  # only registry sets have a split
 
 

@@ -268,7 +268,8 @@ class EvalConfig:
     # to qry_text, candidate rules to every candidate text. Empty: MMEB's own texts.
     query_rewrites: str = ""
     candidate_rewrites: str = ""
-    # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category); others count as "other".
+    # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category; others: "other"). It places them
+    # in a folder without MMEB-V1 sets; beside MMEB-V1 sets they are averaged in their own group, non-MMEB-V1.
     categories: dict[str, str] = field(default_factory=dict)
     batch_size: int = at_least(1, 16)
     chunk_size: int = at_least(1, 256)  # items per cached chunk of embeddings (the unit of resumption and of sharding)

@@ -136,8 +136,7 @@ OTHER = "other"  # category of a non-MMEB dataset that no setting places
 def dataset_info(name: str, extra: Mapping[str, str] | None = None) -> tuple[str, str, str]:
     """(canonical name, category, split) of a dataset. MMEB datasets come from the registry; others (e.g. the
     synthetic benchmark's, or any MMEB-format folder's) take their category from `extra` (name -> category,
-    eval.categories) or "other", and split "" — they count in the overall and category means, never in
-    IND/OOD."""
+    eval.categories) or "other", and split "" (scoring.group_members says which means they enter)."""
     canonical = canonical_name(name)
     if canonical is not None:
         return (canonical, *MMEB_DATASETS[canonical])

@@ -22,7 +22,7 @@ from rge_core.evaluation.mmeb import (
     missing_datasets,
 )
 from rge_core.evaluation.predictions import Pairing
-from rge_core.evaluation.scoring import METRICS, Scores, aggregate, score_matrix
+from rge_core.evaluation.scoring import METRICS, NON_MMEB, Scores, aggregate, group_members, score_matrix
 from rge_core.evaluation.significance import MCNEMAR_NOTE, mcnemar_exact
 
 LABELS = {
@@ -152,8 +152,19 @@ def summary_markdown(results: EvalResults) -> str:
         "## Aggregates (unweighted means over datasets, %)",
         _table(["Group", "Datasets", *(LABELS[m] for m in METRICS)], _aggregate_rows(results.aggregates())),
     ]
-    missing = _missing_note(results.datasets)
-    return "\n\n".join(parts + ([missing] if missing else [])) + "\n"
+    notes = [_outside_note(results), _missing_note(results.datasets)]
+    return "\n\n".join(parts + [note for note in notes if note]) + "\n"
+
+
+def _outside_note(results: EvalResults) -> str:
+    """One line naming the sets outside MMEB-V1 of a run that has MMEB-V1 sets too; "" when there are none."""
+    outside = group_members(list(results.datasets), results.categories()).get(NON_MMEB)
+    if not outside:
+        return ""
+    return (
+        f"Not MMEB-V1 sets, scored above and averaged in their own group ({NON_MMEB}): {', '.join(_order(outside))}; "
+        "Overall, the categories and IND/OOD are over the MMEB-V1 sets only."
+    )
 
 
 def _missing_note(names: Sequence[str] | Mapping[str, object]) -> str:
@@ -197,17 +208,6 @@ def _paired_cells(pairing: Pairing, names: Sequence[str]) -> list[str]:
     b = sum(pairing.discordant[name][0] for name in names)
     c = sum(pairing.discordant[name][1] for name in names)
     return [str(n), str(b), str(c), f"{mcnemar_exact(b, c):.3g}"]
-
-
-def _group_members(names: Sequence[str], categories: Mapping[str, str]) -> dict[str, list[str]]:
-    """The datasets of each aggregate group (overall, category, IND/OOD), as `scoring.aggregate` groups them."""
-    members: dict[str, list[str]] = {"overall": list(names)}
-    for name in names:
-        _, category, split = dataset_info(name, categories)
-        for group in (category, split):
-            if group:
-                members.setdefault(group, []).append(name)
-    return members
 
 
 def _unpaired_note(pairing: Pairing, name_a: str, name_b: str) -> str:
@@ -258,7 +258,7 @@ def diff_markdown(
     categories = {n: by_a[n].category for n in common}
     agg_a = aggregate({n: by_a[n].metrics for n in common}, categories) if common else {}
     agg_b = aggregate({n: by_b[n].metrics for n in common}, categories) if common else {}
-    members = _group_members(common, categories)
+    members = group_members(common, categories)
     agg_rows = []
     for group, g in agg_a.items():
         if g["num_datasets"]:
@@ -350,7 +350,7 @@ def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapp
     if partial:
         parts.append(
             "\\* Not comparable: the run did not use the release's rewrite files, or the group does not "
-            "hold exactly its MMEB-V1 datasets (some are missing, or non-MMEB datasets are included)."
+            "hold all of its MMEB-V1 datasets (sets outside MMEB-V1 are never averaged into these groups)."
         )
     parts.append(texts_note)
     parts.append("Peers (overall): " + ", ".join(f"{name} {score:.1f}" for name, score in PEERS.items()) + ".")

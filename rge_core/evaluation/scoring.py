@@ -70,29 +70,49 @@ def score_matrix(scores: Scores) -> dict[str, float]:
     return metrics_from_ranks(gt_ranks(scores))
 
 
-def aggregate(
-    per_dataset: Mapping[str, Mapping[str, float]], extra: Mapping[str, str] | None = None
-) -> dict[str, dict]:
-    """Unweighted means over the datasets present, per group: "overall", each category (MMEB's four, then any
-    other category from `extra`), "IND" and "OOD". Each group is {"num_datasets": n, "metrics": {name: mean}};
-    metrics is {} for a group without datasets. `extra` maps non-MMEB datasets to their category."""
+# The group of the sets outside MMEB-V1 in a run that also holds MMEB-V1 sets (e.g. the Hub's CIFAR-100).
+NON_MMEB = "non-MMEB-V1"
+
+
+def group_members(names: Sequence[str], extra: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """The datasets of each aggregate group, in report order: "overall", each category (MMEB's four, then any
+    other category from `extra`), "IND", "OOD", then NON_MMEB when it has members. When `names` hold any
+    MMEB-V1 set, overall, the categories and IND/OOD are taken over the MMEB-V1 sets only, as the published
+    numbers are, and every other set goes to NON_MMEB. A run of other sets only (the synthetic benchmark, a
+    folder of one's own) is a benchmark of its own: overall over all of them, categories from `extra`
+    (name -> category; "other" where it names none). Raises on a dataset given twice (in two spellings)."""
     members: dict[str, list[str]] = {group: [] for group in ("overall", *CATEGORIES, *SPLITS)}
     seen: dict[str, str] = {}
-    for name in per_dataset:
-        canonical, category, split = dataset_info(name, extra)
+    infos = {name: dataset_info(name, extra) for name in names}
+    for name, (canonical, _, _) in infos.items():
         if canonical in seen:
             raise ValueError(f"dataset {canonical!r} given twice: {seen[canonical]!r} and {name!r}")
         seen[canonical] = name
+    has_mmeb = any(split for _, _, split in infos.values())
+    outside: list[str] = []
+    for name, (_, category, split) in infos.items():
+        if has_mmeb and not split:
+            outside.append(name)
+            continue
         for group in ("overall", category, split):
             if group:
                 members.setdefault(group, []).append(name)
     order = ["overall", *CATEGORIES, *sorted(set(members) - {"overall", *CATEGORIES, *SPLITS}), *SPLITS]
+    ordered = {group: members[group] for group in order}
+    if outside:
+        ordered[NON_MMEB] = outside
+    return ordered
+
+
+def aggregate(
+    per_dataset: Mapping[str, Mapping[str, float]], extra: Mapping[str, str] | None = None
+) -> dict[str, dict]:
+    """Unweighted means over the datasets of each group of `group_members`. Each group is
+    {"num_datasets": n, "metrics": {name: mean}}; metrics is {} for a group without datasets."""
     return {
         group: {
-            "num_datasets": len(members[group]),
-            "metrics": {m: float(np.mean([per_dataset[n][m] for n in members[group]])) for m in METRICS}
-            if members[group]
-            else {},
+            "num_datasets": len(names),
+            "metrics": {m: float(np.mean([per_dataset[n][m] for n in names])) for m in METRICS} if names else {},
         }
-        for group in order
+        for group, names in group_members(list(per_dataset), extra).items()
     }
