@@ -264,6 +264,10 @@ class EvalConfig:
     max_new_tokens: int = at_least(1, 128)
     # Greedy decoding takes no temperature; the penalty is the one knob that still changes it.
     repetition_penalty: float = above(0.0, 1.0)
+    # A query whose rationale hits max_new_tokens before `<emb>`: append-emb embeds rationale + `<emb>` (what
+    # training does with its on-the-fly rationales); last-token embeds at the last generated token, without
+    # `<emb>` (the release's eval_ar.py, so its checkpoint is scored as published).
+    on_budget_hit: str = one_of("append-emb", "last-token")
     # Text rewrite files in the RGE release's YAML format (rge_core/data/rewrites.py): query rules apply
     # to qry_text, candidate rules to every candidate text. Empty: MMEB's own texts.
     query_rewrites: str = ""

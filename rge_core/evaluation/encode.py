@@ -49,6 +49,7 @@ class EncodeSettings:
     batch_size: int
     chunk_size: int
     sort_by_length: bool = True
+    on_budget_hit: str = "append-emb"  # eval.on_budget_hit
 
 
 def _save(path: Path, encoded: Encoded) -> None:
@@ -149,11 +150,12 @@ class Encoder:
             self._loaded[1].close()
         self._loaded = None
 
-    def _embed(self, rge: RGEModel, prompts: list[str], images: list) -> np.ndarray:
+    def _embed(self, rge: RGEModel, prompts: list[str], images: list, last_token_without_emb: bool = False) -> np.ndarray:
         lengths = prompt_lengths(rge, prompts, images) if self.settings.sort_by_length else None
 
         def run(batch: list[tuple[str, object]]):
-            return rge.embed_prompts([p for p, _ in batch], [i for _, i in batch]).cpu().float().unbind(0)
+            prompts, images = [p for p, _ in batch], [i for _, i in batch]
+            return rge.embed_prompts(prompts, images, last_token_without_emb=last_token_without_emb).cpu().unbind(0)
 
         rows = in_batches(list(zip(prompts, images, strict=True)), self.settings.batch_size, run, lengths)
         return torch.stack(rows).numpy().astype(np.float32)
@@ -167,8 +169,11 @@ class Encoder:
             rationales: list[str | None] = list(generated.texts)
         else:
             generated, rationales = RationaleBatch([""] * n, [0] * n, [False] * n), [None] * n
-        prompts = [rge.query_prompt(q, r) for q, r in zip(queries, rationales, strict=True)]
-        vectors = self._embed(rge, prompts, [q.image for q in queries])
+        # eval.on_budget_hit last-token: a rationale that never reached <emb> is embedded at its own last token.
+        last_token = self.settings.on_budget_hit == "last-token"
+        emb = [not (last_token and hit) for hit in generated.budget_hit]
+        prompts = [rge.query_prompt(q, r, e) for q, r, e in zip(queries, rationales, emb, strict=True)]
+        vectors = self._embed(rge, prompts, [q.image for q in queries], last_token_without_emb=last_token)
         return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.budget_hit))
 
     @torch.inference_mode()

@@ -59,6 +59,7 @@ def encode_settings(config: Config) -> EncodeSettings:
         batch_size=ev.batch_size,
         chunk_size=ev.chunk_size,
         sort_by_length=ev.sort_by_length,
+        on_budget_hit=ev.on_budget_hit,
     )
 
 

@@ -98,8 +98,10 @@ class RGEModel:
         """The query up to the start of the assistant turn, where the rationale is generated."""
         return self._chat_prefix(query_content(query))
 
-    def query_prompt(self, query: Query, rationale: str | None = None) -> str:
-        return self.generation_prompt(query) + assistant_suffix(rationale)
+    def query_prompt(self, query: Query, rationale: str | None = None, emb: bool = True) -> str:
+        """The query with its rationale, ending in `<emb>` (or, with `emb=False`, at the rationale's last token:
+        eval.on_budget_hit last-token)."""
+        return self.generation_prompt(query) + (assistant_suffix(rationale) if emb else rationale or "")
 
     def target_prompt(self, target: Target) -> str:
         return self._chat_prefix(user_content(target.text, target.image is not None)) + assistant_suffix(None)
@@ -125,21 +127,29 @@ class RGEModel:
         )
         return batch.to(self.device)
 
-    def embed_prompts(self, prompts: Sequence[str], images: Sequence, padding_side: str = "right") -> torch.Tensor:
-        """L2-normalised last-layer hidden state at each sequence's `<emb>` token."""
+    def embed_prompts(
+        self, prompts: Sequence[str], images: Sequence, padding_side: str = "right", last_token_without_emb: bool = False
+    ) -> torch.Tensor:
+        """L2-normalised last-layer hidden state at each sequence's `<emb>` token (with `last_token_without_emb`,
+        at the last attended token of a row that has none)."""
         batch = self.tokenize(prompts, images, padding_side)
         hidden = self.backbone(**batch).last_hidden_state
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), self.emb_positions(batch)]
+        positions = self.emb_positions(batch, last_token_without_emb)
+        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), positions]
         return torch.nn.functional.normalize(pooled[: len(prompts)].float(), dim=-1)
 
-    def emb_positions(self, batch: BatchFeature) -> torch.Tensor:
-        """Index of the last attended `<emb>` in every row; correct for left and right padding."""
-        is_emb = (batch["input_ids"] == self.emb.token_id) & batch["attention_mask"].bool()
-        missing = (~is_emb.any(dim=1)).nonzero().flatten().tolist()
-        if missing:
-            raise ValueError(f"rows {missing} have no {EMB_TOKEN} token to pool at")
+    def emb_positions(self, batch: BatchFeature, last_token_without_emb: bool = False) -> torch.Tensor:
+        """Index of the last attended `<emb>` in every row; correct for left and right padding. A row without one
+        is an error, unless `last_token_without_emb` asks for its last attended token instead."""
+        attended = batch["attention_mask"].bool()
+        is_emb = (batch["input_ids"] == self.emb.token_id) & attended
         positions = torch.arange(is_emb.shape[1], device=is_emb.device).expand_as(is_emb)
-        return torch.where(is_emb, positions, -1).max(dim=1).values
+        without = ~is_emb.any(dim=1)
+        if without.any() and not last_token_without_emb:
+            raise ValueError(f"rows {without.nonzero().flatten().tolist()} have no {EMB_TOKEN} token to pool at")
+        emb = torch.where(is_emb, positions, -1).max(dim=1).values
+        last = torch.where(attended, positions, -1).max(dim=1).values
+        return torch.where(without, last, emb)
 
     @property
     def backbone(self):
