@@ -65,7 +65,14 @@ def main() -> None:
     parser.add_argument("--prompt-set", default="")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="dotted key=value")
     args = parser.parse_args()
-    print(rge(args.config or "configs/tiny.yaml", [s for s in args.stages.split(",") if s] or None, args.prompt_set, args.overrides))
+    print(
+        rge(
+            args.config or "configs/tiny.yaml",
+            [s for s in args.stages.split(",") if s] or None,
+            args.prompt_set,
+            args.overrides,
+        )
+    )
 
 
 if __name__ == "__main__":

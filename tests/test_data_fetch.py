@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,35 +26,6 @@ from tests.helpers import small_config
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 runner = CliRunner()
-
-
-def _zip(archive: Path, staged: Path) -> None:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive, "w") as zipped:
-        for path in sorted(staged.rglob("*")):
-            zipped.write(path, path.relative_to(staged).as_posix())
-
-
-@pytest.fixture
-def hub_snapshots(tmp_path, data_write_split, data_train_columns, data_eval_columns, data_touch_images):
-    """{repo id: folder laid out as its Hub snapshot}. MMEB-train rows name `images/<subset>/...` and each
-    `images_zip/<subset>.zip` holds `<subset>/...` (its unzip script extracts into images/); MMEB-eval rows
-    name `<dataset>/...` and the one `images.zip` holds exactly those paths."""
-    train, evaluation, staged = tmp_path / "hub-train", tmp_path / "hub-eval", tmp_path / "staged"
-    for subset, rows in (("CIRR", 3), ("ImageNet_1K", 2)):
-        columns = data_train_columns(subset, rows, True)
-        for split in ("original", "diverse_instruction", "train"):  # "train": on the Hub, unused by the readers
-            data_write_split(train, subset, split, columns, "shards", shards=1)
-        data_touch_images(staged / subset, columns)
-        _zip(train / "images_zip" / f"{subset}.zip", staged / subset / "images")
-    (train / "unzip_file.py").write_text("# the Hub's own unzip script\n")
-    for dataset, rows, image_queries in (("VOC2007", 3, True), ("MSCOCO_t2i", 4, False)):
-        columns = data_eval_columns(dataset, rows, 3, image_queries)
-        data_write_split(evaluation, dataset, "test", columns, "shards", shards=1)
-        data_touch_images(staged / "eval", columns)
-    _zip(evaluation / "images.zip", staged / "eval")
-    (evaluation / "README.md").write_text("MMEB-eval\n")
-    return {"TIGER-Lab/MMEB-train": train, "TIGER-Lab/MMEB-eval": evaluation}
 
 
 @pytest.fixture

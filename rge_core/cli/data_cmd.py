@@ -1,6 +1,7 @@
 """`rge data ...`: fetch MMEB from the Hugging Face Hub, check MMEB-format data folders.
 
 rge data fetch mmeb-eval /data/mmeb-eval --subsets VOC2007,MSCOCO_t2i
+rge data fetch mmeb-train /data/mmeb-train --from /downloads/MMEB-train    # a huggingface-cli download
 rge data check /data/MMEB-eval --images /data/MMEB-eval/images
 """
 
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from rge_core.data.check import CheckReport, check_folder
 from rge_core.data.fetch import fetch
+from rge_core.data.hub import LocalSnapshot
 from rge_core.data.issues import DataError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -48,11 +50,24 @@ def fetch_command(
     decode: bool = typer.Option(
         True, "--decode/--no-decode", help="The check decodes every image (--no-decode: finds them)."
     ),
+    snapshot: Path | None = typer.Option(
+        None,
+        "--from",
+        help="A folder laid out as the Hub repo (huggingface-cli download --local-dir): no network; its "
+        "archives are read in place, never copied or deleted. It may be DEST itself.",
+    ),
 ) -> None:
-    """Download DATASET from the Hub into DEST, unpack its images, then check it as `rge data check` does."""
+    """Download DATASET from the Hub (or take it from a local snapshot) into DEST, unpack its images, then check
+    it as `rge data check` does."""
     try:
         result = fetch(
-            dataset.value, dest, [s for s in subsets.split(",") if s] or None, revision, decode=decode, echo=typer.echo
+            dataset.value,
+            dest,
+            [s for s in subsets.split(",") if s] or None,
+            revision,
+            hub=LocalSnapshot(snapshot) if snapshot else None,
+            decode=decode,
+            echo=typer.echo,
         )
     except DataError as error:
         typer.echo(f"error: {error}", err=True)

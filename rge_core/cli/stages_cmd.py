@@ -82,7 +82,9 @@ def run(
 
 
 def _stage_command(name: str) -> Callable[..., None]:
-    def command(config: list[Path] | None = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE) -> None:
+    def command(
+        config: list[Path] | None = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE
+    ) -> None:
         _run(config, overrides, [name], verbose)
 
     command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."

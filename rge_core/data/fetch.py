@@ -4,9 +4,9 @@ the readers take as it is (images under the folder itself, the default image roo
 The Hub layouts (docs/data.md): MMEB-train has `<subset>/original-*.parquet` and
 `<subset>/diverse_instruction-*.parquet` with one image archive per subset, `images_zip/<subset>.zip`;
 MMEB-eval has `<dataset>/test-*.parquet` and one archive for every dataset, `images.zip`. Resumable at
-every step: huggingface_hub resumes downloads, `unpack` resumes extractions, an archive is deleted once
-unpacked, and `.rge-fetch/state.json`, written last, records what is complete, so a rerun does no work
-and needs no network.
+every step: huggingface_hub resumes downloads, `unpack` resumes extractions, a downloaded archive is deleted
+once unpacked (a local snapshot's archives are read in place and kept), and `.rge-fetch/state.json`, written
+last, records what is complete, so a rerun does no work and needs no network.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rge_core.data.archive_layout import member_placement
 from rge_core.data.check import CheckReport, check_folder
 from rge_core.data.hub import HubClient, HuggingFaceHub
 from rge_core.data.issues import DataError
 from rge_core.data.layout import EVAL_SPLIT, TRAIN_SPLITS
 from rge_core.data.mmeb_eval import EVAL_COLUMNS
 from rge_core.data.mmeb_train import TRAIN_COLUMNS
-from rge_core.data.unpack import member_prefix, unpack
+from rge_core.data.unpack import unpack
 
 STATE = ".rge-fetch"  # hidden: the readers skip folders starting with "."
 # Image paths read from the rows to place an archive's members; a few suffice.
@@ -85,6 +86,8 @@ def fetch(
     hub = hub or HuggingFaceHub()
     # A folder holds one commit: more subsets come from the commit already there.
     listing = hub.listing(spec.repo_id, state["commit"] if state else revision)
+    if state and listing.commit != state["commit"]:
+        raise DataError(f"{dest} holds commit {state['commit']}, the source has {listing.commit}; use another folder")
     files = _split_files(listing.files, spec.splits)
     if not files:
         raise DataError(f"{spec.repo_id}@{revision}: no subset folder with {' or '.join(spec.splits)} parquet files")
@@ -98,22 +101,24 @@ def fetch(
         archives[_archive(spec, subset)].append(subset)
     # Archives the Hub does not have are left out; `rge data check` then names the missing images.
     todo = {archive: served for archive, served in archives.items() if archive in listing.files and archive not in done}
-    wanted = [path for subset in chosen for path in files[subset]] + sorted(todo)
+    in_place = hub.archive_folder  # archives read where they are (a local snapshot), else downloaded here
+    wanted = [path for subset in chosen for path in files[subset]] + (sorted(todo) if in_place is None else [])
     echo(f"{spec.repo_id}@{listing.commit[:12]}: {len(chosen)} subsets, {len(wanted)} files -> {dest}")
     hub.download(spec.repo_id, listing.commit, wanted, dest)
     record = {"repo": spec.repo_id, "revision": revision, "commit": listing.commit}
     held_before: list[str] = state["subsets"] if state else []
     before = {"subsets": held_before, "all": bool(state and state["all"])}
     for archive, served in todo.items():
-        path = dest / archive
+        path = (in_place or dest) / archive
         paths = _image_paths(dest, spec, [p for subset in served for p in files[subset]])
-        prefix = member_prefix(path, paths, spec.default_prefix)
-        written = unpack(path, dest, prefix, dest / STATE / "scratch")
-        echo(f"unpacked {archive} into {dest / prefix} ({written} files)")
+        placement = member_placement(path, paths, spec.default_prefix)
+        written = unpack(path, dest, placement.target, dest / STATE / "scratch")
+        echo(f"unpacked {path} into {dest / placement.add} ({written} files)")
         done.add(archive)
         # Progress only: the subsets count as held once every archive they need is unpacked.
         _write_state(dest, {**record, **before, "unpacked": sorted(done)})
-        path.unlink()  # after the state says it is unpacked: MMEB-train's archives weigh tens of GB
+        if in_place is None:
+            path.unlink()  # after the state says it is unpacked: MMEB-train's archives weigh tens of GB
     held = sorted(set(chosen) | set(held_before))
     _write_state(dest, {**record, "subsets": held, "all": subsets is None or before["all"], "unpacked": sorted(done)})
     report = check_folder(dest, kind=spec.kind, decode=decode) if check else None

@@ -2,9 +2,7 @@
 
 Every member is written under a temporary name and renamed into place, so a file that exists with the
 member's size is complete and an interrupted unpack picks up where it stopped. Where the members go is read
-off the rows: MMEB-train's rows name `images/CIRR/x.png` while its `images_zip/CIRR.zip` holds `CIRR/x.png`
-(its own unzip script extracts into `images/`), so the prefix that makes the rows' paths resolve against the
-data folder is taken from the first path found in the archive.
+off the rows (rge_core/data/archive_layout.py).
 """
 
 from __future__ import annotations
@@ -14,27 +12,15 @@ import posixpath
 import shutil
 import uuid
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 from rge_core.data.issues import DataError
 
 
-def member_prefix(archive: Path, image_paths: Iterable[str], default: str) -> str:
-    """The folder (with a trailing "/", or "") to extract `archive` into so that `image_paths` (paths of
-    the rows, relative to the data folder) exist afterwards; `default` when none of them is in the archive."""
-    with zipfile.ZipFile(archive) as zipped:
-        members = {info.filename for info in zipped.infolist() if not info.is_dir()}
-    for path in image_paths:
-        parts = path.split("/")
-        for start in range(len(parts)):
-            if "/".join(parts[start:]) in members:
-                return "".join(f"{part}/" for part in parts[:start])
-    return default
-
-
-def unpack(archive: Path, dest: Path, prefix: str, scratch: Path) -> int:
-    """Extract `archive` under dest/prefix, skipping members already in place; returns how many were written.
+def unpack(archive: Path, dest: Path, place: Callable[[str], str], scratch: Path) -> int:
+    """Extract `archive` into dest, each member at dest/place(member) (rge_core/data/archive_layout.py), skipping
+    members already in place; returns how many were written.
     `scratch` (on dest's filesystem) holds the files being written; it is emptied first."""
     shutil.rmtree(scratch, ignore_errors=True)  # what an interrupted run was writing
     scratch.mkdir(parents=True)
@@ -43,7 +29,7 @@ def unpack(archive: Path, dest: Path, prefix: str, scratch: Path) -> int:
         for info in zipped.infolist():
             if info.is_dir():
                 continue
-            target = dest / _safe_name(archive, prefix + info.filename)
+            target = dest / _safe_name(archive, place(info.filename))
             if target.is_file() and target.stat().st_size == info.file_size:
                 continue
             partial = scratch / uuid.uuid4().hex

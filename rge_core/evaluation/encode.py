@@ -150,7 +150,9 @@ class Encoder:
             self._loaded[1].close()
         self._loaded = None
 
-    def _embed(self, rge: RGEModel, prompts: list[str], images: list, last_token_without_emb: bool = False) -> np.ndarray:
+    def _embed(
+        self, rge: RGEModel, prompts: list[str], images: list, last_token_without_emb: bool = False
+    ) -> np.ndarray:
         lengths = prompt_lengths(rge, prompts, images) if self.settings.sort_by_length else None
 
         def run(batch: list[tuple[str, object]]):

@@ -128,7 +128,11 @@ class RGEModel:
         return batch.to(self.device)
 
     def embed_prompts(
-        self, prompts: Sequence[str], images: Sequence, padding_side: str = "right", last_token_without_emb: bool = False
+        self,
+        prompts: Sequence[str],
+        images: Sequence,
+        padding_side: str = "right",
+        last_token_without_emb: bool = False,
     ) -> torch.Tensor:
         """L2-normalised last-layer hidden state at each sequence's `<emb>` token (with `last_token_without_emb`,
         at the last attended token of a row that has none)."""
