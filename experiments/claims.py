@@ -183,9 +183,10 @@ def conclusion(text: str) -> str:
 
 def facts_stated(rge: Run) -> str:
     """How often rge's eval rationale reaches the facts' conclusion: what reasoning can add is bounded by it."""
-    from rge_core.stages.prepare import prepare_benchmark  # reuses the benchmark the run was built on
+    from rge_core.builds import build_or_reuse
+    from rge_core.sources import benchmark_spec
 
-    benchmark = rge.store.get(prepare_benchmark(rge.config, rge.store))
+    benchmark = rge.store.get(build_or_reuse(rge.store, benchmark_spec(rge.config)))  # the run's, reused
     facts = pq.read_table(io.BytesIO(benchmark.read_bytes("facts.parquet")), columns=["item_id", "facts"])
     expected = dict(zip(*(facts.column(c).to_pylist() for c in ("item_id", "facts")), strict=True))
     rationales = pq.read_table(io.BytesIO(rge.artifact("evaluate").read_bytes("rationales.parquet")))

@@ -1,8 +1,9 @@
 """The stages in dependency order, without any orchestrator: what `rge run`, the tests and the Prefect
-flow all call. A stage takes the resolved Config, the artifact store and the version ids of the stages it
-depends on, and returns its own version id (None when it has nothing to build, e.g. a user checkpoint).
-A stage whose version exists returns at once, so asking for `curate` alone also "runs" ingest, for free
-when its artifact is there.
+flow all call. A stage describes its artifact from the resolved Config, the artifact store and the version ids
+of the stages it depends on (a StageSpec; None when it has nothing to build, e.g. a user checkpoint), without
+building anything: `run_stage` then builds or reuses it, and `rge run --check` only names it
+(rge_core/preflight.py). A stage whose version exists returns at once, so asking for `curate` alone also "runs"
+ingest, for free when its artifact is there.
 
     rge run --config configs/tiny.yaml [--stages curate]
 """
@@ -10,26 +11,27 @@ when its artifact is there.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.builds import StageSpec, build_or_reuse
 from rge_core.config.schema import Config
 from rge_core.model.placement import placement_of
-from rge_core.stages.assemble import assemble
-from rge_core.stages.curate import curate
-from rge_core.stages.evaluate import evaluate
-from rge_core.stages.ingest import ingest
-from rge_core.stages.prepare import prepare_model
-from rge_core.stages.train import train
+from rge_core.stages.assemble import assemble_spec
+from rge_core.stages.curate import curate_spec
+from rge_core.stages.evaluate import evaluate_spec
+from rge_core.stages.ingest import ingest_spec
+from rge_core.stages.prepare import model_spec
+from rge_core.stages.train import train_spec
 
 # A stage gets the versions of the stages it needs; one that built nothing (a user checkpoint) is absent.
-StageFn = Callable[[Config, ArtifactStore, dict[str, str]], str | None]
+SpecFn = Callable[[Config, ArtifactStore, dict[str, str]], StageSpec | None]
 
 
 @dataclass(frozen=True)
 class Stage:
-    run: StageFn
+    spec: SpecFn
     needs: tuple[str, ...] = ()
 
     def needed(self, config: Config) -> tuple[str, ...]:
@@ -38,12 +40,12 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
-    "model": Stage(prepare_model),
-    "ingest": Stage(ingest),
-    "curate": Stage(curate, needs=("ingest", "model")),
-    "assemble": Stage(assemble, needs=("ingest", "curate")),
-    "train": Stage(train, needs=("assemble", "model")),
-    "evaluate": Stage(evaluate, needs=("train",)),
+    "model": Stage(model_spec),
+    "ingest": Stage(ingest_spec),
+    "curate": Stage(curate_spec, needs=("ingest", "model")),
+    "assemble": Stage(assemble_spec, needs=("ingest", "curate")),
+    "train": Stage(train_spec, needs=("assemble", "model")),
+    "evaluate": Stage(evaluate_spec, needs=("train",)),
 }
 
 
@@ -86,12 +88,16 @@ class StageResult:
 
 def run_stage(name: str, config: Config, store: ArtifactStore, done: dict[str, str | None]) -> StageResult:
     """Run one stage on the versions of the stages it needs (from `done`)."""
-    stage = STAGES[name]
     built_before = len(store.built)
-    inputs = {need: version for need in stage.needed(config) if (version := done[need]) is not None}
-    version = stage.run(config, store, inputs)
+    spec = STAGES[name].spec(config, store, stage_inputs(name, config, done))
+    version = build_or_reuse(store, spec) if spec is not None else None
     reused = version is None or version not in store.built[built_before:]
     return StageResult(version, reused)
+
+
+def stage_inputs(name: str, config: Config, done: Mapping[str, str | None]) -> dict[str, str]:
+    """The versions of the stages `name` needs, from `done`; one that built nothing (a user checkpoint) is absent."""
+    return {need: version for need in STAGES[name].needed(config) if (version := done[need]) is not None}
 
 
 def version_of(results: dict[str, str | None], stage: str) -> str:

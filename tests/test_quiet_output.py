@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 from rge_core import progress, stage_logs
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.builds import StageSpec, build_or_reuse
 from rge_core.cli.main import app
 from rge_core.cli.progress_display import StageDisplay, describe
 from rge_core.pipeline import STAGES, Stage
-from rge_core.stages.runner import StageSpec, build_or_reuse
 from tests.helpers import rge_command
 
 

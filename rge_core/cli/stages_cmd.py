@@ -25,6 +25,12 @@ _OVERRIDES = typer.Option(None, "--set", help="Dotted override key=value (repeat
 _VERBOSE = typer.Option(
     False, "--verbose", "-v", help="Print the libraries' output here instead of each stage's log file."
 )
+_CHECK = typer.Option(
+    False,
+    "--check",
+    help="Check every setting, path and image root of what would run and print the plan (each stage's artifact, "
+    "reused or to build), in seconds: nothing is loaded, fetched or built.",
+)
 
 
 def _report(config, results: dict[str, str | None]) -> None:
@@ -71,20 +77,59 @@ def _run(
     return config, results
 
 
+def _check(config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None) -> None:
+    """`--check`: the plan of what would run, or the first bad setting in one line (exit status 1)."""
+    import time
+
+    started = time.monotonic()
+    from rge_core.preflight import check_run  # heavy imports stay out of `rge --help`
+
+    try:
+        config = load_config(config_paths or [DEFAULT_CONFIG], overrides or [])
+        result = check_run(config, stages)
+    except (ValueError, FileNotFoundError, LookupError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    console = Console(soft_wrap=True)
+    for line in result.data:
+        console.print(line, markup=False, highlight=False)
+    table = Table(title=f"plan (artifacts under {ArtifactStore.from_config(config).root})")
+    for column in ("stage", "artifact", "state"):
+        table.add_column(column)
+    for artifact in result.artifacts:
+        table.add_row(artifact.stage, artifact.version or "-", artifact.state)
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
+    seconds = time.monotonic() - started
+    console.print(f"check ok in {seconds:.1f} s: {len(result.to_build)} to build, nothing built", highlight=False)
+
+
 def run(
     config: list[Path] | None = _CONFIG,
     overrides: list[str] | None = _OVERRIDES,
     stages: str = typer.Option("", "--stages", help="Comma-separated subset of the stages; default all."),
     verbose: bool = _VERBOSE,
+    check: bool = _CHECK,
 ) -> None:
     """Run the pipeline's stages in order, reusing every artifact version that already exists."""
-    _run(config, overrides, [s for s in stages.split(",") if s] or None, verbose)
+    chosen = [s for s in stages.split(",") if s] or None
+    if check:
+        _check(config, overrides, chosen)
+        return
+    _run(config, overrides, chosen, verbose)
 
 
 def _stage_command(name: str) -> Callable[..., None]:
     def command(
-        config: list[Path] | None = _CONFIG, overrides: list[str] | None = _OVERRIDES, verbose: bool = _VERBOSE
+        config: list[Path] | None = _CONFIG,
+        overrides: list[str] | None = _OVERRIDES,
+        verbose: bool = _VERBOSE,
+        check: bool = _CHECK,
     ) -> None:
+        if check:
+            _check(config, overrides, [name])
+            return
         _run(config, overrides, [name], verbose)
 
     command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
@@ -96,9 +141,13 @@ def curate(
     overrides: list[str] | None = _OVERRIDES,
     prompt_set: Path | None = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
     verbose: bool = _VERBOSE,
+    check: bool = _CHECK,
 ) -> None:
     """Curate oracle rationales (and what curation needs; existing artifacts are reused)."""
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
+    if check:
+        _check(config, [*(overrides or []), *extra], ["curate"])
+        return
     _run(config, [*(overrides or []), *extra], ["curate"], verbose)
 
 
@@ -117,6 +166,7 @@ def evaluate(
     ),
     compare_to: str | None = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
     verbose: bool = _VERBOSE,
+    check: bool = _CHECK,
 ) -> None:
     """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
     if reasoning not in (None, "on", "off"):
@@ -131,6 +181,9 @@ def evaluate(
         "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or ""),
     }
     extra = [f"{key}={value}" for key, value in named.items() if value]
+    if check:
+        _check(config, [*(overrides or []), *extra], ["evaluate"])
+        return
     resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"], verbose)
     from rge_core.pipeline import version_of
 

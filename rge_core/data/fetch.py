@@ -81,7 +81,7 @@ def fetch(
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(HUB_DATASETS)}")
     spec, dest = HUB_DATASETS[name], dest.resolve()
     state = _read_state(dest, spec, revision)
-    if state and (state["all"] if subsets is None else set(subsets) <= set(state["subsets"])):
+    if state is not None and _holds(state, subsets):
         return FetchResult(dest, state["commit"], state["subsets"], 0, None)
     hub = hub or HuggingFaceHub()
     # A folder holds one commit: more subsets come from the commit already there.
@@ -123,6 +123,17 @@ def fetch(
     _write_state(dest, {**record, "subsets": held, "all": subsets is None or before["all"], "unpacked": sorted(done)})
     report = check_folder(dest, kind=spec.kind, decode=decode) if check else None
     return FetchResult(dest, listing.commit, held, len(wanted), report)
+
+
+def fetched(name: str, dest: Path, subsets: list[str] | None = None, revision: str = "main") -> str | None:
+    """The commit `dest` holds when it already has `subsets` (default: all) of HUB_DATASETS[name]; None when a
+    fetch would have work to do. Reads the state only: no network."""
+    state = _read_state(dest.resolve(), HUB_DATASETS[name], revision)
+    return state["commit"] if state is not None and _holds(state, subsets) else None
+
+
+def _holds(state: dict, subsets: list[str] | None) -> bool:
+    return state["all"] if subsets is None else set(subsets) <= set(state["subsets"])
 
 
 def _split_files(files: list[str], splits: tuple[str, ...]) -> dict[str, list[str]]:

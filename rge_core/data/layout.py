@@ -84,6 +84,16 @@ class DataFolder:
     def read(self, path: str) -> pa.Table:
         return self._parquet(path, pq.read_table)
 
+    def read_head(self, path: str, rows: int) -> pa.Table:
+        """The first `rows` rows of a parquet file (its first record batches only)."""
+
+        def head(handle: Any) -> pa.Table:
+            parquet = pq.ParquetFile(handle)
+            first = next(parquet.iter_batches(batch_size=rows), None)
+            return pa.Table.from_batches([first] if first is not None else [], schema=parquet.schema_arrow)
+
+        return self._parquet(path, head)
+
     def columns(self, path: str) -> list[str]:
         return self._parquet(path, pq.read_schema).names
 

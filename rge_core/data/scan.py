@@ -80,6 +80,28 @@ def scan_split(
     return scans
 
 
+def scan_sample(
+    folder: DataFolder,
+    subset: str,
+    split: str,
+    spec: tuple[Column, ...],
+    images: ImageChecker,
+    rules: RowRules,
+    rows: int,
+) -> FileScan | None:
+    """The first `rows` rows of the split's first file, checked as `scan_split` checks every row (columns,
+    types, row rules, images); None when the split is absent. Reads that many rows, not the file."""
+    files = folder.split_files(subset, split)
+    if not files:
+        return None
+    ref = FileRef(subset, split, folder.display(files[0]), 0)
+    try:
+        table = folder.read_head(files[0], rows)
+    except DataError as exc:
+        return FileScan(ref, 0, {}, [ref.issue(None, "", f"cannot read parquet: {exc.__cause__}")])
+    return _scan_table(table, ref, spec, images, rules)
+
+
 def _scan_table(
     table: pa.Table, ref: FileRef, spec: tuple[Column, ...], images: ImageChecker, rules: RowRules
 ) -> FileScan:

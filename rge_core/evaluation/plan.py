@@ -8,17 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
 from rge_core.config.schema import Config
-from rge_core.data.hf_source import hub_folder, is_hub_source
-from rge_core.data.layout import EVAL_SPLIT, DataFolder
+from rge_core.data.layout import EVAL_SPLIT
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
 from rge_core.model.placement import Placement, placement_of
 from rge_core.model.processor import image_size_kwargs
-from rge_core.stages.ingest import SYNTHETIC, folder_fingerprint
-from rge_core.stages.prepare import model_folder, prepare_benchmark
+from rge_core.sources import EVAL, DataSource, data_source, model_folder
 
 
 class EvalSettingError(ValueError):
@@ -27,17 +24,14 @@ class EvalSettingError(ValueError):
 
 @dataclass(frozen=True)
 class EvalPlan:
-    model_id: str | None  # the model artifact, or None for a checkpoint folder
-    model_dir: Path
-    folder: Path  # MMEB-eval-format folder
-    image_root: Path
+    model_id: str | None  # the model artifact (None: a checkpoint folder given by path)
+    model_path: Path | None  # that folder
+    source: DataSource  # the MMEB-eval-format folder
     datasets: list[str]  # to evaluate, sorted
     categories: dict[str, str]  # category of each non-MMEB dataset that has one (else "other")
     query_rewrites: RewriteFile | None
     candidate_rewrites: RewriteFile | None
     compare_to: Artifact | None
-    data_inputs: dict[str, str]  # input artifacts of the data (the synthetic benchmark)
-    data_identity: dict  # what identifies the data in the version
     placement: Placement  # of this process (shard processes resolve their own device alike)
 
     def rewrite_records(self) -> dict[str, dict | None]:
@@ -46,13 +40,18 @@ class EvalPlan:
             for side, rewrites in (("query", self.query_rewrites), ("candidate", self.candidate_rewrites))
         }
 
+    def model_dir(self, config: Config, store: ArtifactStore) -> Path:
+        """The checkpoint folder to load (the model artifact's once it is built)."""
+        return self.model_path or model_folder(config, store, self.model_id)
 
-def _model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> tuple[str | None, Path]:
+
+def _model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> tuple[str | None, Path | None]:
+    """(model artifact, None) or (None, checkpoint folder). The train stage's output may not be built yet."""
     chosen = config.eval.model or inputs.get("train")
     if not chosen:
         raise EvalSettingError("eval.model: no model to evaluate (train first, or name an artifact id or a folder)")
-    if store.is_complete(chosen):
-        return chosen, model_folder(config, store, chosen)
+    if chosen == inputs.get("train") or store.is_complete(chosen):
+        return chosen, None
     if looks_like_version_id(chosen) and not Path(chosen).exists():
         raise EvalSettingError(f"eval.model: no complete artifact {chosen} under {store.root}")
     folder = Path(chosen).resolve()
@@ -64,33 +63,15 @@ def _model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> tupl
     return None, folder
 
 
-def _data(config: Config, store: ArtifactStore) -> tuple[Path, Path, dict[str, str], dict, dict[str, str]]:
-    """(eval folder, image root, input artifacts, identity for the version, categories of the synthetic sets)."""
-    ev = config.eval
-    if ev.data == SYNTHETIC:
-        benchmark = store.get(prepare_benchmark(config, store))
-        folder = local_folder(benchmark) / "eval"
-        categories = {s["name"]: s["category"] for s in benchmark.manifest.stats["subsets"]}
-        return folder, folder, {"benchmark": benchmark.id}, {"data": SYNTHETIC}, categories
-    hub: dict[str, str] = {}
-    if is_hub_source(ev.data):  # fetched into the cache (a no-op once there), then a local folder
-        folder, hub["hub"] = hub_folder(ev.data, cache_root(store), "mmeb-eval", ev.datasets or None, "eval.data")
-    else:
-        folder = Path(ev.data).resolve()
-    if not folder.is_dir():
-        raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic' or hf://)")
-    root = Path(ev.image_root).resolve() if ev.image_root else folder
-    identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder, root)}
-    return folder, root, {}, {**identity, **hub}, {}
-
-
-def _datasets(config: Config, folder: Path) -> list[str]:
-    present = DataFolder.open(folder).subsets((EVAL_SPLIT,))
+def _datasets(config: Config, source: DataSource) -> list[str]:
+    present = list(source.subsets)
     if not present:
-        raise EvalSettingError(f"eval.data: {folder} has no dataset folder with a {EVAL_SPLIT} split")
+        raise EvalSettingError(f"eval.data: {config.eval.data} has no dataset folder with a {EVAL_SPLIT} split")
     unknown = [name for name in config.eval.datasets if name not in present]
     if unknown:
-        raise EvalSettingError(f"eval.datasets: {', '.join(unknown)} not in {folder} (present: {', '.join(present)})")
+        raise EvalSettingError(
+            f"eval.datasets: {', '.join(unknown)} not in {config.eval.data} (present: {', '.join(present)})"
+        )
     return sorted(config.eval.datasets or present)
 
 
@@ -133,14 +114,16 @@ def _check_run(config: Config) -> None:
         )
 
 
-def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> EvalPlan:
+def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str], fetch_missing: bool = True) -> EvalPlan:
+    """Every setting of the evaluation checked, nothing built: the model may be a planned training run, and the
+    synthetic benchmark is among the source's artifacts to build first."""
     ev = config.eval
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     _check_run(config)
     placement = placement_of(config.model)
-    model_id, model_dir = _model(config, store, inputs)
-    folder, image_root, data_inputs, identity, synthetic = _data(config, store)
-    datasets = _datasets(config, folder)
+    model_id, model_path = _model(config, store, inputs)
+    source = data_source(config, store, EVAL, fetch_missing)
+    datasets = _datasets(config, source)
     rewrites = {}
     for side in ("query", "candidate"):
         setting = f"eval.{side}_rewrites"
@@ -149,15 +132,12 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> E
             rewrite.check_datasets(datasets, setting)
     return EvalPlan(
         model_id=model_id,
-        model_dir=model_dir,
-        folder=folder,
-        image_root=image_root,
+        model_path=model_path,
+        source=source,
         datasets=datasets,
-        categories=_categories(config, datasets, synthetic),
+        categories=_categories(config, datasets, source.categories),
         query_rewrites=rewrites["query"],
         candidate_rewrites=rewrites["candidate"],
         compare_to=_compare_to(config, store),
-        data_inputs=data_inputs,
-        data_identity=identity,
         placement=placement,
     )

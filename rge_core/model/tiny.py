@@ -24,6 +24,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from rge_core.model.limits import TINY_MAX_POSITIONS
 from rge_core.model.special_tokens import EMB_TOKEN
 from rge_core.model.tokenizer_build import train_tokenizer
 
@@ -34,7 +35,7 @@ _TEXT = dict(
     num_hidden_layers=2,
     num_attention_heads=2,
     num_key_value_heads=2,
-    max_position_embeddings=4096,
+    max_position_embeddings=TINY_MAX_POSITIONS,
     # mrope sections (temporal, height, width) must add up to head_dim / 2.
     rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [8, 12, 12]},
 )

@@ -14,10 +14,10 @@ import pyarrow as pa
 
 from data_schemas.io import read_table, write_table
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
 from rge_core.curation.shards import shard_file
 from rge_core.stages.dataset_card import dataset_card, length_stats
-from rge_core.stages.runner import StageSpec, build_or_reuse
 
 _CODE = ["rge_core/stages/assemble.py", "rge_core/stages/dataset_card.py", "data_schemas"]
 
@@ -39,17 +39,16 @@ def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str
     return texts
 
 
-def assemble(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
+def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     pairs_id, rationales_id = inputs["ingest"], inputs["curate"]
     settings = asdict(config.assemble)
-    spec = StageSpec(
+    return StageSpec(
         "dataset",
         settings,
         {"pairs": pairs_id, "rationales": rationales_id},
         _CODE,
         lambda writer: _build(store, writer, pairs_id, rationales_id, settings),
     )
-    return build_or_reuse(store, spec)
 
 
 def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, settings: dict) -> dict:

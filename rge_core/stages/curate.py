@@ -23,15 +23,16 @@ from rge_core import progress
 from rge_core.artifacts.local import image_root, local_folder
 from rge_core.artifacts.store import ArtifactStore, ArtifactWriter
 from rge_core.artifacts.verify import folder_identity
+from rge_core.builds import StageSpec, planned_id
 from rge_core.child_processes import start, wait_for
 from rge_core.config.schema import Config, versioned
 from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
+from rge_core.model.limits import TINY_MAX_POSITIONS, max_positions
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.sources import SYNTHETIC, TINY_MODEL, TRAIN, benchmark_spec, data_source, model_folder
 from rge_core.stage_logs import log_file
-from rge_core.stages.prepare import model_folder
-from rge_core.stages.runner import StageSpec, build_or_reuse
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
 SYNTHETIC_FACTS = "synthetic-facts"
@@ -41,14 +42,12 @@ class CurationError(ValueError):
     pass
 
 
-def _reference_path(config: Config, store: ArtifactStore, pairs_id: str) -> str:
+def _reference_path(config: Config, store: ArtifactStore) -> str:
+    """The reference generator's file; synthetic-facts names the benchmark's facts (built before curation)."""
     reference = config.curation.reference
-    if reference != SYNTHETIC_FACTS:
-        return str(Path(reference).resolve()) if reference else ""
-    benchmark_id = store.get(pairs_id).manifest.inputs.get("benchmark")
-    if benchmark_id is None:
-        raise CurationError("curation.reference=synthetic-facts needs data.source=synthetic")
-    return str(local_folder(store.get(benchmark_id)) / "facts.parquet")
+    if reference == SYNTHETIC_FACTS:
+        return str(local_folder(store.get(planned_id(store, benchmark_spec(config)))) / "facts.parquet")
+    return str(Path(reference).resolve()) if reference else ""
 
 
 def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int, stage_log: Path) -> None:
@@ -98,34 +97,37 @@ def _summarise(writer: ArtifactWriter, shards: int) -> tuple[pa.Table, list[dict
     return table, rejects
 
 
-def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
-    """Write (or reuse, or resume) the rationales artifact; returns its version id."""
+def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
+    """The rationales artifact; bad bounds, prompt sets, generator folders and lengths fail here, before any engine."""
     curation = config.curation
     pairs_id = inputs["ingest"]
-    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)  # bad bounds fail before any engine starts
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     prompt_set = load_prompt_set(curation.prompt_set)  # template errors fail here, before any generation
-    pairs_manifest = store.get(pairs_id).manifest
-    check_subsets(prompt_set, list(pairs_manifest.stats["subsets"]))
-    pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
-    generator_model = curation.generator_model or pipeline_model
-    reference = _reference_path(config, store, pairs_id)
+    check_subsets(prompt_set, _subsets(config, store, pairs_id))
+    if curation.reference and curation.reference != SYNTHETIC_FACTS and not Path(curation.reference).is_file():
+        raise CurationError(f"curation.reference: {curation.reference} is not a file (nor synthetic-facts)")
+    if curation.reference == SYNTHETIC_FACTS and config.data.source != SYNTHETIC:
+        raise CurationError("curation.reference=synthetic-facts needs data.source=synthetic")
     settings = versioned(curation)
     settings["prompt_set"] = {"name": prompt_set.name, "hash": prompt_set.hash}
-    settings["reference"] = curation.reference if curation.reference == SYNTHETIC_FACTS else reference
+    synthetic_facts = curation.reference == SYNTHETIC_FACTS
+    settings["reference"] = curation.reference if synthetic_facts else _reference_path(config, store)
     generates = curation.generator != "reference"
     if generates:  # what the generator sees of each image
         settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
+        _check_model_len(config)
     versioned_inputs = {"pairs": pairs_id}
     # The pipeline's model generates when no generator_model is named, and its tokenizer counts the budget.
     if (generates and not curation.generator_model) or prompt_set.max_tokens is not None:
         if inputs.get("model"):
             versioned_inputs["model"] = inputs["model"]
         else:
-            settings["model"] = folder_identity(pipeline_model)
+            settings["model"] = folder_identity(config.model.path)
     if generates and curation.generator_model:
         settings["generator_model"] = folder_identity(curation.generator_model)
 
     def build(writer) -> dict:
+        pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
         for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
             rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
             if not writer.has_file(rel):
@@ -135,8 +137,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
             pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
             image_root=str(image_root(store, pairs_id)),
             output_url=writer.url,
-            generator_model=generator_model,
-            reference_path=reference,
+            generator_model=curation.generator_model or pipeline_model,
+            reference_path=_reference_path(config, store),
             tokenizer_path=pipeline_model,
             workers=curation.engines * curation.num_nodes,
             min_pixels=config.model.min_pixels,
@@ -146,6 +148,8 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         )
         if curation.generator == "transformers":
             generator_placement(job)  # a bad device, dtype or attention fails before any engine starts
+        pairs_manifest = store.get(pairs_id).manifest
+        check_subsets(prompt_set, list(pairs_manifest.stats["subsets"]))
         shards = len(shard_ranges(pairs_manifest.stats["rows"], curation.shard_size))
         _run_engines(job, writer, curation, shards, log_file(store, writer.version_id))
         missing = [i for i in range(shards) if not writer.has_file(shard_file(i))]
@@ -176,7 +180,33 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         }
 
     # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
-    spec = StageSpec(
+    return StageSpec(
         "rationales", settings, versioned_inputs, _CODE, build, resume=True, exclusive=curation.num_nodes == 1
     )
-    return build_or_reuse(store, spec)
+
+
+def _subsets(config: Config, store: ArtifactStore, pairs_id: str) -> list[str]:
+    """The subsets the pairs hold: from the artifact once built, else what the data source holds."""
+    if store.is_complete(pairs_id):
+        return list(store.get(pairs_id).manifest.stats["subsets"])
+    return list(config.data.subsets or data_source(config, store, TRAIN, fetch_missing=False).subsets)
+
+
+def _check_model_len(config: Config) -> None:
+    """vLLM refuses a max_model_len above the generator's positions, but only once its engine starts."""
+    name, limit = _generator_positions(config)
+    length = config.curation.max_model_len
+    if config.curation.generator == "vllm" and limit is not None and length > limit:
+        raise CurationError(
+            f"curation.max_model_len: {length} is above {limit}, the max_position_embeddings of {name} "
+            "(vLLM refuses it)"
+        )
+
+
+def _generator_positions(config: Config) -> tuple[str, int | None]:
+    """(the generator's name, its max_position_embeddings) without loading it."""
+    if config.curation.generator_model:
+        return config.curation.generator_model, max_positions(Path(config.curation.generator_model))
+    if config.model.path == TINY_MODEL:
+        return "the tiny model", TINY_MAX_POSITIONS
+    return config.model.path, max_positions(Path(config.model.path))

@@ -21,6 +21,7 @@ from rge_core import progress
 from rge_core.artifacts.local import build_folder, cache_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
+from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
 from rge_core.evaluation.charts import summary_png
 from rge_core.evaluation.encode import Encoder
@@ -37,9 +38,14 @@ from rge_core.evaluation.reports import (
 )
 from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
-from rge_core.stages.runner import StageSpec, build_or_reuse
 
-_CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
+_CODE = [
+    "rge_core/evaluation",
+    "rge_core/model",
+    "rge_core/data",
+    "rge_core/sources.py",
+    "rge_core/stages/evaluate.py",
+]
 
 
 def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: EvalPlan) -> dict:
@@ -99,6 +105,7 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
 def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
     """Encode (through the cache, sharded with eval.nproc), score and write the reports; the stats."""
     ev = config.eval
+    model_dir = plan.model_dir(config, store)
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
     key = json.dumps(
         [
@@ -115,7 +122,8 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
     )
     cache = cache_root(store) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
-    job = EvalJob(config, str(plan.model_dir), str(plan.folder), str(plan.image_root), plan.datasets, str(cache))
+    folder, images = plan.source.folder(store), plan.source.image_root(store)
+    job = EvalJob(config, str(model_dir), str(folder), str(images), plan.datasets, str(cache))
     if ev.nproc > 1:
         progress.report("evaluate", 0, len(plan.datasets))
         build_folder(writer, lambda folder: _run_shards(config, job, folder / "shards"))
@@ -139,7 +147,7 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
         "chunks_encoded": counts["chunks_encoded"],  # the rest came from the embedding cache
         "budget_hits": sum(r.budget_hits for r in per_dataset.values()),
         "gt_copy_rows": {name: r.gt_copy_rows for name, r in per_dataset.items() if r.gt_copy_rows},
-        "model": plan.model_id or str(plan.model_dir),
+        "model": plan.model_id or str(model_dir),
         "rewrites": plan.rewrite_records(),
         # texts per dataset that the rewrite rules changed (beyond the newline), per side
         "rewritten_texts": {side: dict(sorted(counts.items())) for side, counts in changed.items()},
@@ -147,7 +155,7 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
     }
 
 
-def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
+def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     ev = config.eval
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
@@ -162,16 +170,21 @@ def evaluate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> st
         "engine": ev.engine,
         **placement,
         "image_bounds": [config.model.min_pixels, config.model.max_pixels],
-        **plan.data_identity,
+        **plan.source.identity,
     }
     if ev.compare_to:  # else a rerun with --compare-to would reuse the eval built without it, and write no diff
         settings["compare_to"] = ev.compare_to
-    lineage = dict(plan.data_inputs)
+    lineage = dict(plan.source.inputs)
     if plan.model_id:
         lineage["model"] = plan.model_id
     else:
-        settings["model"] = folder_identity(plan.model_dir)
-    spec = StageSpec(
-        "eval", settings, lineage, _CODE, lambda writer: _build(writer, config, store, plan, settings), resume=True
+        settings["model"] = folder_identity(plan.model_dir(config, store))
+    return StageSpec(
+        "eval",
+        settings,
+        lineage,
+        _CODE,
+        lambda writer: _build(writer, config, store, plan, settings),
+        resume=True,
+        before=plan.source.before,
     )
-    return build_or_reuse(store, spec)

@@ -7,74 +7,23 @@ data.query_rewrites / data.candidate_rewrites when set (rge_core/data/rewrites.p
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
 import pyarrow as pa
 
 from data_schemas.io import write_table
-from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
-from rge_core.data.hf_source import hub_folder, is_hub_source
-from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.data.special_text import check_no_special_tokens
-from rge_core.stages.prepare import prepare_benchmark
-from rge_core.stages.runner import StageSpec, build_or_reuse
+from rge_core.sources import TRAIN, DataSource, data_source
 
-SYNTHETIC = "synthetic"
-_CODE = ["rge_core/data", "data_schemas", "rge_core/stages/ingest.py"]
+_CODE = ["rge_core/data", "data_schemas", "rge_core/sources.py", "rge_core/stages/ingest.py"]
 _REWRITTEN = {"query": ("qry_text",), "candidate": ("pos_text", "neg_text")}  # columns of each side
-
-
-_FINGERPRINTED = {".parquet", ".jsonl", ".json", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-
-
-def folder_fingerprint(*folders: Path) -> str:
-    """Names, sizes and mtimes of the data files (parquet, JSON lines) and images under `folders` (a data
-    folder and its image root): an edited, added or replaced file makes a new version. Stat only, no reads:
-    a full MMEB-eval image tree (~30k files) takes about a second."""
-    digest = hashlib.sha256()
-    for folder in dict.fromkeys(folders):  # the image root is often the data folder itself
-        for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in _FINGERPRINTED and p.is_file()):
-            stat = path.stat()
-            entry = f"{folder.name}/{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-            digest.update(entry.encode())
-    return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class _Source:
-    train: Path  # the MMEB-train folder
-    images: Path  # local image root
-    image_root: str  # how the artifact names the image root (see image_root)
-    inputs: dict[str, str]  # input artifacts
-    identity: dict  # what identifies the source in the version hash
-
-
-def _source(config: Config, store: ArtifactStore) -> _Source:
-    data = config.data
-    if data.source == SYNTHETIC:
-        benchmark_id = prepare_benchmark(config, store)
-        train = local_folder(store.get(benchmark_id)) / "train"
-        # Named through the benchmark artifact, so versions do not depend on where the root is mounted.
-        return _Source(train, train, f"{benchmark_id}/train", {"benchmark": benchmark_id}, {"source": SYNTHETIC})
-    hub: dict[str, str] = {}
-    if is_hub_source(data.source):  # fetched into the cache (a no-op once there), then a local folder
-        subsets = data.subsets or None
-        folder, hub["hub"] = hub_folder(data.source, cache_root(store), "mmeb-train", subsets, "data.source")
-    else:
-        folder = Path(data.source).resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic' or hf://)")
-    images = Path(data.image_root).resolve() if data.image_root else folder
-    identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder, images)}
-    return _Source(folder, images, str(images), {}, {**identity, **hub})
 
 
 def _rewrites(config: Config) -> dict[str, RewriteFile | None]:
@@ -82,8 +31,7 @@ def _rewrites(config: Config) -> dict[str, RewriteFile | None]:
     return {side: load_rewrites(getattr(data, f"{side}_rewrites"), f"data.{side}_rewrites") for side in _REWRITTEN}
 
 
-def _check_rewrites(rewrites: dict[str, RewriteFile | None], train: Path) -> None:
-    present = list_subsets(train, TRAIN_SPLITS)
+def _check_rewrites(rewrites: dict[str, RewriteFile | None], present: tuple[str, ...]) -> None:
     for side, rewrite_file in rewrites.items():
         if rewrite_file is not None:
             rewrite_file.check_datasets(present, f"data.{side}_rewrites")
@@ -119,30 +67,37 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
     return pairs, records
 
 
-def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
-    """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
-    rewrites = _rewrites(config)  # bad files fail before the synthetic benchmark is built
-    source = _source(config, store)
-    _check_rewrites(rewrites, source.train)
+def ingest_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
+    """The pairs artifact of `config.data`; every setting and the data's image root are checked here, in seconds."""
+    rewrites = _rewrites(config)  # bad files fail before anything else
+    source = data_source(config, store, TRAIN)  # a wrong image root fails here, not after a full scan
+    _check_rewrites(rewrites, source.subsets)
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
-    return build_or_reuse(
-        store,
-        StageSpec("pairs", settings, source.inputs, _CODE, lambda writer: _build(config, writer, source, rewrites)),
+    return StageSpec(
+        "pairs",
+        settings,
+        source.inputs,
+        _CODE,
+        lambda writer: _build(config, store, writer, source, rewrites),
+        before=source.before,
     )
 
 
-def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteFile | None]) -> dict:
+def _build(
+    config: Config, store: ArtifactStore, writer, source: DataSource, rewrites: dict[str, RewriteFile | None]
+) -> dict:
+    folder = source.folder(store)
     pairs, rejects = read_mmeb_train(
-        source.train,
+        folder,
         split=config.data.split,
         subsets=config.data.subsets or None,
-        image_root=source.images,
+        image_root=source.image_root(store),
         on_error="skip",
     )
     if pairs.num_rows == 0:
-        raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
+        raise ValueError(f"{folder}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
     pairs, rewrite_stats = _rewrite_pairs(pairs, rewrites)
     subsets = pairs.column("subset").to_pylist()
     check_no_special_tokens(
@@ -151,7 +106,7 @@ def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteF
             for name in ("qry_text", "pos_text", "neg_text")
             for row, text in enumerate(pairs.column(name).to_pylist())
         ),
-        f"data.source {source.train}",
+        f"data.source {folder}",
     )
     write_table(writer.file_url("pairs.parquet"), pairs, "pairs")
     writer.write_text("rejects.jsonl", "".join(json.dumps(asdict(issue)) + "\n" for issue in rejects))
@@ -160,6 +115,6 @@ def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteF
         "rows": pairs.num_rows,
         "rejects": len(rejects),
         "subsets": dict(sorted(per_subset.items())),
-        "image_root": source.image_root,
+        "image_root": source.image_root_name,
         "rewrites": rewrite_stats,
     }

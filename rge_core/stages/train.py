@@ -18,10 +18,10 @@ from rge_core import progress
 from rge_core.artifacts.local import build_folder, image_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
+from rge_core.builds import StageSpec
 from rge_core.config.schema import Config, versioned
 from rge_core.model.processor import image_size_kwargs
-from rge_core.stages.prepare import model_folder
-from rge_core.stages.runner import StageSpec, build_or_reuse
+from rge_core.sources import model_folder
 from rge_core.training.curve import CURVE, draw_training_curve
 from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
@@ -53,32 +53,36 @@ def _check_batches(config: Config, dataset_url: str) -> None:
     check_batching(subsets, config.train.batching, config.train.batch_size * config.train.nproc * config.train.nnodes)
 
 
-def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
+def _check_settings(config: Config) -> None:
+    """Settings the trainer processes would reject only after the launch, checked in seconds."""
+    check_lora(config.train)
+    image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
+    deepspeed_config(config.train)  # train.precision
+    training_placement(config.train, config.model.device, config.model.attn_implementation)
+    check_reporters(config.train.report_to)
+    check_rationale_engine(config.train)
+    if config.train.hostfile and not Path(config.train.hostfile).is_file():
+        raise ValueError(f"train.hostfile: {config.train.hostfile} is not a file")
+
+
+def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     dataset_id, base_id = inputs["assemble"], inputs.get("model")
-    base = model_folder(config, store, base_id)
+    _check_settings(config)
     settings = versioned(config.train)  # how the run is spread over processes and logged changes no weight
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
-        settings["base_model"] = folder_identity(base)
+        settings["base_model"] = folder_identity(config.model.path)
 
     def build(writer) -> dict:
-        # Settings the trainer processes would reject only after the launch, checked here in seconds (every
-        # bad value is part of the version, so a reused artifact never skips them).
         dataset_url = store.get(dataset_id).file_url("train.parquet")
         _check_batches(config, dataset_url)
-        check_lora(config.train)
-        image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
-        deepspeed_config(config.train)  # train.precision
-        training_placement(config.train, config.model.device, config.model.attn_implementation)
-        check_reporters(config.train.report_to)
-        check_rationale_engine(config.train)
         stats: dict = {}
 
         def run(folder: Path) -> None:
             job = TrainJob(
                 train=config.train,
-                base_model=str(base),
+                base_model=str(model_folder(config, store, base_id)),
                 dataset=dataset_url,
                 image_root=str(image_root(store, dataset_id)),
                 output_dir=str(folder),
@@ -116,5 +120,4 @@ def train(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
 
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
     per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
-    spec = StageSpec("model", settings, lineage, _CODE, build, resume=True, exclusive=not per_node)
-    return build_or_reuse(store, spec)
+    return StageSpec("model", settings, lineage, _CODE, build, resume=True, exclusive=not per_node)

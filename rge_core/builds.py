@@ -7,6 +7,8 @@ and returns the manifest's stats, and the manifest is written last. Under the CL
 during `build` goes to the version's log file (rge_core/stage_logs.py).
 
     return build_or_reuse(store, StageSpec("dataset", settings, {"pairs": pairs_id}, _CODE, build))
+
+`planned_id` names the version without building it (`rge run --check`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,17 @@ class StageSpec:
     build: Callable[[ArtifactWriter], dict[str, Any]]  # writes the files, returns the manifest's stats
     resume: bool = False  # keep the files of an interrupted build (the stage skips what exists)
     exclusive: bool = True  # hold the build lock (see ArtifactStore.open)
+    before: tuple[StageSpec, ...] = ()  # artifacts among `inputs` that are built (or reused) first
+
+
+def planned_id(store: ArtifactStore, spec: StageSpec) -> str:
+    """The version `spec` builds or reuses, computed without building anything."""
+    return store.version_id(spec.kind, spec.settings, spec.inputs, code_version(spec.code))
 
 
 def build_or_reuse(store: ArtifactStore, spec: StageSpec) -> str:
+    for first in spec.before:
+        build_or_reuse(store, first)
     writer = store.open(
         spec.kind, spec.settings, spec.inputs, code_version(spec.code), resume=spec.resume, exclusive=spec.exclusive
     )
