@@ -18,7 +18,7 @@ from rge_core.config.schema import Config
 from rge_core.data.hf_source import NotFetchedYet
 from rge_core.fileio import is_local, local_path
 from rge_core.pipeline import STAGES, plan, stage_inputs
-from rge_core.sources import EVAL, SYNTHETIC, TRAIN, data_source
+from rge_core.sources import EVAL, SYNTHETIC, TRAIN, data_source, without_fetching
 
 REUSED, TO_BUILD, NO_ARTIFACT = "reused", "to build", "no artifact (model.path is a checkpoint folder)"
 
@@ -44,6 +44,11 @@ class RunCheck:
 def check_run(config: Config, stages: list[str] | None = None) -> RunCheck:
     """Check every stage `stages` (default: all) needs and name its artifact. Raises on the first bad setting,
     path or image root, in one line that names it; builds, fetches and loads nothing."""
+    with without_fetching():
+        return _check_run(config, stages)
+
+
+def _check_run(config: Config, stages: list[str] | None) -> RunCheck:
     store = ArtifactStore.from_config(config)
     result = RunCheck()
     _check_root(store.root)
@@ -101,7 +106,7 @@ def _describe_data(config: Config, store: ArtifactStore, result: RunCheck, build
             result.data.append(f"{setting}: the synthetic benchmark (rendered by the run)")
             continue
         try:
-            source = data_source(config, store, side, fetch_missing=False)
+            source = data_source(config, store, side)
         except NotFetchedYet:
             continue  # said in the notes already
         assert source.local is not None

@@ -8,8 +8,10 @@ data here alike, and `rge run --check` asks the same questions without building 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,9 +122,23 @@ def folder_fingerprint(*folders: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def data_source(config: Config, store: ArtifactStore, side: str, fetch_missing: bool = True) -> DataSource:
+# Off inside `without_fetching()`: an hf:// source not in the cache raises NotFetchedYet instead (rge run --check).
+_FETCHING = contextvars.ContextVar("rge_fetching", default=True)
+
+
+@contextlib.contextmanager
+def without_fetching() -> Iterator[None]:
+    token = _FETCHING.set(False)
+    try:
+        yield
+    finally:
+        _FETCHING.reset(token)
+
+
+def data_source(config: Config, store: ArtifactStore, side: str) -> DataSource:
     """The folder of `side` (TRAIN: data.source, EVAL: eval.data) as a stage's version sees it. Nothing is built;
-    an hf:// source is fetched into the cache first unless `fetch_missing` is off (then NotFetchedYet)."""
+    an hf:// source is fetched into the cache first (outside `without_fetching`)."""
+    fetch_missing = _FETCHING.get()
     spec = _SIDES[side]
     value = config.data.source if side == TRAIN else config.eval.data
     image_root = config.data.image_root if side == TRAIN else config.eval.image_root

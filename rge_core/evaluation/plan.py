@@ -122,7 +122,7 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str], fetc
     _check_run(config)
     placement = placement_of(config.model)
     model_id, model_path = _model(config, store, inputs)
-    source = data_source(config, store, EVAL, fetch_missing)
+    source = data_source(config, store, EVAL)
     datasets = _datasets(config, source)
     rewrites = {}
     for side in ("query", "candidate"):

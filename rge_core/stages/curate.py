@@ -189,7 +189,7 @@ def _subsets(config: Config, store: ArtifactStore, pairs_id: str) -> list[str]:
     """The subsets the pairs hold: from the artifact once built, else what the data source holds."""
     if store.is_complete(pairs_id):
         return list(store.get(pairs_id).manifest.stats["subsets"])
-    return list(config.data.subsets or data_source(config, store, TRAIN, fetch_missing=False).subsets)
+    return list(config.data.subsets or data_source(config, store, TRAIN).subsets)
 
 
 def _check_model_len(config: Config) -> None:
