@@ -16,6 +16,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import planned_id
 from rge_core.config.schema import Config
 from rge_core.data.hf_source import NotFetchedYet
+from rge_core.evaluation.mmeb import canonical_name
 from rge_core.fileio import is_local, local_path
 from rge_core.pipeline import STAGES, plan, stage_inputs
 from rge_core.sources import EVAL, SYNTHETIC, TRAIN, data_source, without_fetching
@@ -110,8 +111,10 @@ def _describe_data(config: Config, store: ArtifactStore, result: RunCheck, build
         except NotFetchedYet:
             continue  # said in the notes already
         assert source.local is not None
+        outside = [name for name in source.subsets if canonical_name(name) is None]
+        kinds = f"; not MMEB-V1, averaged apart: {', '.join(outside)}" if side == EVAL and outside else ""
         result.data.append(
-            f"{setting}: {source.local}: {len(source.subsets)} subsets ({', '.join(source.subsets)}); the first rows "
-            f"of each read and their images found under {source.image_root(store)}"
+            f"{setting}: {source.local}: {len(source.subsets)} subsets ({', '.join(source.subsets)}{kinds}); the "
+            f"first rows of each read and their images found under {source.image_root(store)}"
         )
         result.notes += [f"{setting}: {note}" for note in source.notes]

@@ -16,7 +16,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
 from rge_core.training.curve import CURVE
 from rge_core.training.tracking import SCALARS, TENSORBOARD
-from rge_core.training.trainer import METRICS, RATIONALE_SAMPLES
+from rge_core.training.trainer import METRICS, PROGRESS, RATIONALE_SAMPLES
 from tests.helpers import small_config, tensorboard_scalars
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.
@@ -87,7 +87,7 @@ def test_the_model_artifact_holds_event_files_of_its_metrics_and_the_curve(two_r
 @pytest.mark.slow
 def test_a_run_shorter_than_log_every_logs_its_last_step_and_finishes(tmp_path):
     # The 3B preset logs every 10 steps; a first try on a few steps used to train, then lose the run.
-    folder = trained(tmp_path, "train.log_every=10", "train.report_to=[]")
-    assert [record["step"] for record in lines(folder, METRICS)] == [2]
-    assert {line["step"] for line in lines(folder, RATIONALE_SAMPLES)} == {2}
-    assert (folder / CURVE).is_file()
+    folder = trained(tmp_path, "train.log_every=10", "train.report_to=[]", "train.steps=3")
+    assert [record["step"] for record in lines(folder, METRICS)] == [1, 3]  # the first and the last
+    assert {line["step"] for line in lines(folder, RATIONALE_SAMPLES)} == {1, 3}
+    assert (folder / CURVE).is_file() and json.loads((folder / PROGRESS).read_text())["step"] == 3

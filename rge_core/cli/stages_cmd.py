@@ -57,9 +57,7 @@ def _run_stages(config: Config, stages: list[str] | None, display: StageDisplay)
     return run_pipeline(config, stages, on_stage=stage_line)
 
 
-def _run(
-    config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None, verbose: bool
-) -> tuple[Config, dict[str, str | None]]:
+def _run(config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None, verbose: bool) -> None:
     try:
         config = load_config(config_paths or [DEFAULT_CONFIG], overrides or [])
         # Quiet: the libraries' output goes to each stage's log file; the terminal shows stages and bars.
@@ -74,7 +72,10 @@ def _run(
             typer.echo(note, err=True)
         raise typer.Exit(1) from None
     _report(config, results)
-    return config, results
+    if evaluated := results.get("evaluate"):  # the score table ends every run that evaluated
+        artifact = ArtifactStore.from_config(config).get(evaluated)
+        typer.echo(artifact.read_bytes("summary.md").decode())
+        typer.echo(f"eval artifact: {artifact.url}")
 
 
 def _check(config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None) -> None:
@@ -184,12 +185,7 @@ def evaluate(
     if check:
         _check(config, [*(overrides or []), *extra], ["evaluate"])
         return
-    resolved, results = _run(config, [*(overrides or []), *extra], ["evaluate"], verbose)
-    from rge_core.pipeline import version_of
-
-    artifact = ArtifactStore.from_config(resolved).get(version_of(results, "evaluate"))
-    typer.echo(artifact.read_bytes("summary.md").decode())
-    typer.echo(f"eval artifact: {artifact.url}")
+    _run(config, [*(overrides or []), *extra], ["evaluate"], verbose)
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

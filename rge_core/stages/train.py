@@ -27,7 +27,7 @@ from rge_core.training.data import check_batching
 from rge_core.training.launch import run_trainer
 from rge_core.training.setup import check_lora, deepspeed_config, training_placement
 from rge_core.training.tracking import check_reporters
-from rge_core.training.trainer import FINAL_MODEL, METRICS, TrainJob
+from rge_core.training.trainer import FINAL_MODEL, METRICS, PROGRESS, TrainJob
 from rge_core.training.vllm_rationales import check_rationale_engine
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
@@ -98,11 +98,11 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
             metrics = folder / METRICS
 
             def report_progress() -> None:
-                lines = metrics.read_text().split("\n")[:-1] if metrics.exists() else []  # complete lines only
-                if not lines:
+                try:  # written atomically by the trainer after every step
+                    last = json.loads((folder / PROGRESS).read_text())
+                except FileNotFoundError:
                     progress.report("train", 0, config.train.steps)
                     return
-                last = json.loads(lines[-1])
                 details = {"loss": last["loss"], "samples_per_s": last["samples_per_s"]}
                 progress.report("train", last["step"], config.train.steps, **details)
 

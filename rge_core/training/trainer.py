@@ -23,6 +23,7 @@ from data_schemas.io import read_table
 from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import TrainConfig
+from rge_core.fileio import atomic_write_text
 from rge_core.model.rge_model import RGEModel
 from rge_core.seeds import derived_seed
 from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
@@ -44,6 +45,7 @@ from rge_core.training.weight_sync import no_gather
 FINAL_MODEL = "model"
 METRICS = "metrics.jsonl"
 RATIONALE_SAMPLES = "rationale_samples.jsonl"
+PROGRESS = "progress.json"  # the last step's loss and speed, every step (the progress bar; metrics wait for log_every)
 
 
 @dataclass(frozen=True)
@@ -214,9 +216,13 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
             "seconds": out.seconds,
         }
         last = step + 1 == train.steps
-        # The last step is always logged: the stage's summary and curve read it, whatever log_every says.
-        if logs is not None and (last or (step + 1) % train.log_every == 0):
+        # The first and last steps are always logged: the stage's summary and curve read them, whatever
+        # log_every says (as transformers' logging_first_step).
+        if logs is not None and (step == 0 or last or (step + 1) % train.log_every == 0):
             logs.write(record, sample_records(step + 1, [e.pair_id for e in batch], out.rationales, train.log_samples))
+        if rank == 0:
+            progress = {"step": step + 1, "loss": record["loss"], "samples_per_s": record["samples_per_s"]}
+            atomic_write_text(str(root / PROGRESS), json.dumps(progress))
         stopping = stop is not None and not last and stop.agreed()
         if not last and (stopping or (step + 1) % train.checkpoint_every == 0):
             save_checkpoint(engine, root, step + 1, job.base_model, train, rge.processor, rank)
