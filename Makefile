@@ -16,7 +16,7 @@ export HF_HOME := $(CURDIR)/.cache/huggingface
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint format server serve docker-test slurm-test clean
+.PHONY: setup demo test test-fast lint format rehearsal server serve docker-test slurm-test clean
 
 setup: $(STAMP)
 
@@ -53,6 +53,11 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The shipped 3B preset on MMEB laid out as the Hub serves it, on the CPU with the configs/rehearsal.yaml overlay:
+# a Hub-layout snapshot, `rge data fetch --from` it, `rge run --check`, then the run to the score table (docs/gpu.md).
+rehearsal: setup
+	bash scripts/rehearsal.sh
 
 # Orchestration (docs/orchestration.md): a local Prefect server, then every deployment of prefect.yaml
 # served from one process; `prefect deployment run rge/full-pipeline` then runs the pipeline.

@@ -13,8 +13,15 @@
 #   5. teardown: containers, networks and volumes it made (images stay as a build cache unless
 #      RGE_DOCKER_KEEP_IMAGES=0)
 # If no engine answers and this runs as root with dockerd installed, it starts one (and stops it at the end).
+# A missing tool (docker, docker-compose, debootstrap) is installed with apt-get when root, as make slurm-test
+# does, else named in one line (scripts/require.sh).
 set -euo pipefail
+# Whatever fails says what it was, before the teardown's lines.
+trap 'echo "docker-test: failed (status $?) at docker/test.sh line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
+REQUIRE_NAME=docker-test
+source scripts/require.sh
+require docker docker.io "build and run the images"
 
 PROJECT=rge-docker-test
 VOLUME=rge-docker-test-artifacts
@@ -35,14 +42,19 @@ pick_docker() {
 DOCKER=$(pick_docker)
 docker() { "$DOCKER" "$@"; }
 COMPOSE=(docker-compose)
-docker compose version >/dev/null 2>&1 && COMPOSE=("$DOCKER" compose)
+if docker compose version >/dev/null 2>&1; then
+    COMPOSE=("$DOCKER" compose)
+else
+    require docker-compose docker-compose "run the PostgreSQL-backed Prefect stack (docker/compose.yaml)"
+fi
 export DOCKER_BUILDKIT=1
 started=$(date +%s)
 step() { printf '\n== %s (%ds)\n' "$*" $(($(date +%s) - started)); }
 
 STARTED_DOCKERD=""
 if ! docker info >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v dockerd >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        require dockerd docker.io "start a Docker engine"
         step "no Docker engine answers: starting dockerd as root (log: /tmp/rge-dockerd.log)"
         dockerd >/tmp/rge-dockerd.log 2>&1 &
         STARTED_DOCKERD=$!
@@ -73,10 +85,13 @@ if [ -z "$base" ]; then
         base=rge-base:bookworm
         if ! docker image inspect "$base" >/dev/null 2>&1; then
             step "python:3.11-slim-bookworm cannot be pulled: making $base with debootstrap"
-            mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1)
+            require debootstrap debootstrap "make a Debian base image (no registry answers)"
+            # apt's sources: the deb822 files, the classic list, or neither (grep's status must not end the run)
+            mirror=$({ grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } | awk '{print $2}' | head -1)
             rootfs=$(mktemp -d)
             debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-                bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >/tmp/rge-debootstrap.log
+                bookworm "$rootfs" "${mirror:-http://deb.debian.org/debian}" >/tmp/rge-debootstrap.log 2>&1 \
+                || { echo "docker-test: debootstrap failed; its log: /tmp/rge-debootstrap.log" >&2; exit 1; }
             tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
             rm -rf "$rootfs"
         fi
