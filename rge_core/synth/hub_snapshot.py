@@ -6,6 +6,8 @@ real path (fetch, the shipped preset, the release's rewrite files) can be rehear
     OUT/MMEB-eval/<Dataset>/test-00000-of-00001.parquet
     OUT/MMEB-eval/images.zip                 one archive, members and rows <Dataset>/...
     OUT/RGE/src/*.yaml                       rewrite files in the release's format (as a clone of the release)
+    OUT/reference-rationales.parquet         the scenes' facts keyed by MMEB-train pair id, for curating without
+                                             a generator (curation.generator: reference; benchmarks/gpu_check.py)
 
 Each synthetic subset stands in for an MMEB set of its kind under that set's name (train and eval spell some
 differently, as the Hub does); MMEB-eval also holds CIFAR-100, which is not one of MMEB-V1's 36 sets.
@@ -36,6 +38,7 @@ STAND_INS = {
 }
 NOT_MMEB_V1 = ("CIFAR-100", "SynthColor")  # the Hub's extra eval set, and what stands in for it (another seed)
 TRAIN_SPLITS = ("original", "diverse_instruction", "train")
+REFERENCE = "reference-rationales.parquet"
 SHARD = "-00000-of-00001.parquet"
 _IMAGE_COLUMNS = ("qry_image_path", "pos_image_path", "neg_image_path", "qry_img_path", "tgt_img_path")
 
@@ -91,6 +94,7 @@ def write_hub_snapshot(
             )
         for synthetic, (train_name, _) in STAND_INS.items():
             _train_subset(main / "train", synthetic, train_name, out / "MMEB-train")
+        _reference_rationales(main / "facts.parquet", out / REFERENCE)
         sets = {eval_name: (main / "eval", synthetic) for synthetic, (_, eval_name) in STAND_INS.items()}
         sets[NOT_MMEB_V1[0]] = (extra / "eval", NOT_MMEB_V1[1])
         (out / "MMEB-eval").mkdir(parents=True, exist_ok=True)
@@ -104,6 +108,18 @@ def write_hub_snapshot(
     for name, text in REWRITES.items():
         (release / name).write_text(text)
     return out
+
+
+def _reference_rationales(facts: Path, out: Path) -> None:
+    """The train rows' facts under their pair ids in the snapshot (`<MMEB name>/original/<row>`)."""
+    table = pq.read_table(facts)
+    table = table.filter(pc.equal(table.column("split"), "train"))
+    names = {synthetic: train_name for synthetic, (train_name, _) in STAND_INS.items()}
+    pair_ids = [
+        f"{names[subset]}/{rest}"
+        for subset, rest in (item.split("/", 1) for item in table.column("item_id").to_pylist())
+    ]
+    pq.write_table(pa.table({"pair_id": pair_ids, "rationale": table.column("facts")}), out)
 
 
 def _renamed(table: pa.Table, synthetic: str, prefix: str) -> pa.Table:
