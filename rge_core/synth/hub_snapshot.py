@@ -44,8 +44,7 @@ _IMAGE_COLUMNS = ("qry_image_path", "pos_image_path", "neg_image_path", "qry_img
 
 # The release's rewrite files in its own format (src/dataset.py apply_simple_text_ops): value_map, original and
 # replacement, prefix_add, suffix_add per dataset; ensure_trailing_newline then ends every text with "\n".
-REWRITES = {
-    "instruction_replacements.yaml": """\
+_QUERY_RULES = """\
 ImageNet_1K:
   original: "Represent the given image for classification: "
   replacement: "Classify the image: "
@@ -54,17 +53,11 @@ OK-VQA:
 MSCOCO_t2i:
   original: "Find me an everyday image that matches the given caption"
   replacement: "Retrieve the image described by the caption"
-""",
-    "instruction_replacements-eval.yaml": """\
-ImageNet-1K:
-  original: "Represent the given image for classification: "
-  replacement: "Classify the image: "
-OK-VQA:
-  prefix_add: "Answer from the image. "
-MSCOCO_t2i:
-  original: "Find me an everyday image that matches the given caption"
-  replacement: "Retrieve the image described by the caption"
-""",
+"""
+REWRITES = {
+    "instruction_replacements.yaml": _QUERY_RULES,
+    # the eval file names the sets as MMEB-eval's folders spell them
+    "instruction_replacements-eval.yaml": _QUERY_RULES.replace("ImageNet_1K:", "ImageNet-1K:"),
     "candidate_replacements.yaml": """\
 VOC2007:
   value_map:
