@@ -97,7 +97,8 @@ def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> N
         embedder = Embedder(rge, EmbedSettings(batch_size=16, sort_by_length=sort))
         cache = scratch / str(next(counter))
         cache.mkdir(parents=True)
-        Encoder(lambda: embedder, EncodeSettings(reasoning=False, chunk_size=256), cache).encode("candidates", "c", targets)
+        encoder = Encoder(lambda: embedder, EncodeSettings(reasoning=False, chunk_size=256), cache)
+        encoder.encode("candidates", "c", targets)
 
     unsorted, sorted_ = measure(
         [

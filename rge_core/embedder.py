@@ -111,7 +111,7 @@ class Embedder:
         naming it, before the model loads."""
         from rge_core.config.loader import from_dict
 
-        given = {
+        given: dict[str, dict[str, Any]] = {
             "model": {
                 "device": device,
                 "dtype": dtype,
@@ -144,19 +144,18 @@ class Embedder:
         m, ev = config.model, config.eval
         image_size_kwargs(m.min_pixels, m.max_pixels)
         placement = placement_of(m)  # every bad setting fails before anything is read
-        rewrites = [load_rewrites(ev.query_rewrites, "eval.query_rewrites")]
-        rewrites.append(load_rewrites(ev.candidate_rewrites, "eval.candidate_rewrites"))
+        query_rewrites = load_rewrites(ev.query_rewrites, "eval.query_rewrites")
+        candidate_rewrites = load_rewrites(ev.candidate_rewrites, "eval.candidate_rewrites")
         folder = locate_model(model, config.run.artifacts_root or None).folder
         rge = RGEModel.load(str(folder), placement, m.min_pixels, m.max_pixels)
-        engine: EngineFactory | None = None
-        if ev.engine == "vllm":
 
-            def engine(rge: RGEModel, settings: EmbedSettings) -> RationaleEngine:
-                from rge_core.evaluation.vllm_rationales import VLLMRationales
+        def vllm_engine(rge: RGEModel, settings: EmbedSettings) -> RationaleEngine:
+            from rge_core.evaluation.vllm_rationales import VLLMRationales  # heavy: vLLM
 
-                return VLLMRationales(str(folder), config, rge, settings)
+            return VLLMRationales(str(folder), config, rge, settings)
 
-        return cls(rge, EmbedSettings.of(ev), engine, *rewrites)
+        engine = vllm_engine if ev.engine == "vllm" else None
+        return cls(rge, EmbedSettings.of(ev), engine, query_rewrites, candidate_rewrites)
 
     # ---- encoding ------------------------------------------------------------------------------------------
     @property
@@ -188,7 +187,9 @@ class Embedder:
                 texts: list[str | None] = list(generated.texts)
                 rationales = [
                     Rationale(text, hit, tokens)
-                    for text, hit, tokens in zip(generated.texts, generated.budget_hit, generated.num_tokens, strict=True)
+                    for text, hit, tokens in zip(
+                        generated.texts, generated.budget_hit, generated.num_tokens, strict=True
+                    )
                 ]
             else:
                 texts, rationales = [None] * n, [Rationale("", False, 0)] * n

@@ -166,7 +166,10 @@ def test_a_crash_mid_run_resumes_at_the_missing_chunks_and_gives_the_uninterrupt
     ("rows", "message"),
     [
         ([{"text": "a"}, {"text": "b", "imgae": "x.png"}], r"items.jsonl: row 1: field 'imgae': unknown"),
-        ([{"text": "a"}, {"text": "b", "image": "nope.png"}], r"items.jsonl: row 1: field 'image': missing image 'nope"),
+        (
+            [{"text": "a"}, {"text": "b", "image": "nope.png"}],
+            r"items.jsonl: row 1: field 'image': missing image 'nope",
+        ),
         ([{"id": "a", "text": "a"}, {"id": "a", "text": "b"}], r"items.jsonl: row 1: field 'id': 'a' repeats row 0"),
         ([{"id": 1, "text": "a"}, {"text": "b"}], r"items.jsonl: row 1: field 'id': missing \(other rows have one\)"),
         ([{"text": "a"}, {"text": ""}], r"items.jsonl: row 1: field 'text': the row has neither text nor an image"),
@@ -210,7 +213,9 @@ def test_killed_mid_run_the_rerun_continues_and_equals_an_uninterrupted_run(mode
     sets = [f"run.artifacts_root={root}", "eval.max_new_tokens=16", "eval.chunk_size=2", "eval.batch_size=2"]
 
     def command(out: Path) -> list[str]:
-        return rge_command("embed", *sets, extra=("--model", model_id, "--input", str(items), "--side", "query", "--out", str(out)))
+        return rge_command(
+            "embed", *sets, extra=("--model", model_id, "--input", str(items), "--side", "query", "--out", str(out))
+        )
 
     out = tmp_path / "killed.parquet"
     running = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,7 +1,7 @@
 """`rge embed`: embed a collection with a trained model (rge_core/stages/embed.py, docs/inference.md).
 
-    rge embed --model model-3f2a9c01b7de --input corpus.jsonl --side candidate --out corpus.parquet
-    rge embed --model my-export/ --input /data/MMEB-eval --side query --reasoning off
+rge embed --model model-3f2a9c01b7de --input corpus.jsonl --side candidate --out corpus.parquet
+rge embed --model my-export/ --input /data/MMEB-eval --side query --reasoning off
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ def embed(
     side: str = typer.Option(..., "--side", help="query (reasons first) or candidate."),
     out: Path | None = typer.Option(None, "--out", help="Parquet file to write; default: an artifact under the root."),
     reasoning: str | None = typer.Option(None, "--reasoning", help="on | off, queries only (eval.reasoning)."),
-    image_root: str = typer.Option("", "--image-root", help="Folder image paths are relative to (default: the input's)."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML preset (model.*, eval.*); default: defaults."),
+    image_root: str = typer.Option(
+        "", "--image-root", help="Folder image paths are relative to (default: the input's)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML preset (model.*, eval.*); default: defaults."
+    ),
     overrides: list[str] | None = typer.Option(None, "--set", help="Dotted override key=value (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Print the libraries' output here."),
 ) -> None:

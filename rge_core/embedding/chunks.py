@@ -8,7 +8,7 @@ Output columns: `id`, `vector` (fixed-size list of float32) and, for queries, `r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from rge_core.data.images import decode_problem
 from rge_core.data.issues import DataError
 from rge_core.embedding.collection import Collection
 from rge_core.fileio import atomic_write_parquet
+from rge_core.model.inputs import Query, Target
 
 if TYPE_CHECKING:
     from rge_core.embedder import Embedder
@@ -72,7 +73,7 @@ def _vectors(vectors: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def _encode(embedder: Embedder, collection: Collection, job: EmbedJob, start: int, stop: int) -> pa.Table:
-    items = collection.items[start:stop]
+    items: Sequence[Query | Target] = collection.items[start:stop]
     try:
         if job.side == "query":
             vectors, rationales = embedder.encode_queries(items, reasoning=job.reasoning, return_rationales=True)

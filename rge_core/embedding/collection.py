@@ -50,7 +50,9 @@ def read_collection(
         raise ValueError(f"--side: {side!r} is not query or candidate")
     path = Path(source)
     if path.is_dir():
-        return _mmeb_collection(path, side, Path(image_root) if image_root else path, query_rewrites, candidate_rewrites)
+        return _mmeb_collection(
+            path, side, Path(image_root) if image_root else path, query_rewrites, candidate_rewrites
+        )
     if path.suffix not in (".jsonl", ".parquet"):
         raise DataError(f"--input: {source} is not a .jsonl or .parquet file nor an MMEB-eval folder")
     if not path.is_file():
@@ -82,7 +84,10 @@ def _jsonl_rows(path: Path) -> list[Any]:
 def _check_rows(path: Path, rows: list[Any], root: Path) -> tuple[list[str], list[dict], list[Path]]:
     """(ids, items with resolved image paths, the image files) of checked rows."""
     named = sum(isinstance(row, dict) and row.get("id") is not None for row in rows)
-    ids, items, images, seen = [], [], [], {}
+    ids: list[str] = []
+    items: list[dict] = []
+    images: list[Path] = []
+    seen: dict[str, int] = {}
     for index, row in enumerate(rows):
         where = f"{path}: row {index}"
         if not isinstance(row, dict):
@@ -146,7 +151,11 @@ def _stat_digest(images: list[Path]) -> str:
 
 
 def _mmeb_collection(
-    folder: Path, side: str, image_root: Path, query_rewrites: RewriteFile | None, candidate_rewrites: RewriteFile | None
+    folder: Path,
+    side: str,
+    image_root: Path,
+    query_rewrites: RewriteFile | None,
+    candidate_rewrites: RewriteFile | None,
 ) -> Collection:
     """Every dataset's queries, or its unique candidates, as the eval stage builds them (evaluation/work.py)."""
     from rge_core.data.layout import EVAL_SPLIT, DataFolder

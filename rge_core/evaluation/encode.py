@@ -17,7 +17,6 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -131,7 +130,10 @@ class Encoder:
             queries, reasoning=self.settings.reasoning, return_rationales=True
         )
         return Encoded(
-            vectors, [r.text for r in rationales], [r.num_tokens for r in rationales], [r.budget_hit for r in rationales]
+            vectors,
+            [r.text for r in rationales],
+            [r.num_tokens for r in rationales],
+            [r.budget_hit for r in rationales],
         )
 
     def _encode_targets(self, targets: list[Target]) -> Encoded:

@@ -143,7 +143,7 @@ def _usage(facts: CardFacts) -> str:
     else:
         folder, download = f'"{facts.model_ref}"', ""
     decoding = f"max_new_tokens={s.max_new_tokens}, repetition_penalty={s.repetition_penalty}"
-    embedder = f'''```python
+    embedder = f"""```python
 {download}from PIL import Image
 from rge_core import Embedder  # the rge package (pip install -e . in its repository)
 
@@ -154,7 +154,7 @@ queries, rationales = embedder.encode_queries(
 )
 candidates = embedder.encode_candidates([{{"text": "red"}}, {{"text": "blue"}}])
 print(rationales[0].text, queries @ candidates.T)  # L2-normalised float32: cosine similarities
-```'''
+```"""
     plain = f'''```python
 import torch
 from PIL import Image

@@ -82,7 +82,7 @@ def export_model(
         raise FileExistsError(f"DEST: {dest} exists and is not an empty folder; choose another or remove it")
     checkpoint, lineage = _lineage(model, config.run.artifacts_root or None)
     precision = lineage.model.config.get("precision")  # trained artifacts; a base model keeps its own dtype
-    dtype = training_dtype(precision) if lineage.trained and precision else "auto"
+    dtype = training_dtype(precision) if precision else "auto"
     settings = EmbedSettings.of(config.eval)
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = dest.parent / f".{dest.name}.export.tmp"  # left by a killed export: start again

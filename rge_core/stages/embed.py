@@ -22,10 +22,11 @@ import pyarrow.parquet as pq
 from rge_core.artifacts.local import cache_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
+from rge_core.artifacts.versioning import code_version
 from rge_core.config.schema import Config
-from rge_core.data.rewrites import load_rewrites
+from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.embedder import Embedder
-from rge_core.embedding.chunks import EmbedJob, Embedded, embed_chunks
+from rge_core.embedding.chunks import Embedded, EmbedJob, embed_chunks
 from rge_core.embedding.collection import SIDES, Collection, read_collection
 from rge_core.embedding.locate import ModelSource, locate_model
 from rge_core.fileio import atomic_write_parquet
@@ -63,10 +64,17 @@ class EmbedOutcome:
     embedded: Embedded | None  # None when nothing had to be done
 
 
-def _settings(config: Config, request: EmbedRequest, collection: Collection, model: ModelSource, store) -> dict:
+@dataclass(frozen=True)
+class _Prepared:
+    collection: Collection
+    model: ModelSource
+    rewrites: RewriteFile | None  # of the side embedded
+
+
+def _settings(config: Config, request: EmbedRequest, prepared: _Prepared, store: ArtifactStore) -> dict:
     """What the vectors depend on (the artifact's version, or the --out file's stamp); the model's artifact is an
     input (lineage) when it is one of this root's."""
-    ev, rewrites = config.eval, load_rewrites(getattr(config.eval, f"{request.side}_rewrites"), "")
+    ev, collection, model, rewrites = config.eval, prepared.collection, prepared.model, prepared.rewrites
     settings: dict = {
         "side": request.side,
         "input": collection.identity,
@@ -77,7 +85,9 @@ def _settings(config: Config, request: EmbedRequest, collection: Collection, mod
     if request.side == "query":
         settings["reasoning"] = request.reasoning
         if request.reasoning:
-            settings.update(max_new_tokens=ev.max_new_tokens, repetition_penalty=ev.repetition_penalty, engine=ev.engine)
+            settings.update(
+                max_new_tokens=ev.max_new_tokens, repetition_penalty=ev.repetition_penalty, engine=ev.engine
+            )
     if model.artifact is None:
         settings["model"] = folder_identity(model.folder)
     elif not store.is_complete(model.artifact.id):  # an artifact of another root: named, not an input
@@ -85,7 +95,7 @@ def _settings(config: Config, request: EmbedRequest, collection: Collection, mod
     return settings
 
 
-def _prepare(config: Config, request: EmbedRequest) -> tuple[Collection, ModelSource]:
+def _prepare(config: Config, request: EmbedRequest) -> _Prepared:
     """Every check before any model work: the request, the settings, each input row, the model."""
     if request.side not in SIDES:
         raise ValueError(f"--side: {request.side!r} is not one of {', '.join(SIDES)}")
@@ -94,13 +104,15 @@ def _prepare(config: Config, request: EmbedRequest) -> tuple[Collection, ModelSo
     query = load_rewrites(config.eval.query_rewrites, "eval.query_rewrites")
     candidate = load_rewrites(config.eval.candidate_rewrites, "eval.candidate_rewrites")
     collection = read_collection(request.input, request.side, request.image_root or None, query, candidate)
-    return collection, locate_model(request.model, config.run.artifacts_root or None, "--model")
+    model = locate_model(request.model, config.run.artifacts_root or None, "--model")
+    return _Prepared(collection, model, query if request.side == "query" else candidate)
 
 
 def embed(config: Config, request: EmbedRequest) -> EmbedOutcome:
-    collection, model = _prepare(config, request)
+    prepared = _prepare(config, request)
+    collection, model = prepared.collection, prepared.model
     store = ArtifactStore.from_config(config)
-    settings = _settings(config, request, collection, model, store)
+    settings = _settings(config, request, prepared, store)
     job = EmbedJob(request.side, request.reasoning, config.eval.chunk_size)
 
     def load() -> Embedder:
@@ -133,8 +145,12 @@ def embed(config: Config, request: EmbedRequest) -> EmbedOutcome:
     return EmbedOutcome(store.get(version).file_url(OUTPUT), version, done[0] if done else None)
 
 
-def _to_file(out: Path, settings: dict, model: ModelSource, collection: Collection, job: EmbedJob, load) -> EmbedOutcome:
+def _to_file(
+    out: Path, settings: dict, model: ModelSource, collection: Collection, job: EmbedJob, load
+) -> EmbedOutcome:
+    # The artifact's version would take the code's version too: a code change must not leave an old file current.
     identity = {**settings, "model": model.artifact.id if model.artifact else settings["model"]}
+    identity["code"] = code_version(_CODE)
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     if out.is_file():
         try:

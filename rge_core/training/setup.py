@@ -98,7 +98,9 @@ def training_dtype(precision: str) -> str:
 def training_placement(train: TrainConfig, device: str, attn_implementation: str) -> Placement:
     """Each trainer process loads onto its local rank's device (model.device) in the training precision
     (train.precision; model.dtype is eval's and the generators')."""
-    return resolve_placement(device, training_dtype(train.precision), attn_implementation, dtype_setting="train.precision")
+    return resolve_placement(
+        device, training_dtype(train.precision), attn_implementation, dtype_setting="train.precision"
+    )
 
 
 @contextlib.contextmanager
