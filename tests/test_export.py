@@ -199,3 +199,28 @@ def test_the_command_exports_and_keeps_no_log(artifacts, tmp_path):
     assert (dest / "README.md").is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["cli-export"]
     again = CliRunner().invoke(app, ["export", tiny, str(dest), "--set", f"run.artifacts_root={root}"])
     assert again.exit_code == 1 and "exists and is not an empty folder" in again.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_the_trainer_merges_the_adapters_into_weights_of_the_training_dtype(tiny_model_dir, tmp_path, precision, dtype):
+    """What an export starts from: the trained checkpoint, merged into the base loaded in train.precision."""
+    from transformers import AutoModelForImageTextToText
+
+    from rge_core.config.schema import TrainConfig
+    from rge_core.model.processor import load_processor
+    from rge_core.training.checkpoints import export_hf
+    from rge_core.training.setup import apply_peft
+
+    train = TrainConfig(precision=precision)
+    trained = apply_peft(AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=dtype), train)
+    with torch.no_grad():  # a trained adapter: B is no longer zero, so merging changes the weights
+        for name, param in trained.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(0))
+    export_hf(trained.state_dict(), str(tiny_model_dir), train, load_processor(str(tiny_model_dir)), tmp_path / "hf")
+    saved = AutoModelForImageTextToText.from_pretrained(tmp_path / "hf")
+    merged = trained.merge_and_unload()
+    assert saved.dtype == dtype
+    name = next(n for n, _ in merged.named_parameters() if n.endswith("layers.0.self_attn.q_proj.weight"))
+    assert torch.equal(saved.state_dict()[name], merged.state_dict()[name])
