@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.main import app
 from rge_core.config.loader import load_config
@@ -71,7 +72,10 @@ def test_query_file_gives_ids_vectors_rationales_and_an_up_to_date_rerun(model, 
     items = write_items(tmp_path / "in", rows=5)
     out = tmp_path / "out" / "queries.parquet"
     request = EmbedRequest(model_id, str(items), "query", True, out=str(out))
-    first = embed(config_for(root), request)
+    reports: list[tuple] = []
+    with progress.listening(lambda *report, **details: reports.append((*report, details["rows"])), details=True):
+        first = embed(config_for(root), request)
+    assert reports == [("embed", 0, 2, 0), ("embed", 1, 2, 3), ("embed", 2, 2, 5)]  # chunks done, rows encoded
     assert first.embedded is not None and first.embedded.chunks == 2 and first.embedded.chunks_encoded == 2
     table = pq.read_table(out)
     assert table.schema.names == ["id", "vector", "rationale", "budget_hit"]

@@ -40,7 +40,7 @@ _CODE = [
     "rge_core/embedding",
     "rge_core/model",
     "rge_core/data",
-    "rge_core/evaluation/work.py",
+    "rge_core/evaluation",  # MMEB folders are read and deduplicated as the eval does; its vLLM rationales
     "rge_core/stages/embed.py",
 ]
 OUTPUT = "embeddings.parquet"

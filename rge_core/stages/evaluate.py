@@ -39,7 +39,14 @@ from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, datas
 from rge_core.launch import Launch, run_launched
 from rge_core.stages.runner import StageSpec, build_or_reuse
 
-_CODE = ["rge_core/evaluation", "rge_core/model", "rge_core/data", "rge_core/stages/evaluate.py"]
+_CODE = [
+    "rge_core/evaluation",
+    "rge_core/embedder.py",  # the encoding itself
+    "rge_core/embedding",
+    "rge_core/model",
+    "rge_core/data",
+    "rge_core/stages/evaluate.py",
+]
 
 
 def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: EvalPlan) -> dict:
