@@ -54,7 +54,7 @@ def write_folder(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """(root, the trained model artifact, the MMEB folder, {reasoning: eval artifact})."""
+    """(root, the trained model artifact, the MMEB folder, {reasoning on / off, "by folder": eval artifact})."""
     root = tmp_path_factory.mktemp("demo")
     folder = write_folder(root / "my-eval")
     model = run_pipeline(small_config(str(root), *TWO_PROCESS_TRAIN), ["train"])["train"]
@@ -64,7 +64,12 @@ def trained(tmp_path_factory):
             str(root), f"eval.model={model}", f"eval.data={folder}", f"eval.reasoning={reasoning}", *EVAL
         )
         evals[reasoning] = run_pipeline(config, ["evaluate"])["evaluate"]
-    return root, model, folder, evals
+    # The same model named by its checkpoint folder: an eval of it too, for the card.
+    checkpoint = f"eval.model={root / 'model' / model / 'model'}"
+    config = small_config(str(root), checkpoint, f"eval.data={folder}", "eval.reasoning=false", *EVAL)
+    by_folder = run_pipeline(config, ["evaluate"])["evaluate"]
+    assert ArtifactStore(str(root)).get(by_folder).manifest.inputs.get("model") is None
+    return root, model, folder, {**evals, "by folder": by_folder}
 
 
 def independent_p1(embedder: Embedder, folder: Path, dataset: str, reasoning: bool) -> tuple[float, int, list[str]]:
@@ -124,11 +129,12 @@ def test_export_of_the_trained_model_loads_generates_and_its_card_holds_the_eval
     assert 0 < len(generated) <= 8  # the eval's budget from generation_config.json
     store = ArtifactStore(str(root))
     card = (result.folder / "README.md").read_text()
+    assert evals[False] != evals["by folder"]
     for reasoning, eval_id in evals.items():
         overall = json.loads(store.get(eval_id).read_bytes("results.json"))["aggregates"]["overall"]
         row = next(line for line in card.splitlines() if line.startswith(f"| `{eval_id}`"))
         assert f"| {100 * overall['metrics']['precision@1']:.1f} |" in row
-        assert ("| on (8 tokens) |" if reasoning else "| off |") in row and row.endswith("| no |")
+        assert ("| on (8 tokens) |" if reasoning is True else "| off |") in row and row.endswith("| no |")
         assert "`my-eval` (folder) | 2 |" in row
     lineage = store.lineage(model)
     dataset = lineage.inputs["dataset"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rge_core.artifacts.local import checkpoint_folder
 from rge_core.artifacts.manifest import Manifest
 from rge_core.artifacts.store import Artifact, LineageNode
+from rge_core.artifacts.verify import folder_digest
 from rge_core.data.hf_source import HF_SCHEME, is_hub_source
 
 # A folder in the Hugging Face cache names its repo: .../models--Qwen--Qwen2.5-VL-3B-Instruct/snapshots/<sha>
@@ -27,7 +29,7 @@ class Lineage:
     dataset: Manifest | None  # the assembled training dataset (None: an untrained model)
     rationales: Manifest | None
     pairs: Manifest | None
-    evals: list[Manifest]  # eval artifacts of this model under the root, oldest first
+    evals: list[Manifest]  # eval artifacts of this model under the root (by id or by its folder), oldest first
 
     @property
     def trained(self) -> bool:
@@ -66,13 +68,31 @@ def _find(node: LineageNode, kind: str) -> Manifest | None:
     return None
 
 
+def _evals_of(artifact: Artifact) -> list[Manifest]:
+    """Eval artifacts whose input is the model, or that evaluated its checkpoint folder by path (their version
+    names the folder's content digest instead)."""
+    digest: list[str] = []
+
+    def of_model(manifest: Manifest) -> bool:
+        if manifest.inputs.get("model") == artifact.id:
+            return True
+        named = manifest.config.get("model")
+        if not isinstance(named, dict) or "content" not in named:
+            return False
+        if not digest:  # hashed once, and only when some eval names a folder
+            digest.append(folder_digest(checkpoint_folder(artifact.store, artifact.id)))
+        return named["content"] == digest[0]
+
+    return [manifest for manifest in artifact.store.list("eval") if of_model(manifest)]
+
+
 def model_lineage(artifact: Artifact) -> Lineage:
     store, manifest = artifact.store, artifact.manifest
     tree = store.lineage(artifact.id)
     base_id = manifest.inputs.get("base", "")
     base_manifest = store.get(base_id).manifest if base_id and store.is_complete(base_id) else None
     base = base_id or str(manifest.config.get("base_model", {}).get("path", ""))
-    evals = [m for m in store.list("eval") if m.inputs.get("model") == artifact.id]
+    evals = _evals_of(artifact)
     return Lineage(
         model=manifest,
         base=base,
