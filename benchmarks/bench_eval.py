@@ -83,8 +83,8 @@ def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> N
     all about one length, so the stage comparison above shows only sorting's cost."""
     import numpy as np
 
-    from rge_core.evaluation.encode import Encoder, EncodeSettings, hf_rationales
-    from rge_core.model.decoding import Decoding
+    from rge_core.embedder import Embedder, EmbedSettings
+    from rge_core.evaluation.encode import Encoder, EncodeSettings
     from rge_core.model.inputs import Target
     from rge_core.model.rge_model import RGEModel
 
@@ -94,12 +94,11 @@ def mixed_lengths(model_dir: Path, items: int, repeats: int, scratch: Path) -> N
     counter = itertools.count()
 
     def encode(sort: bool) -> None:
-        settings = EncodeSettings(
-            reasoning=False, max_new_tokens=0, decoding=Decoding(), batch_size=16, chunk_size=256, sort_by_length=sort
-        )
+        embedder = Embedder(rge, EmbedSettings(batch_size=16, sort_by_length=sort))
         cache = scratch / str(next(counter))
         cache.mkdir(parents=True)
-        Encoder(lambda: (rge, hf_rationales(rge, settings)), settings, cache).encode("candidates", "c", targets)
+        encoder = Encoder(lambda: embedder, EncodeSettings(reasoning=False, chunk_size=256), cache)
+        encoder.encode("candidates", "c", targets)
 
     unsorted, sorted_ = measure(
         [

@@ -52,6 +52,10 @@ def expected_comparisons(script: str) -> list[str]:
             "queries batched vs queries one at a time",
             "targets batched vs targets one at a time",
         ],
+        "bench_embed.py": [
+            "queries batched vs queries one at a time",
+            "candidates batched vs candidates one at a time",
+        ],
         "bench_train.py": [
             "rge vs baseline",
             "rge (vllm engine) vs baseline",

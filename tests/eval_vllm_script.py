@@ -15,9 +15,8 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     from PIL import Image
 
     from rge_core.config.schema import Config
-    from rge_core.evaluation.encode import EncodeSettings, hf_rationales
+    from rge_core.embedder import EmbedSettings, TransformersRationales
     from rge_core.evaluation.vllm_rationales import VLLMRationales
-    from rge_core.model.decoding import Decoding
     from rge_core.model.inputs import Query
     from rge_core.model.rge_model import RGEModel
 
@@ -31,11 +30,9 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     config = Config()
     config.eval.vllm_max_model_len = 1024
     rge = RGEModel.load(model_dir)
-    settings = EncodeSettings(
-        reasoning=True, max_new_tokens=10, decoding=Decoding(temperature=0.0), batch_size=4, chunk_size=8
-    )
+    settings = EmbedSettings(max_new_tokens=10, batch_size=4)
     runs = {
-        "hf": hf_rationales(rge, settings)(queries),
+        "hf": TransformersRationales(rge, settings)(queries),
         "vllm": VLLMRationales(model_dir, config, rge, settings)(queries),
     }
     print(

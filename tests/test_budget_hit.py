@@ -7,8 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rge_core.evaluation.encode import Encoder, EncodeSettings, hf_rationales
-from rge_core.model.decoding import GREEDY
+from rge_core.embedder import Embedder, EmbedSettings
 from rge_core.model.inputs import Query
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.tiny import write_tiny_model
@@ -25,11 +24,10 @@ def rge(tmp_path_factory) -> RGEModel:
     return RGEModel.load(str(write_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0)))
 
 
-def encoded(rge: RGEModel, tmp_path, on_budget_hit: str):
-    settings = EncodeSettings(True, 3, GREEDY, batch_size=2, chunk_size=8, on_budget_hit=on_budget_hit)
-    cache = tmp_path / on_budget_hit
-    cache.mkdir()
-    return Encoder(lambda: (rge, hf_rationales(rge, settings)), settings, cache).encode("queries", "q", QUERIES)
+def encoded(rge: RGEModel, on_budget_hit: str):
+    embedder = Embedder(rge, EmbedSettings(max_new_tokens=3, batch_size=2, on_budget_hit=on_budget_hit))
+    items = [{"text": q.text, "image": q.image} for q in QUERIES]
+    return embedder.encode_queries(items, return_rationales=True)
 
 
 def last_token_state(rge: RGEModel, prompt: str, image) -> torch.Tensor:
@@ -39,15 +37,15 @@ def last_token_state(rge: RGEModel, prompt: str, image) -> torch.Tensor:
     return torch.nn.functional.normalize(hidden[0, -1], dim=-1)
 
 
-def test_last_token_embeds_where_the_release_does_and_append_emb_where_training_does(rge, tmp_path):
-    appended, last = encoded(rge, tmp_path, "append-emb"), encoded(rge, tmp_path, "last-token")
-    assert all(appended.budget_hit) and appended.rationales == last.rationales  # 3 tokens: no <emb> in time
+def test_last_token_embeds_where_the_release_does_and_append_emb_where_training_does(rge):
+    (appended, appended_why), (last, last_why) = encoded(rge, "append-emb"), encoded(rge, "last-token")
+    assert all(r.budget_hit for r in appended_why) and appended_why == last_why  # 3 tokens: no <emb> in time
     for row, query in enumerate(QUERIES):
-        prefix = rge.generation_prompt(query) + last.rationales[row]
+        prefix = rge.generation_prompt(query) + last_why[row].text
         release = last_token_state(rge, prefix, query.image)
         ours = last_token_state(rge, prefix + "<emb>", query.image)
-        assert torch.allclose(torch.from_numpy(last.embeddings[row]), release, atol=1e-5)
-        assert torch.allclose(torch.from_numpy(appended.embeddings[row]), ours, atol=1e-5)
+        assert torch.allclose(torch.from_numpy(last[row]), release, atol=1e-5)
+        assert torch.allclose(torch.from_numpy(appended[row]), ours, atol=1e-5)
         assert not torch.allclose(release, ours, atol=1e-3)
 
 

@@ -15,9 +15,9 @@ import torch
 
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.evaluation.encode import Encoder, EncodeSettings, hf_rationales
+from rge_core.embedder import Embedder, EmbedSettings
+from rge_core.evaluation.encode import Encoder, EncodeSettings
 from rge_core.model.batching import in_batches
-from rge_core.model.decoding import Decoding
 from rge_core.model.generation import rationales_from_tokens
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
@@ -120,10 +120,9 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     tiny_rge.embed_prompts = counting
     try:
         for sort in (False, True):
-            settings = EncodeSettings(
-                reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4, chunk_size=16, sort_by_length=sort
-            )
-            encoder = Encoder(lambda s=settings: (tiny_rge, hf_rationales(tiny_rge, s)), settings, tmp_path / str(sort))
+            embedder = Embedder(tiny_rge, EmbedSettings(max_new_tokens=4, batch_size=4, sort_by_length=sort))
+            settings = EncodeSettings(reasoning=False, chunk_size=16)
+            encoder = Encoder(lambda e=embedder: e, settings, tmp_path / str(sort))
             padded.clear()
             q = encoder.encode("queries", "q", queries).embeddings
             c = encoder.encode("candidates", "c", targets).embeddings
@@ -136,9 +135,9 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
 
 
 def test_a_damaged_cache_chunk_is_encoded_again(tiny_rge, tmp_path):
-    settings = EncodeSettings(reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=4, chunk_size=4)
+    settings = EncodeSettings(reasoning=False, chunk_size=4)
     targets = [Target(f"item {k}") for k in range(10)]
-    encoder = Encoder(lambda: (tiny_rge, hf_rationales(tiny_rge, settings)), settings, tmp_path)
+    encoder = Encoder(lambda: Embedder(tiny_rge, EmbedSettings(batch_size=4)), settings, tmp_path)
     first = encoder.encode("candidates", "c", targets)
     assert first.chunks_encoded == 3 and encoder.encode("candidates", "c", targets).chunks_encoded == 0
     damaged, truncated = sorted(tmp_path.glob("c-*.npz"))[:2]
@@ -157,8 +156,8 @@ def test_a_corrupt_image_is_named_by_dataset_row_and_file(tiny_rge, tmp_path):
     good, bad = tmp_path / "good.png", tmp_path / "bad.png"
     Image.new("RGB", (28, 28), "red").save(good)
     bad.write_bytes(b"\x89PNG not really")
-    settings = EncodeSettings(reasoning=False, max_new_tokens=4, decoding=Decoding(), batch_size=2, chunk_size=2)
-    encoder = Encoder(lambda: (tiny_rge, hf_rationales(tiny_rge, settings)), settings, tmp_path / "cache")
+    settings = EncodeSettings(reasoning=False, chunk_size=2)
+    encoder = Encoder(lambda: Embedder(tiny_rge, EmbedSettings(batch_size=2)), settings, tmp_path / "cache")
     queries = [Query("<|image_1|> a", good), Query("<|image_1|> b", good), Query("<|image_1|> c", bad)]
     with pytest.raises(DataError, match=rf"SynthColor-queries: row 2: corrupt image '{bad}'"):
         encoder.encode("queries", "SynthColor-queries", queries)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from rge_core.cli import artifacts_cmd, config_cmd, data_cmd, model_cmd, stages_cmd, synth_cmd
+from rge_core.cli import artifacts_cmd, config_cmd, data_cmd, embed_cmd, export_cmd, model_cmd, stages_cmd, synth_cmd
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False, help=__doc__.splitlines()[0]
@@ -17,6 +17,8 @@ app.add_typer(artifacts_cmd.app, name="artifacts", help="List and inspect versio
 app.add_typer(config_cmd.app, name="config", help="Show resolved configs.")
 app.command("tiny-model")(model_cmd.tiny_model)
 app.command("synth")(synth_cmd.synth)
+app.command("embed")(embed_cmd.embed)
+app.command("export")(export_cmd.export)
 for name, command in stages_cmd.COMMANDS.items():
     app.command(name)(command)
 

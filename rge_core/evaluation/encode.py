@@ -1,6 +1,7 @@
 """Encoding of eval queries (optionally reasoning first) and deduplicated candidates, in chunks cached on
 disk: an interrupted or repeated evaluation reuses every chunk already encoded and encodes nothing twice,
-and eval shard processes (eval.nproc) share the work by chunk through the same cache.
+and eval shard processes (eval.nproc) share the work by chunk through the same cache. The model work is the
+Embedder's (rge_core/embedder.py), the same that `rge embed` and the Python API use.
 
 The cache folder is keyed by everything that changes an embedding (model version, rewrites, reasoning
 settings, dtype); inside it each dataset side has numbered chunk files, written atomically. Inside a
@@ -16,20 +17,17 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from rge_core.data.images import decode_problem
 from rge_core.data.issues import DataError
 from rge_core.fileio import atomic_write_bytes
-from rge_core.model.batching import in_batches, prompt_lengths
-from rge_core.model.decoding import Decoding
-from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import Query, Target
-from rge_core.model.rge_model import RGEModel
 
-RationaleFn = Callable[[Sequence[Query]], RationaleBatch]  # one chunk's queries -> their rationales
+if TYPE_CHECKING:
+    from rge_core.embedder import Embedder
 
 
 @dataclass
@@ -44,12 +42,7 @@ class Encoded:
 @dataclass(frozen=True)
 class EncodeSettings:
     reasoning: bool
-    max_new_tokens: int
-    decoding: Decoding
-    batch_size: int
     chunk_size: int
-    sort_by_length: bool = True
-    on_budget_hit: str = "append-emb"  # eval.on_budget_hit
 
 
 def _save(path: Path, encoded: Encoded) -> None:
@@ -111,79 +104,41 @@ def _chunks(cache: Path, name: str, items: Sequence, chunk_size: int) -> list[tu
     return chunks
 
 
-def hf_rationales(rge: RGEModel, settings: EncodeSettings) -> RationaleFn:
-    """Rationales with transformers' batched generate (the model's own weights; greedy for eval)."""
-
-    def generate(queries: Sequence[Query]) -> RationaleBatch:
-        lengths = None
-        if settings.sort_by_length:
-            lengths = prompt_lengths(rge, [rge.generation_prompt(q) for q in queries], [q.image for q in queries])
-
-        def run(batch: list[Query]):
-            out = rge.generate_rationales(batch, settings.max_new_tokens, settings.decoding)
-            return zip(out.texts, out.num_tokens, out.budget_hit, strict=True)
-
-        rows = in_batches(list(queries), settings.batch_size, run, lengths)
-        return RationaleBatch([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-
-    return generate
-
-
 class Encoder:
-    """Encodes eval chunks through the cache. `load()` gives the model and the rationale function; it is
-    called on the first chunk that is not cached, so a process whose chunks are all cached loads nothing."""
+    """Encodes eval chunks through the cache with the Embedder that `load()` gives; it is called on the first
+    chunk that is not cached, so a process whose chunks are all cached loads nothing."""
 
-    def __init__(self, load: Callable[[], tuple[RGEModel, RationaleFn]], settings: EncodeSettings, cache: Path):
+    def __init__(self, load: Callable[[], Embedder], settings: EncodeSettings, cache: Path):
         self._load = load
-        self._loaded: tuple[RGEModel, RationaleFn] | None = None
+        self._loaded: Embedder | None = None
         self.settings = settings
         self.cache = cache
 
-    def _model(self) -> tuple[RGEModel, RationaleFn]:
+    def _model(self) -> Embedder:
         if self._loaded is None:
             self._loaded = self._load()
         return self._loaded
 
     def close(self) -> None:
         """Shut the rationale engine down (a vLLM engine holds its KV cache until then)."""
-        if self._loaded is not None and hasattr(self._loaded[1], "close"):
-            self._loaded[1].close()
+        if self._loaded is not None:
+            self._loaded.close()
         self._loaded = None
 
-    def _embed(
-        self, rge: RGEModel, prompts: list[str], images: list, last_token_without_emb: bool = False
-    ) -> np.ndarray:
-        lengths = prompt_lengths(rge, prompts, images) if self.settings.sort_by_length else None
-
-        def run(batch: list[tuple[str, object]]):
-            prompts, images = [p for p, _ in batch], [i for _, i in batch]
-            return rge.embed_prompts(prompts, images, last_token_without_emb=last_token_without_emb).cpu().unbind(0)
-
-        rows = in_batches(list(zip(prompts, images, strict=True)), self.settings.batch_size, run, lengths)
-        return torch.stack(rows).numpy().astype(np.float32)
-
-    @torch.inference_mode()
     def _encode_queries(self, queries: list[Query]) -> Encoded:
-        rge, rationales_of = self._model()
-        n = len(queries)
-        if self.settings.reasoning:
-            generated = rationales_of(queries)
-            rationales: list[str | None] = list(generated.texts)
-        else:
-            generated, rationales = RationaleBatch([""] * n, [0] * n, [False] * n), [None] * n
-        # eval.on_budget_hit last-token: a rationale that never reached <emb> is embedded at its own last token.
-        last_token = self.settings.on_budget_hit == "last-token"
-        emb = [not (last_token and hit) for hit in generated.budget_hit]
-        prompts = [rge.query_prompt(q, r, e) for q, r, e in zip(queries, rationales, emb, strict=True)]
-        vectors = self._embed(rge, prompts, [q.image for q in queries], last_token_without_emb=last_token)
-        return Encoded(vectors, list(generated.texts), list(generated.num_tokens), list(generated.budget_hit))
+        vectors, rationales = self._model().encode_queries(
+            queries, reasoning=self.settings.reasoning, return_rationales=True
+        )
+        return Encoded(
+            vectors,
+            [r.text for r in rationales],
+            [r.num_tokens for r in rationales],
+            [r.budget_hit for r in rationales],
+        )
 
-    @torch.inference_mode()
     def _encode_targets(self, targets: list[Target]) -> Encoded:
-        rge, _ = self._model()
-        vectors = self._embed(rge, [rge.target_prompt(t) for t in targets], [t.image for t in targets])
         n = len(targets)
-        return Encoded(vectors, [""] * n, [0] * n, [False] * n)
+        return Encoded(self._model().encode_candidates(targets), [""] * n, [0] * n, [False] * n)
 
     def _encoder(self, side: str) -> Callable[[list], Encoded]:
         return self._encode_queries if side == "queries" else self._encode_targets

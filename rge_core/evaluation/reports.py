@@ -315,25 +315,44 @@ def _rewrites_note(rewrites: Mapping[str, Mapping | None]) -> tuple[bool, str]:
     )
 
 
-def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]) -> str:
-    """Our Precision@1 aggregates next to the published RGE-3B and baseline numbers. A group is comparable only
-    when it holds exactly its MMEB-V1 datasets and the texts were rewritten with the release's files
-    (`rewrites`: side -> {"path", "sha256"} or None); otherwise it is marked, with how many datasets it has."""
+def _published_datasets() -> dict[str, int]:
+    """How many MMEB-V1 datasets each published group (overall, category, IND/OOD) averages over."""
     expected = {"overall": len(MMEB_DATASETS)}
     for category, split in MMEB_DATASETS.values():
         expected[category] = expected.get(category, 0) + 1
         expected[split] = expected.get(split, 0) + 1
+    return expected
+
+
+def comparable_with_published(
+    aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]
+) -> dict[str, bool]:
+    """Per published group (overall, categories, IND/OOD): whether our number is comparable with the published
+    one, i.e. the group holds exactly its MMEB-V1 datasets and the texts were rewritten with the release's files
+    (`rewrites`: side -> {"path", "sha256"} or None)."""
 
     def count(group: str) -> int:
         return aggregates[group]["num_datasets"] if group in aggregates else 0
 
-    release_texts, texts_note = _rewrites_note(rewrites)
+    release_texts = _rewrites_note(rewrites)[0]
     only_mmeb = count("overall") == sum(count(split) for split in SPLITS)
+    return {
+        group: release_texts and only_mmeb and count(group) == expected
+        for group, expected in _published_datasets().items()
+    }
+
+
+def published_comparison_markdown(aggregates: Mapping[str, dict], rewrites: Mapping[str, Mapping | None]) -> str:
+    """Our Precision@1 aggregates next to the published RGE-3B and baseline numbers. A group is comparable only
+    when it holds exactly its MMEB-V1 datasets and the texts were rewritten with the release's files
+    (`rewrites`: side -> {"path", "sha256"} or None); otherwise it is marked, with how many datasets it has."""
+    expected, comparable = _published_datasets(), comparable_with_published(aggregates, rewrites)
+    texts_note = _rewrites_note(rewrites)[1]
     rows, partial = [], False
     for group in ("overall", *CATEGORIES, *SPLITS):
-        n = count(group)
+        n = aggregates[group]["num_datasets"] if group in aggregates else 0
         ours = _pct(aggregates[group]["metrics"]["precision@1"]) if n else _DASH
-        if not (release_texts and only_mmeb and n == expected[group]):
+        if not comparable[group]:
             ours, partial = f"{ours}*", True
         rows.append(
             [

@@ -22,10 +22,10 @@ from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import Config
 from rge_core.data.rewrites import load_rewrites
-from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count, hf_rationales
+from rge_core.embedder import Embedder
+from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count
 from rge_core.evaluation.work import DatasetWork, dataset_work
-from rge_core.model.decoding import Decoding
-from rge_core.model.placement import pin_local_gpu, placement_of
+from rge_core.model.placement import pin_local_gpu
 
 RUNNER_MODULE = "rge_core.evaluation.runner"
 SIDES = ("queries", "candidates")
@@ -51,16 +51,7 @@ class EvalJob:
 
 
 def encode_settings(config: Config) -> EncodeSettings:
-    ev = config.eval
-    return EncodeSettings(
-        reasoning=ev.reasoning,
-        max_new_tokens=ev.max_new_tokens,
-        decoding=Decoding(temperature=0.0, repetition_penalty=ev.repetition_penalty),  # greedy, as MMEB evals are
-        batch_size=ev.batch_size,
-        chunk_size=ev.chunk_size,
-        sort_by_length=ev.sort_by_length,
-        on_budget_hit=ev.on_budget_hit,
-    )
+    return EncodeSettings(reasoning=config.eval.reasoning, chunk_size=config.eval.chunk_size)
 
 
 def dataset_works(job: EvalJob, changed: dict | None = None) -> list[DatasetWork]:
@@ -77,20 +68,12 @@ def dataset_works(job: EvalJob, changed: dict | None = None) -> list[DatasetWork
 
 
 def encoder(job: EvalJob) -> Encoder:
-    settings = encode_settings(job.config)
+    def load() -> Embedder:
+        # The eval's placement, image bounds, decoding and rationale engine (eval.engine; a vLLM engine starts
+        # on the first query chunk to reason). Queries and candidates come rewritten from dataset_work.
+        return Embedder.from_config(job.config, job.model_dir)
 
-    def load():
-        from rge_core.model.rge_model import RGEModel  # heavy: transformers
-
-        model = job.config.model
-        rge = RGEModel.load(job.model_dir, placement_of(model), model.min_pixels, model.max_pixels)
-        if job.config.eval.engine == "vllm" and settings.reasoning:
-            from rge_core.evaluation.vllm_rationales import VLLMRationales
-
-            return rge, VLLMRationales(job.model_dir, job.config, rge, settings)
-        return rge, hf_rationales(rge, settings)
-
-    return Encoder(load, settings, Path(job.cache))
+    return Encoder(load, encode_settings(job.config), Path(job.cache))
 
 
 def items_of(work: DatasetWork, side: str) -> list:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rge_core.config.schema import Config
-from rge_core.evaluation.encode import EncodeSettings
+from rge_core.embedder import EmbedSettings
 from rge_core.generation.rationale_requests import rationale_params, rationale_prompt
-from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch, rationales_from_tokens
 from rge_core.model.inputs import Query
 from rge_core.model.rge_model import RGEModel
@@ -22,7 +21,7 @@ class VLLMRationales:
     """An engine on `model_dir` (the checkpoint `rge` was loaded from) with config's eval.vllm_* settings
     and image bounds; called with a chunk's queries."""
 
-    def __init__(self, model_dir: str, config: Config, rge: RGEModel, settings: EncodeSettings):
+    def __init__(self, model_dir: str, config: Config, rge: RGEModel, settings: EmbedSettings):
         from rge_core.generation.vllm_engine import VLLMGenerator
 
         model, ev = config.model, config.eval
@@ -36,8 +35,7 @@ class VLLMRationales:
             max_pixels=model.max_pixels,
             gpu_memory_utilization=ev.vllm_gpu_memory_utilization,
         )
-        greedy = Decoding(repetition_penalty=settings.decoding.repetition_penalty)
-        self.params = rationale_params(greedy, settings.max_new_tokens, rge.emb.token_id)
+        self.params = rationale_params(settings.decoding, settings.max_new_tokens, rge.emb.token_id)
 
     def __call__(self, queries: Sequence[Query]) -> RationaleBatch:
         outputs = self.engine.llm.generate(

@@ -41,6 +41,8 @@ from rge_core.launch import Launch, run_launched
 
 _CODE = [
     "rge_core/evaluation",
+    "rge_core/embedder.py",  # the encoding itself
+    "rge_core/embedding",
     "rge_core/model",
     "rge_core/data",
     "rge_core/sources.py",

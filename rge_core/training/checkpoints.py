@@ -43,12 +43,14 @@ def full_state_dict(engine, rank: int) -> dict[str, torch.Tensor]:
 
 
 def export_hf(state: dict[str, torch.Tensor], base_dir: str, train, processor, out: Path) -> None:
-    """Rebuild the trained model from the base checkpoint + `state`, merge adapters, save as HF."""
+    """Rebuild the trained model from the base checkpoint + `state`, merge adapters, save as HF. The base loads in
+    the training dtype, so the adapters merge into weights of the precision they were trained against (not the
+    checkpoint's own dtype, e.g. bf16 weights of an fp32 run) and the saved model is in that dtype."""
     from transformers import AutoModelForImageTextToText
 
-    from rge_core.training.setup import apply_peft
+    from rge_core.training.setup import apply_peft, training_dtype
 
-    model = AutoModelForImageTextToText.from_pretrained(base_dir)
+    model = AutoModelForImageTextToText.from_pretrained(base_dir, dtype=training_dtype(train.precision))
     rows = model.get_input_embeddings().weight.shape[0]  # type: ignore[index]  # an nn.Embedding
     if len(processor.tokenizer) > rows:
         model.resize_token_embeddings(len(processor.tokenizer))  # `<emb>` was added at load time

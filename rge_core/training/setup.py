@@ -90,11 +90,17 @@ def deepspeed_config(train: TrainConfig) -> dict:
     }
 
 
+def training_dtype(precision: str) -> str:
+    """The weights' dtype under train.precision: what the model trains, and is merged and saved, in."""
+    return "bfloat16" if precision == "bf16" else "float32"
+
+
 def training_placement(train: TrainConfig, device: str, attn_implementation: str) -> Placement:
     """Each trainer process loads onto its local rank's device (model.device) in the training precision
     (train.precision; model.dtype is eval's and the generators')."""
-    dtype = "bfloat16" if train.precision == "bf16" else "float32"
-    return resolve_placement(device, dtype, attn_implementation, dtype_setting="train.precision")
+    return resolve_placement(
+        device, training_dtype(train.precision), attn_implementation, dtype_setting="train.precision"
+    )
 
 
 @contextlib.contextmanager
