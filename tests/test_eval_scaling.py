@@ -111,10 +111,10 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     padded = []
     original = tiny_rge.embed_prompts
 
-    def counting(prompts, images, padding_side="right"):
+    def counting(prompts, images, **options):
         lengths = [len(tiny_rge.tokenizer(p)["input_ids"]) for p in prompts]
         padded.append(sum(max(lengths) - n for n in lengths))
-        return original(prompts, images, padding_side)
+        return original(prompts, images, **options)
 
     results = {}
     tiny_rge.embed_prompts = counting
