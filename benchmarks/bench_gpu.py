@@ -74,7 +74,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLConfig
 
 from rge_core.config.schema import TrainConfig
-from rge_core.evaluation.mmeb import MMEB_DATASETS
+from rge_core.data.mmeb_registry import MMEB_DATASETS
 from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
 from rge_core.model.generation import RationaleBatch

@@ -16,7 +16,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import planned_id
 from rge_core.config.schema import Config
 from rge_core.data.hf_source import NotFetchedYet
-from rge_core.evaluation.mmeb import canonical_name
+from rge_core.data.mmeb_registry import canonical_name
 from rge_core.fileio import is_local, local_path
 from rge_core.pipeline import STAGES, plan, stage_inputs
 from rge_core.sources import EVAL, SYNTHETIC, TRAIN, data_source, without_fetching

@@ -8,8 +8,8 @@ import io
 import pytest
 from PIL import Image
 
+from rge_core.data.mmeb_registry import MMEB_DATASETS, PUBLISHED
 from rge_core.evaluation.charts import OURS, summary_figure, summary_png
-from rge_core.evaluation.mmeb import MMEB_DATASETS, PUBLISHED
 from rge_core.evaluation.reports import DatasetResult, EvalResults
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from rge_core.evaluation.mmeb import MMEB_DATASETS, RELEASE_REWRITES
+from rge_core.data.mmeb_registry import MMEB_DATASETS, RELEASE_REWRITES
 from rge_core.evaluation.predictions import Pairing
 from rge_core.evaluation.reports import (
     DatasetResult,

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from rge_core.evaluation.mmeb import MMEB_DATASETS, dataset_info, missing_datasets
+from rge_core.data.mmeb_registry import MMEB_DATASETS, dataset_info, missing_datasets
 from rge_core.evaluation.scoring import NON_MMEB, aggregate, gt_ranks, score_matrix
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from rge_core.evaluation.mmeb import MMEB_DATASETS, spelling_key
+from rge_core.data.mmeb_registry import MMEB_DATASETS, spelling_key
 from rge_core.strict_yaml import load_strict
 
 KEYS = ("value_map", "original", "replacement", "prefix_add", "suffix_add")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from matplotlib.figure import Figure
 
-from rge_core.evaluation.mmeb import CATEGORIES, PUBLISHED, SPLITS
+from rge_core.data.mmeb_registry import CATEGORIES, PUBLISHED, SPLITS
 from rge_core.evaluation.reports import LABELS
 
 GROUPS = ("overall", *CATEGORIES, *SPLITS)

@@ -11,8 +11,8 @@ from pathlib import Path
 from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
 from rge_core.config.schema import Config
 from rge_core.data.layout import EVAL_SPLIT
+from rge_core.data.mmeb_registry import MMEB_DATASETS, canonical_name
 from rge_core.data.rewrites import RewriteFile, load_rewrites
-from rge_core.evaluation.mmeb import MMEB_DATASETS, canonical_name
 from rge_core.model.placement import Placement, placement_of
 from rge_core.model.processor import image_size_kwargs
 from rge_core.sources import EVAL, DataSource, data_source, model_folder

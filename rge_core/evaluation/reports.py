@@ -10,7 +10,7 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from rge_core.evaluation.mmeb import (
+from rge_core.data.mmeb_registry import (
     CATEGORIES,
     MMEB_DATASETS,
     PEERS,

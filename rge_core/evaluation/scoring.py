@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rge_core.evaluation.mmeb import CATEGORIES, SPLITS, dataset_info
+from rge_core.data.mmeb_registry import CATEGORIES, SPLITS, dataset_info
 
 METRICS = ("precision@1", "hit@5", "mrr", "ndcg@5")
 Scores = np.ndarray | Sequence[np.ndarray]

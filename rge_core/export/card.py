@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rge_core.artifacts.manifest import Manifest
+from rge_core.data.mmeb_registry import CATEGORIES, SPLITS
 from rge_core.embedder import EmbedSettings
-from rge_core.evaluation.mmeb import CATEGORIES, SPLITS
 from rge_core.evaluation.reports import LABELS, comparable_with_published
 from rge_core.export.lineage import Lineage
 

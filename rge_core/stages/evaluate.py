@@ -23,9 +23,9 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
+from rge_core.data.mmeb_registry import missing_datasets
 from rge_core.evaluation.charts import summary_png
 from rge_core.evaluation.encode import Encoder
-from rge_core.evaluation.mmeb import missing_datasets
 from rge_core.evaluation.plan import EvalPlan, plan_eval
 from rge_core.evaluation.predictions import pair_predictions, prediction_rows
 from rge_core.evaluation.reports import (
