@@ -23,7 +23,8 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from rge_core.strict_yaml import load_strict
+from rge_core.messages import quoted, shortened
+from rge_core.strict_yaml import load_strict, yaml_problem
 
 MANIFEST = "manifest.yaml"
 MAPPING = "mapping.yaml"
@@ -188,7 +189,7 @@ def _parse_yaml(data: bytes, path: Path) -> Any:
     try:
         return load_strict(_decode(data, path))
     except yaml.YAMLError as exc:
-        raise PromptSetError(f"{path}: invalid YAML: {exc}") from exc
+        raise PromptSetError(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
 
 
 def _check_keys(
@@ -201,7 +202,7 @@ def _check_keys(
     if not isinstance(value, dict):
         raise PromptSetError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
     if unknown := sorted(set(value) - set(keys)):
-        raise PromptSetError(f"{path}: unknown key(s) in {where}: {', '.join(map(str, unknown))}")
+        raise PromptSetError(f"{path}: unknown key(s) in {where}: {shortened(', '.join(map(str, unknown)))}")
     for key, kind in keys.items():
         if key not in value:
             if key in optional:
@@ -239,7 +240,10 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
 def _template_name(name: Any, family: Any, path: Path) -> str:
     parts = PurePosixPath(name).parts if isinstance(name, str) else ()
     if not isinstance(family, str) or not parts or PurePosixPath(name).is_absolute() or ".." in parts:
-        raise PromptSetError(f"{path}: templates.{family} must be a file name inside the set folder, got {name!r}")
+        raise PromptSetError(
+            f"{path}: templates.{shortened(str(family), 60)} must be a file name inside the set folder, "
+            f"got {quoted(name)}"
+        )
     return name
 
 
@@ -249,10 +253,11 @@ def _check_mapping(mapping: Any, folder: Path, families: set[str]) -> dict[str, 
         raise PromptSetError(f"{path}: must be a non-empty mapping subset -> family")
     for subset, family in mapping.items():
         if not isinstance(subset, str) or not isinstance(family, str):
-            raise PromptSetError(f"{path}: {subset!r}: {family!r} is not a subset name -> family name pair")
+            raise PromptSetError(f"{path}: {quoted(subset)}: {quoted(family)} is not a subset name -> family name pair")
         if family not in families:
             raise PromptSetError(
-                f"{path}: subset {subset} maps to family {family!r}, which has no template in {folder / MANIFEST}"
+                f"{path}: subset {shortened(subset, 60)} maps to family {quoted(family)}, which has no template in "
+                f"{folder / MANIFEST}"
             )
     return mapping
 
