@@ -16,6 +16,7 @@ from rich.table import Table
 from rge_core.data.check import CheckReport, check_folder
 from rge_core.data.fetch import fetch
 from rge_core.data.issues import DataError
+from rge_core.data.unpack import UnpackLimits
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 SHOWN_ERRORS = 20
@@ -48,12 +49,21 @@ def fetch_command(
     decode: bool = typer.Option(
         True, "--decode/--no-decode", help="The check decodes every image (--no-decode: finds them)."
     ),
+    max_ratio: float = typer.Option(
+        UnpackLimits.max_ratio, "--max-ratio", min=1.0, help="Largest compression ratio of an archive member."
+    ),
+    max_member_gb: float = typer.Option(
+        UnpackLimits.max_member_bytes / 1e9, "--max-member-gb", min=0.0, help="Largest member of an archive, in GB."
+    ),
+    max_archive_gb: float = typer.Option(
+        UnpackLimits.max_total_bytes / 1e9, "--max-archive-gb", min=0.0, help="Most one archive unpacks to, in GB."
+    ),
 ) -> None:
     """Download DATASET from the Hub into DEST, unpack its images, then check it as `rge data check` does."""
+    limits = UnpackLimits(max_ratio, int(max_member_gb * 1e9), int(max_archive_gb * 1e9))
     try:
-        result = fetch(
-            dataset.value, dest, [s for s in subsets.split(",") if s] or None, revision, decode=decode, echo=typer.echo
-        )
+        chosen = [s for s in subsets.split(",") if s] or None
+        result = fetch(dataset.value, dest, chosen, revision, decode=decode, echo=typer.echo, limits=limits)
     except DataError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

@@ -29,7 +29,7 @@ from rge_core.data.issues import DataError
 from rge_core.data.layout import EVAL_SPLIT, TRAIN_SPLITS
 from rge_core.data.mmeb_eval import EVAL_COLUMNS
 from rge_core.data.mmeb_train import TRAIN_COLUMNS
-from rge_core.data.unpack import member_prefix, unpack
+from rge_core.data.unpack import UnpackLimits, member_prefix, unpack
 
 STATE = ".rge-fetch"  # hidden: the readers skip folders starting with "."
 # Image paths read from the rows to place an archive's members; a few suffice.
@@ -73,9 +73,10 @@ def fetch(
     check: bool = True,
     decode: bool = True,
     echo: Callable[[str], None] = lambda line: None,
+    limits: UnpackLimits | None = None,
 ) -> FetchResult:
     """Fetch `subsets` (default: all) of HUB_DATASETS[name] at `revision` into `dest`, unpack their images
-    and, with `check`, validate the folder (`decode`: open every image)."""
+    within `limits` (default: UnpackLimits()) and, with `check`, validate the folder (`decode`: open every image)."""
     if name not in HUB_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(HUB_DATASETS)}")
     spec, dest = HUB_DATASETS[name], dest.resolve()
@@ -108,7 +109,7 @@ def fetch(
         path = dest / archive
         paths = _image_paths(dest, spec, [p for subset in served for p in files[subset]])
         prefix = member_prefix(path, paths, spec.default_prefix)
-        written = unpack(path, dest, prefix, dest / STATE / "scratch")
+        written = unpack(path, dest, prefix, dest / STATE / "scratch", limits or UnpackLimits())
         echo(f"unpacked {archive} into {dest / prefix} ({written} files)")
         done.add(archive)
         # Progress only: the subsets count as held once every archive they need is unpacked.
