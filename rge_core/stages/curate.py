@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rge_core.curation.engine_run import CurationJob, generator_placement, run_e
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.scratch import scratch_folder
 from rge_core.stage_logs import log_file
 from rge_core.stages.prepare import model_folder
 from rge_core.stages.runner import StageSpec, build_or_reuse
@@ -58,8 +58,8 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
         return
     first = curation.node_rank * curation.engines
     gpus = _visible_gpus()
-    with tempfile.TemporaryDirectory(prefix="rge-curate-") as scratch:
-        job_file = Path(scratch) / "job.json"
+    with scratch_folder("curate") as scratch:
+        job_file = scratch / "job.json"
         job_file.write_text(job.to_json())
         processes = []
         for local in range(curation.engines):
