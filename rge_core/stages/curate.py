@@ -28,6 +28,7 @@ from rge_core.curation.engine_run import CurationJob, generator_placement, run_e
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.root_cause import failure_report
 from rge_core.scratch import scratch_folder
 from rge_core.stage_logs import log_file
 from rge_core.stages.prepare import model_folder
@@ -77,10 +78,10 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
             [p for _, p, _ in processes],
             lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
         )
-        failures = [(engine, log) for engine, p, log in processes if p.returncode != 0]
+        failures = [(engine, p, log) for engine, p, log in processes if p.returncode != 0]
     if failures:
-        engine, log = failures[0]
-        raise CurationError(f"curation engine {engine} failed; log {log}:\n{log.read_text()[-2000:]}")
+        engine, process, log = failures[0]
+        raise CurationError(failure_report(f"curation engine {engine}", process.returncode, log))
 
 
 def _visible_gpus() -> list[str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from rge_core.fileio import naming_a_full_disk
+
 COMPLETE = "complete.json"
 
 
@@ -66,11 +68,13 @@ def save_checkpoint(engine, root: Path, step: int, base_dir: str, train, process
     if rank == 0 and scratch.exists():
         shutil.rmtree(scratch)
     _barrier()
-    engine.save_checkpoint(str(scratch), tag="deepspeed")
+    with naming_a_full_disk(scratch):
+        engine.save_checkpoint(str(scratch), tag="deepspeed")
     state = full_state_dict(engine, rank)
     if rank == 0:
-        export_hf(state, base_dir, train, processor, scratch / "hf")
-        (scratch / COMPLETE).write_text(json.dumps({"step": step}))
+        with naming_a_full_disk(scratch):
+            export_hf(state, base_dir, train, processor, scratch / "hf")
+            (scratch / COMPLETE).write_text(json.dumps({"step": step}))
         if final.exists():
             shutil.rmtree(final)
         os.replace(scratch, final)
