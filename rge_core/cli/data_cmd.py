@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rge_core.allowed_roots import OutsideAllowedRoots, check_cli_path
 from rge_core.data.check import CheckReport, check_folder
 from rge_core.data.fetch import fetch
 from rge_core.data.issues import DataError
@@ -62,9 +63,10 @@ def fetch_command(
     """Download DATASET from the Hub into DEST, unpack its images, then check it as `rge data check` does."""
     limits = UnpackLimits(max_ratio, int(max_member_gb * 1e9), int(max_archive_gb * 1e9))
     try:
+        check_cli_path("DEST", dest)
         chosen = [s for s in subsets.split(",") if s] or None
         result = fetch(dataset.value, dest, chosen, revision, decode=decode, echo=typer.echo, limits=limits)
-    except DataError as error:
+    except (DataError, OutsideAllowedRoots) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     if result.report is None:
@@ -82,6 +84,13 @@ def check(
     decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image (--no-decode: find them only)."),
 ) -> None:
     """Validate every row of FOLDER; exit status 1 if anything is wrong."""
+    try:
+        check_cli_path("FOLDER", folder)
+        if images is not None:
+            check_cli_path("--images", images)
+    except OutsideAllowedRoots as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     report = check_folder(folder, image_root=images, kind=kind.value, decode=decode)
     print_report(report, Console(soft_wrap=True))
     raise typer.Exit(0 if report.ok else 1)

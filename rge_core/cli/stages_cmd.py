@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rge_core import progress, stage_logs
+from rge_core.allowed_roots import load_cli_config
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.progress_display import StageDisplay
-from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
 
 _CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset.")
@@ -52,7 +52,7 @@ def _run(
     config_path: Path, overrides: list[str] | None, stages: list[str] | None, verbose: bool
 ) -> tuple[Config, dict[str, str | None]]:
     try:
-        config = load_config(config_path, overrides or [])
+        config = load_cli_config(config_path, overrides or [])
         # Quiet: the libraries' output goes to each stage's log file; the terminal shows stages and bars.
         with stage_logs.quiet(not verbose) as terminal:
             console = Console(file=terminal)

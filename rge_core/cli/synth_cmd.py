@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from rge_core.allowed_roots import check_cli_path
 from rge_core.synth.writer import write_benchmark
 
 
@@ -28,6 +29,7 @@ def synth(
     """Generate the synthetic benchmark of coloured-shape scenes."""
     start = time.perf_counter()
     try:
+        check_cli_path("OUT", out)
         summary = write_benchmark(
             out,
             seed=seed,

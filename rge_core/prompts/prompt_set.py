@@ -11,6 +11,7 @@ render (undefined variables, sandbox violations), each error naming the file and
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import traceback
 from collections.abc import Iterable
@@ -60,6 +61,7 @@ class PromptSet:
     hash: str  # sha256 over manifest, mapping and templates (see set_hash)
     template_hashes: dict[str, str]  # family -> sha256 of its template file
     template_files: dict[str, str]  # family -> file name inside the set folder
+    files: dict[str, bytes]  # exactly the files `hash` covers, as read: what an artifact copies of the set
 
 
 def template_context(
@@ -111,7 +113,8 @@ def _template_line(exc: BaseException, filename: str) -> int | str:
 
 def load_prompt_set(path: str | Path) -> PromptSet:
     """Load, validate and hash the prompt set in folder `path` (a bare name looks in the checkout's prompts/)."""
-    folder = _resolve(Path(path))
+    folder = resolve_set_folder(path)
+    _refuse_links(folder)
     manifest_bytes = _read_bytes(folder / MANIFEST)
     mapping_bytes = _read_bytes(folder / MAPPING)
     manifest = _check_manifest(_parse_yaml(manifest_bytes, folder / MANIFEST), folder / MANIFEST)
@@ -123,6 +126,7 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     templates = {family: _decode(data, folder / files[family]) for family, data in raw.items()}
     mapping = _check_mapping(_parse_yaml(mapping_bytes, folder / MAPPING), folder, set(templates))
     output = manifest["output_format"]
+    hashed = {MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}
     prompt_set = PromptSet(
         name=manifest["name"],
         version=manifest["version"],
@@ -133,9 +137,10 @@ def load_prompt_set(path: str | Path) -> PromptSet:
         templates=templates,
         mapping=mapping,
         path=folder,
-        hash=set_hash({MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}),
+        hash=set_hash(hashed),
         template_hashes={family: hashlib.sha256(data).hexdigest() for family, data in raw.items()},
         template_files=files,
+        files=hashed,
     )
     for family in templates:
         _check_template(prompt_set, family)
@@ -160,7 +165,9 @@ def set_hash(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def _resolve(path: Path) -> Path:
+def resolve_set_folder(path: str | Path) -> Path:
+    """The set's folder, symbolic links resolved: `path`, else (relative) inside the checkout or its prompts/."""
+    path = Path(path)
     candidates = [path]
     if not path.is_absolute():
         candidates += [_REPO_ROOT / path, _REPO_ROOT / "prompts" / path]
@@ -168,6 +175,16 @@ def _resolve(path: Path) -> Path:
         if (candidate / MANIFEST).is_file():
             return candidate.resolve()
     raise PromptSetError(f"prompt set not found: {path} (no {MANIFEST} there)")
+
+
+def _refuse_links(folder: Path) -> None:
+    """No symbolic link anywhere in the set: one could point anywhere, outside the set and its hash."""
+    for parent, folders, files in os.walk(folder):
+        for name in sorted([*folders, *files]):
+            if os.path.islink(os.path.join(parent, name)):
+                raise PromptSetError(
+                    f"{Path(parent) / name}: a symbolic link; a prompt set's files must be regular files inside it"
+                )
 
 
 def _read_bytes(path: Path, what: str = "") -> bytes:

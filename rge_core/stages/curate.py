@@ -127,10 +127,9 @@ def curate(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
         settings["generator_model"] = folder_identity(curation.generator_model)
 
     def build(writer) -> dict:
-        for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
-            rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
-            if not writer.has_file(rel):
-                writer.write_bytes(rel, file.read_bytes())
+        for name, data in sorted(prompt_set.files.items()):  # provenance: exactly what the set's hash covers
+            if not writer.has_file(f"prompt_set/{name}"):
+                writer.write_bytes(f"prompt_set/{name}", data)
         job = CurationJob(
             curation=curation,
             pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
