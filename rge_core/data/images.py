@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from rge_core.data.image_header import header_problem
 from rge_core.data.issues import DataError
 
 
@@ -70,14 +71,18 @@ def resolve_image(image_root: str | Path, rel_path: str, *, where: str) -> Path:
 
 class ImageChecker:
     """Checks each distinct image path once across a whole read (MMEB repeats candidate images a lot).
-    With `check_files=False` only the paths themselves are checked (absolute, `..`), not the disk."""
+    With `check_files=False` only the paths themselves are checked (absolute, `..`), not the disk; with a
+    `pixel_cap`, each file's header too (rge_core/data/image_header.py: truncated, undecodable, too large)."""
 
-    def __init__(self, image_root: str | Path | None, check_files: bool, decode: bool = False) -> None:
+    def __init__(
+        self, image_root: str | Path | None, check_files: bool, decode: bool = False, pixel_cap: int | None = None
+    ) -> None:
         if check_files and image_root is None:
             raise DataError("checking image files needs a local image root")
         self.root = os.path.realpath(image_root) if image_root is not None else ""
         self.check_files = check_files
         self.decode = decode  # also decode every image (a file that exists may still be corrupt)
+        self.pixel_cap = pixel_cap
         self._real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
         self._problems: dict[str, str | None] = {}
 
@@ -86,6 +91,8 @@ class ImageChecker:
             problem = _lexical_problem(rel_path)
             if problem is None and self.check_files:
                 target, problem = _locate(self.root, rel_path, self._real_dir)
+                if problem is None and self.pixel_cap is not None:
+                    problem = header_problem(target, rel_path, self.pixel_cap)
                 if problem is None and self.decode:
                     problem = decode_problem(target, rel_path)
             self._problems[rel_path] = problem

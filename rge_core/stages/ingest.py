@@ -20,6 +20,7 @@ from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.schema import Config
 from rge_core.data.hf_source import hub_folder, is_hub_source
+from rge_core.data.image_header import pixel_cap
 from rge_core.data.layout import TRAIN_SPLITS, list_subsets
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
@@ -119,12 +120,18 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
     return pairs, records
 
 
+def _pixel_cap(config: Config) -> int:
+    return pixel_cap(config.model.max_pixels)
+
+
 def ingest(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> str:
     """Write (or reuse) the pairs artifact for `config.data`; returns its version id."""
     rewrites = _rewrites(config)  # bad files fail before the synthetic benchmark is built
     source = _source(config, store)
     _check_rewrites(rewrites, source.train)
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
+    # What makes a row a reject: a text's length, an image's size (its header checked).
+    settings["row_bounds"] = {"max_text_chars": config.data.max_text_chars, "pixel_cap": _pixel_cap(config)}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
     return build_or_reuse(
@@ -140,6 +147,8 @@ def _build(config: Config, writer, source: _Source, rewrites: dict[str, RewriteF
         subsets=config.data.subsets or None,
         image_root=source.images,
         on_error="skip",
+        pixel_cap=_pixel_cap(config),
+        max_text_chars=config.data.max_text_chars,
     )
     if pairs.num_rows == 0:
         raise ValueError(f"{source.train}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")
