@@ -52,6 +52,11 @@ def cached_sha256(fs, path: str) -> str:
     return digest
 
 
+def local_sha256(path: str | Path) -> str:
+    """cached_sha256 of a local file."""
+    return cached_sha256(fsspec.filesystem("file"), str(path))
+
+
 def folder_identity(folder: str | Path) -> dict:
     """How a checkpoint folder given by path enters a version: its path and its content digest."""
     return {"path": str(folder), "content": folder_digest(Path(folder))}
@@ -60,9 +65,9 @@ def folder_identity(folder: str | Path) -> dict:
 def folder_digest(folder: Path) -> str:
     """Identity of a local folder by content: sha256 over each file's relative path and sha256 (a
     checkpoint given as a folder is the weights, config and tokenizer in it, not its path)."""
-    fs, digest = fsspec.filesystem("file"), hashlib.sha256()
+    digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{cached_sha256(fs, str(path))}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{local_sha256(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

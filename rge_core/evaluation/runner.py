@@ -21,8 +21,10 @@ from pathlib import Path
 from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import Config
+from rge_core.data.image_header import pixel_cap
 from rge_core.data.rewrites import load_rewrites
 from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count, hf_rationales
+from rge_core.evaluation.row_failures import ItemScreen
 from rge_core.evaluation.work import DatasetWork, dataset_work
 from rge_core.model.decoding import Decoding
 from rge_core.model.placement import pin_local_gpu, placement_of
@@ -89,7 +91,12 @@ def encoder(job: EvalJob) -> Encoder:
             return rge, VLLMRationales(job.model_dir, job.config, rge, settings)
         return rge, hf_rationales(rge, settings)
 
-    return Encoder(load, settings, Path(job.cache))
+    return Encoder(load, settings, Path(job.cache), item_screen(job.config))
+
+
+def item_screen(config: Config) -> ItemScreen:
+    """Which items are rejects before encoding (rge_core/evaluation/row_failures.py)."""
+    return ItemScreen(pixel_cap(config.model.max_pixels), config.eval.max_text_chars)
 
 
 def items_of(work: DatasetWork, side: str) -> list:
