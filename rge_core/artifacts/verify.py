@@ -33,10 +33,15 @@ def file_sha256(fs, path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+_STAMPS = ("mtime", "created", "ino", "LastModified", "last_modified", "ETag", "etag")
+
+
 def _stamp(info: dict) -> object:
-    """The file's modification time as the filesystem reports it (local: mtime; object stores: ETag etc.);
-    None where there is none (e.g. memory://), and then nothing is cached."""
-    return next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if key in info), None)
+    """What changes when the file's content may have (local: mtime, and the inode's change time, which a
+    write always sets and `touch -d` cannot put back; object stores: ETag etc.); None where the filesystem
+    reports none (e.g. memory://), and then nothing is cached."""
+    stamp = tuple(info[key] for key in _STAMPS if key in info)
+    return stamp or None
 
 
 def cached_sha256(fs, path: str) -> str:

@@ -80,7 +80,8 @@ def _data(config: Config, store: ArtifactStore) -> tuple[Path, Path, dict[str, s
     if not folder.is_dir():
         raise EvalSettingError(f"eval.data: {ev.data} is not a folder (nor 'synthetic' or hf://)")
     root = Path(ev.image_root).resolve() if ev.image_root else folder
-    identity = {"data": str(folder), "image_root": str(root), "fingerprint": folder_fingerprint(folder, root)}
+    fingerprint = folder_fingerprint(folder, root, mode=ev.fingerprint)
+    identity = {"data": str(folder), "image_root": str(root), "fingerprint": fingerprint}
     return folder, root, {}, {**identity, **hub}, {}
 
 

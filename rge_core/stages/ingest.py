@@ -18,6 +18,7 @@ import pyarrow as pa
 from data_schemas.io import write_table
 from rge_core.artifacts.local import cache_root, local_folder
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.verify import local_sha256
 from rge_core.config.schema import Config
 from rge_core.data.hf_source import hub_folder, is_hub_source
 from rge_core.data.image_header import pixel_cap
@@ -36,17 +37,24 @@ _REWRITTEN = {"query": ("qry_text",), "candidate": ("pos_text", "neg_text")}  # 
 _FINGERPRINTED = {".parquet", ".jsonl", ".json", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
-def folder_fingerprint(*folders: Path) -> str:
-    """Names, sizes and mtimes of the data files (parquet, JSON lines) and images under `folders` (a data
-    folder and its image root): an edited, added or replaced file makes a new version. Stat only, no reads:
-    a full MMEB-eval image tree (~30k files) takes about a second."""
+def folder_fingerprint(*folders: Path, mode: str = "content") -> str:
+    """Identity of the data files (parquet, JSON lines) and images under `folders` (a data folder and its
+    image root): an edited, added or replaced file makes a new version. `content` (data.fingerprint /
+    eval.fingerprint): each file's name and sha256, so any changed byte counts (hashed once per process
+    while the file's size and times stay the same; ~30k small images in a few seconds, see
+    docs/data.md); `stat`: names, sizes and mtimes only, blind to an edit that keeps both."""
+    if mode not in ("content", "stat"):
+        raise ValueError(f"fingerprint mode must be content or stat, got {mode!r}")
     digest = hashlib.sha256()
     for folder in dict.fromkeys(folders):  # the image root is often the data folder itself
         for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in _FINGERPRINTED and p.is_file()):
-            stat = path.stat()
-            entry = f"{folder.name}/{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-            digest.update(entry.encode())
-    return digest.hexdigest()[:16]
+            if mode == "content":
+                identity = local_sha256(path)
+            else:
+                stat = path.stat()
+                identity = f"{stat.st_size}\0{stat.st_mtime_ns}"
+            digest.update(f"{folder.name}/{path.relative_to(folder)}\0{identity}\n".encode())
+    return f"{mode}:{digest.hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def _source(config: Config, store: ArtifactStore) -> _Source:
     if not folder.is_dir():
         raise FileNotFoundError(f"data.source: {data.source} is not a folder (nor 'synthetic' or hf://)")
     images = Path(data.image_root).resolve() if data.image_root else folder
-    identity = {"source": str(folder), "image_root": str(images), "fingerprint": folder_fingerprint(folder, images)}
+    fingerprint = folder_fingerprint(folder, images, mode=data.fingerprint)
+    identity = {"source": str(folder), "image_root": str(images), "fingerprint": fingerprint}
     return _Source(folder, images, str(images), {}, {**identity, **hub})
 
 
