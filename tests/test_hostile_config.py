@@ -172,3 +172,10 @@ def test_bounds_are_checked_once_all_overrides_are_applied():
     raised = load_config(TINY, ["model.max_pixels=200", "model.min_pixels=300", "model.max_pixels=400"])
     assert (raised.model.min_pixels, raised.model.max_pixels) == (300, 400)
     assert load_config(TINY, ["model.min_pixels=5000"]).model.max_pixels == 0  # 0: the processor's own bound
+
+
+def test_an_alias_bomb_in_a_flow_runs_overrides_is_refused_at_once():
+    from flows.rge_flow import rge
+
+    message = quick(lambda: rge.fn(config="configs/tiny.yaml", overrides=[f"data.subsets={alias_bomb()}"]), ConfigError)
+    assert "aliases expand to more than" in message and len(message) < 600
