@@ -12,6 +12,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ def local_path(url: str) -> Path:
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+# How libraries word a full disk (Python, Rust's std::io as in safetensors, C).
+DISK_FULL = re.compile(r"No space left on device|\[Errno 28\]|os error 28|\bENOSPC\b|Disk quota exceeded|\[Errno 122\]")
 
 
 def _free_bytes(path: Path) -> int:
@@ -41,15 +44,16 @@ def _free_bytes(path: Path) -> int:
 @contextlib.contextmanager
 def naming_a_full_disk(path: str | Path) -> Iterator[None]:
     """An error writing under `path` on a full disk becomes OSError(ENOSPC, path). Python's errors name no
-    path for a failed write, and torch.save / DeepSpeed report one as a RuntimeError ("file write failed")."""
+    path for a failed write, and the libraries that write checkpoints report a full disk in their own words
+    (torch.save: RuntimeError "file write failed"; safetensors: SafetensorError "... os error 28")."""
     try:
         yield
     except OSError as error:
         if error.errno in _FULL and error.filename is None:  # the same error, with the path
             raise OSError(error.errno, os.strerror(error.errno), str(path)) from None
         raise
-    except RuntimeError as error:
-        if _free_bytes(Path(path)) < 1 << 20:
+    except Exception as error:
+        if DISK_FULL.search(str(error)) or _free_bytes(Path(path)) < 1 << 20:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
         raise
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rge_core.child_processes import start, wait_for
-from rge_core.root_cause import failure_report
+from rge_core.root_cause import WorkerFailed, failure_report
 
 LAUNCHERS = ("torchrun", "deepspeed", "slurm")
 
@@ -111,4 +111,4 @@ def run_launched(
         wait_for([launcher], while_running)  # interrupted: the launcher and its workers are stopped first
     while_running()
     if launcher.returncode != 0:
-        raise RuntimeError(failure_report(module, launcher.returncode, log_file))
+        raise WorkerFailed(failure_report(module, launcher.returncode, log_file))

@@ -15,11 +15,11 @@ import re
 import signal
 from pathlib import Path
 
+from rge_core.fileio import DISK_FULL
 from rge_core.messages import shortened
 
 TAIL_CHARS = 3000  # of the log, after the cause
 _READ_BYTES = 4 << 20  # of the log's end searched for the cause
-_DISK_FULL = re.compile(r"No space left on device|\[Errno 28\]|\bENOSPC\b|Disk quota exceeded|\[Errno 122\]")
 _MEMORY = re.compile(r"out of memory|OutOfMemoryError|MemoryError|Cannot allocate memory|std::bad_alloc", re.I)
 _SIGKILL = re.compile(r"Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b")
 _TRACEBACK = "Traceback (most recent call last):"
@@ -44,7 +44,7 @@ def first_cause(text: str, returncode: int | None = None) -> str:
     """One line: why the process whose output is `text` failed with `returncode`."""
     lines = [_RANK_PREFIX.sub("", line).rstrip() for line in text.splitlines()]
     exceptions = _exceptions(lines)
-    for pattern, meaning in ((_DISK_FULL, "the disk is full"), (_MEMORY, "out of memory")):
+    for pattern, meaning in ((DISK_FULL, "the disk is full"), (_MEMORY, "out of memory")):
         hits = [line for line in exceptions if pattern.search(line)] or [line for line in lines if pattern.search(line)]
         if hits:
             named = [line for line in hits if "'/" in line]  # one that names the file it could not write
@@ -57,6 +57,10 @@ def first_cause(text: str, returncode: int | None = None) -> str:
         return f"killed by {signal.Signals(-returncode).name}"
     last = next((line.strip() for line in reversed(lines) if line.strip()), "")
     return f"exit status {returncode} (last line: {shortened(last)})" if last else f"exit status {returncode}"
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process (trainer, eval shard) failed; the message starts with its first cause."""
 
 
 def failure_report(what: str, returncode: int, log: Path) -> str:

@@ -83,3 +83,28 @@ def test_a_write_on_a_full_disk_names_the_path_it_could_not_write(tmp_path):
 def test_a_run_killed_by_a_signal_says_which(tmp_path):
     assert first_cause("", -signal.SIGTERM) == "killed by SIGTERM"
     assert first_cause("some output\nlast words\n", 3) == "exit status 3 (last line: last words)"
+
+
+@pytest.mark.slow
+def test_rge_train_on_a_full_disk_says_so_first_naming_the_path(tmp_path):
+    """The issue's case: `rge train` whose artifacts root fills up (a 5 MB tmpfs: the base model, the benchmark
+    and the curated data fit, the trainer's model does not). The first line names the full disk and the path
+    it could not write; no traceback of rge's own follows, only the trainer log's last lines."""
+    from tests.helpers import SMALL_SYNTH, TWO_PROCESS_TRAIN, rge_command
+
+    root = tmp_path / "small"
+    settings = [f"run.artifacts_root={root}", *SMALL_SYNTH, *TWO_PROCESS_TRAIN, "train.steps=2"]
+    command = " ".join(f"'{arg}'" for arg in rge_command("train", *settings))
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare, "-rm", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no mount namespaces here (unshare -rm needs user namespaces)")
+    root.mkdir()
+    script = f"mount -t tmpfs -o size=5m tmpfs {root} && exec {command}"
+    done = subprocess.run([unshare, "-rm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 1, done.stderr[-3000:]
+    first, second = done.stderr.splitlines()[:2]
+    assert first.startswith("error: rge_core.training.trainer exited with status 1: OSError: [Errno 28] ")
+    assert f"No space left on device: '{root}/model/" in first and first.endswith("(the disk is full)")
+    assert second.startswith("log ") and second.endswith("trainer.log, last lines:")
+    assert "rge_core/cli/stages_cmd.py" not in done.stderr  # no traceback of the command itself

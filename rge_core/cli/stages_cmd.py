@@ -16,6 +16,7 @@ from rge_core.allowed_roots import load_cli_config
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.progress_display import StageDisplay
 from rge_core.config.schema import Config
+from rge_core.root_cause import WorkerFailed
 
 _CONFIG = typer.Option(Path("configs/tiny.yaml"), "--config", "-c", help="YAML preset.")
 _OVERRIDES = typer.Option(None, "--set", help="Dotted override key=value (repeatable).")
@@ -59,7 +60,7 @@ def _run(
             with StageDisplay(console, live=console.is_terminal and not verbose) as display:
                 with progress.listening(display, details=True):
                     results = _run_stages(config, stages, display)
-    except (ValueError, FileNotFoundError, LookupError) as error:
+    except (ValueError, FileNotFoundError, LookupError, WorkerFailed) as error:
         typer.echo(f"error: {error}", err=True)
         for note in getattr(error, "__notes__", []):  # a failed stage's log and its last lines
             typer.echo(note, err=True)
