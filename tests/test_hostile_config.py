@@ -22,11 +22,12 @@ SECRET = "SECRETHASH"
 
 
 def alias_bomb(levels: int = 9) -> str:
-    """A flow sequence of `levels` anchors, each nine aliases of the one before: 9**levels strings when
-    expanded, from a few hundred bytes."""
-    parts = ["&a0 [x, x, x, x, x, x, x, x, x]"]
-    parts += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
-    return "[" + ", ".join(parts) + "]"
+    """A value whose first item is an anchor of nine aliases of the anchor inside it, and so on `levels` deep:
+    9**levels strings when expanded, from a few hundred bytes."""
+    value = "&a0 [x, x, x, x, x, x, x, x, x]"
+    for level in range(1, levels):
+        value = f"&a{level} [{value}, {', '.join([f'*a{level - 1}'] * 8)}]"
+    return f"[{value}]"
 
 
 def quick(call, error: type[Exception]) -> str:
