@@ -20,6 +20,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from rge_core.messages import quoted
+
 PIXEL_HEADROOM = 64  # times model.max_pixels
 _TAIL = 64  # bytes read from the end of the file
 
@@ -58,18 +60,18 @@ def header_problem(path: str | Path, rel_path: str, cap: int) -> str | None:
                 width, height = image.size
                 if width * height > cap:
                     return (
-                        f"image {rel_path!r} is {width} x {height} = {width * height} pixels, above the cap of "
+                        f"image {quoted(rel_path)} is {width} x {height} = {width * height} pixels, above the cap of "
                         f"{cap} ({PIXEL_HEADROOM} x model.max_pixels, at most Pillow's bomb threshold)"
                     )
                 if not width or not height:
-                    return f"image {rel_path!r} is {width} x {height} pixels"
+                    return f"image {quoted(rel_path)} is {width} x {height} pixels"
                 if not _looks_complete(path, image.format, os.path.getsize(path)):
                     image.load()  # decoded only when cut short by the look of it: Pillow then says so
     except Image.DecompressionBombError as error:
-        return f"image {rel_path!r} is larger than Pillow decodes: {error}"
+        return f"image {quoted(rel_path)} is larger than Pillow decodes: {error}"
     except UnidentifiedImageError:
-        return f"image {rel_path!r} is not an image Pillow can read"
+        return f"image {quoted(rel_path)} is not an image Pillow can read"
     except (OSError, ValueError, SyntaxError, struct.error) as error:
         reason = "truncated image" if "truncated" in str(error) else "undecodable image"
-        return f"{reason} {rel_path!r}: {error}"
+        return f"{reason} {quoted(rel_path)}: {error}"
     return None

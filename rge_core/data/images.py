@@ -15,16 +15,17 @@ from PIL import Image
 
 from rge_core.data.image_header import header_problem
 from rge_core.data.issues import DataError
+from rge_core.messages import quoted
 
 
 def _lexical_problem(rel_path: str) -> str | None:
     if not rel_path:
         return "empty image path"
     if rel_path.startswith(("/", "\\")) or rel_path[1:3] in (":/", ":\\"):
-        return f"absolute image path {rel_path!r} (paths must be relative to the image root)"
+        return f"absolute image path {quoted(rel_path)} (paths must be relative to the image root)"
     normal = posixpath.normpath(rel_path)
     if normal == ".." or normal.startswith("../"):
-        return f"image path {rel_path!r} escapes the image root"
+        return f"image path {quoted(rel_path)} escapes the image root"
     return None
 
 
@@ -39,11 +40,11 @@ def _locate(root: str, rel_path: str, real_dir: Callable[[str], str]) -> tuple[s
             target = os.path.realpath(target)
             mode = os.stat(target).st_mode
     except OSError:
-        return target, f"missing image {rel_path!r} (looked for {target})"
+        return target, f"missing image {quoted(rel_path)} (looked for {target})"
     if not target.startswith(root.rstrip(os.sep) + os.sep):
-        return target, f"image path {rel_path!r} resolves outside the image root (to {target})"
+        return target, f"image path {quoted(rel_path)} resolves outside the image root (to {target})"
     if not stat.S_ISREG(mode):
-        return target, f"image path {rel_path!r} is not a file ({target})"
+        return target, f"image path {quoted(rel_path)} is not a file ({target})"
     return target, None
 
 
@@ -53,7 +54,7 @@ def decode_problem(target: str | Path, rel_path: str) -> str | None:
         with Image.open(target) as image:
             image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        return f"corrupt image {rel_path!r} ({target}): {error}"
+        return f"corrupt image {quoted(rel_path)} ({target}): {error}"
     return None
 
 

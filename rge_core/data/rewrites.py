@@ -166,4 +166,7 @@ def _check_spellings(rules: dict[str, RewriteRules], where: str) -> None:
     for name, entry in rules.items():
         other = first.setdefault(spelling_key(name), name)
         if other != name and rules[other] != entry:
-            raise RewriteError(f"{where}: {other} and {name} are the same dataset with different rules; keep one")
+            raise RewriteError(
+                f"{where}: {shortened(other, 60)} and {shortened(name, 60)} are the same dataset with different rules; "
+                "keep one"
+            )
