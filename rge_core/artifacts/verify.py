@@ -15,7 +15,7 @@ import fsspec
 from rge_core.artifacts.manifest import Manifest
 
 _HASH_CHUNK = 8 << 20
-# (file URL, size, mtime) -> sha256 of the content seen with that size and mtime
+# (file URL, size, stamp: mtime, change time, inode, or an ETag) -> sha256 of the content seen with them
 _SEEN: dict[tuple[str, int, object], str] = {}
 
 
