@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.publish import ProgressArtifact, publish_stage
 from rge_core import progress
+from rge_core.allowed_roots import PROJECT_ROOT, load_checked_config
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.config.loader import load_config
 from rge_core.pipeline import plan, run_stage
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ["ingest", "curate", "assemble", "train", "evaluate"]
 
 
@@ -47,11 +45,13 @@ def rge(
 
     config: a YAML preset, or a list of them (a preset, then overlays such as configs/rehearsal.yaml, later
     over earlier; relative paths are taken from the project root); prompt_set: a prompt set
-    folder (curation.prompt_set); overrides: dotted `key=value` settings, as `rge run --set`.
+    folder (curation.prompt_set); overrides: dotted `key=value` settings, as `rge run --set`. Every path
+    they name must be under the project, the artifacts root or RGE_ALLOWED_ROOTS (rge_core/allowed_roots.py).
     """
     os.chdir(PROJECT_ROOT)  # configs name prompt sets and data relative to the project
     extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
-    resolved = load_config(config, [*(overrides or []), *extra])
+    # Parameters come from whoever reaches the Prefect API: the paths they name stay under the allowed roots.
+    resolved = load_checked_config(config, [*(overrides or []), *extra])
     done: dict[str, str | None] = {}
     for name in plan(resolved, stages or PIPELINE):
         done[name] = stage_task(name, resolved, done)

@@ -10,19 +10,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows.rge_flow import PROJECT_ROOT, rge
+from rge_core.strict_yaml import load_strict
 
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
 SERVED_POOL = "local"
 
 
 def deployments(spec_file: Path = PREFECT_YAML) -> list[RunnerDeployment]:
-    spec = yaml.safe_load(spec_file.read_text())
+    spec = load_strict(spec_file.read_text())
     built: list[RunnerDeployment] = []
     for entry in spec["deployments"]:
         if (entry.get("work_pool") or {}).get("name", SERVED_POOL) != SERVED_POOL:

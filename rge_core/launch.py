@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rge_core.child_processes import start, wait_for
+from rge_core.root_cause import WorkerFailed, failure_report
 
 LAUNCHERS = ("torchrun", "deepspeed", "slurm")
 
@@ -104,11 +105,10 @@ def run_launched(
     launch: Launch, module: str, job_file: Path, log_file: Path, while_running: Callable[[], None] = lambda: None
 ) -> None:
     """Run `module JOB` under the launcher to completion, calling `while_running` every few seconds
-    (progress reports); a failure raises with the tail of the log."""
+    (progress reports); a failure raises with its first cause, then the tail of the log."""
     with log_file.open("w") as log:
         launcher = start(launcher_command(launch, module, job_file), stdout=log, stderr=subprocess.STDOUT)
         wait_for([launcher], while_running)  # interrupted: the launcher and its workers are stopped first
     while_running()
     if launcher.returncode != 0:
-        tail = log_file.read_text()[-3000:]
-        raise RuntimeError(f"{module} exited with status {launcher.returncode}; log {log_file}:\n{tail}")
+        raise WorkerFailed(failure_report(module, launcher.returncode, log_file))

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from rge_core.artifacts.local import build_folder, cache_root, checkpoint_folder, local_folder
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.artifacts.verify import local_sha256
 from rge_core.builds import StageSpec, planned_id
 from rge_core.config.schema import Config
 from rge_core.data.hf_source import hub_folder, is_hub_source
@@ -109,17 +110,24 @@ def synthetic_sets(config: Config) -> dict[str, str]:
 _FINGERPRINTED = {".parquet", ".jsonl", ".json", ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
 
-def folder_fingerprint(*folders: Path) -> str:
-    """Names, sizes and mtimes of the data files (parquet, JSON lines) and images under `folders` (a data
-    folder and its image root): an edited, added or replaced file makes a new version. Stat only, no reads:
-    a full MMEB-eval image tree (~30k files) takes about a second."""
+def folder_fingerprint(*folders: Path, mode: str = "content") -> str:
+    """Identity of the data files (parquet, JSON lines) and images under `folders` (a data folder and its
+    image root): an edited, added or replaced file makes a new version. `content` (data.fingerprint /
+    eval.fingerprint): each file's name and sha256, so any changed byte counts (hashed once per process
+    while the file's size and times stay the same; ~30k small images in a few seconds, see
+    docs/data.md); `stat`: names, sizes and mtimes only, blind to an edit that keeps both."""
+    if mode not in ("content", "stat"):
+        raise ValueError(f"fingerprint mode must be content or stat, got {mode!r}")
     digest = hashlib.sha256()
     for folder in dict.fromkeys(folders):  # the image root is often the data folder itself
         for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in _FINGERPRINTED and p.is_file()):
-            stat = path.stat()
-            entry = f"{folder.name}/{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-            digest.update(entry.encode())
-    return digest.hexdigest()[:16]
+            if mode == "content":
+                identity = local_sha256(path)
+            else:
+                stat = path.stat()
+                identity = f"{stat.st_size}\0{stat.st_mtime_ns}"
+            digest.update(f"{folder.name}/{path.relative_to(folder)}\0{identity}\n".encode())
+    return f"{mode}:{digest.hexdigest()[:16]}"
 
 
 # Off inside `without_fetching()`: an hf:// source not in the cache raises NotFetchedYet instead (rge run --check).
@@ -165,7 +173,8 @@ def data_source(config: Config, store: ArtifactStore, side: str) -> DataSource:
     # Before the fingerprint reads the whole tree: a wrong image root fails in a second.
     notes = _check_sampled_images(side, folder, images, split, [name for name in named or subsets if name in subsets])
     identity = {spec.identity_key: str(folder), "image_root": str(images)}
-    identity["fingerprint"] = folder_fingerprint(folder, images)
+    mode = config.data.fingerprint if side == TRAIN else config.eval.fingerprint
+    identity["fingerprint"] = folder_fingerprint(folder, images, mode=mode)
     local_images = images if image_root else None
     return DataSource(side, {**identity, **hub}, {}, (), subsets, {}, folder, local_images, tuple(notes))
 

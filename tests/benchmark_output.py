@@ -48,6 +48,11 @@ def expected_comparisons(script: str) -> list[str]:
     const = constants(script)
     fixed = {
         "bench_synth.py": ["write_benchmark vs write_benchmark 1/4 size", "write_benchmark vs plain PIL PNG loop"],
+        "bench_identity.py": [
+            "content fingerprint vs stat fingerprint",
+            "content fingerprint, cached in process vs stat fingerprint",
+            "verified reuse vs manifest read",
+        ],
         "bench_model_core.py": [
             "queries batched vs queries one at a time",
             "targets batched vs targets one at a time",

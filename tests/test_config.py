@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from rge_core.cli import config_cmd
 from rge_core.config.loader import ConfigError, apply_overrides, from_dict, load_config, to_dict
 from rge_core.config.schema import Config
+from rge_core.strict_yaml import load_strict
 from tests.helpers import leaf_keys
 
 TINY = Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml"
@@ -59,7 +59,7 @@ def test_defaults_and_tiny_preset() -> None:
     tiny = load_config(TINY)
     assert (tiny.data.source, tiny.model.path, tiny.model.arch) == ("synthetic", "tiny", "qwen2-vl")
     # The preset spells out every setting, so it documents the whole config.
-    assert leaf_keys(yaml.safe_load(TINY.read_text())) == leaf_keys(to_dict(Config()))
+    assert leaf_keys(load_strict(TINY.read_text())) == leaf_keys(to_dict(Config()))
 
 
 def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_file_errors_name_file_and_dotted_key(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match=r"c\.yaml: the config file is empty"):
         load_config(write(tmp_path, ""))
-    with pytest.raises(ConfigError, match=r"key 'steps' is given twice in one mapping"):
+    with pytest.raises(ConfigError, match=r"line 3, column 3: a key is given twice in one mapping \(first at line 2\)"):
         load_config(write(tmp_path, "train:\n  steps: 3\n  steps: 4\n"))
 
 
@@ -197,8 +197,8 @@ def test_cli_show() -> None:
         config_cmd.app, ["show", "--config", str(TINY), "--set", "run.seed=5", "--set", "data.subsets=[A]"]
     )
     assert shown.exit_code == 0, shown.output
-    assert yaml.safe_load(shown.output) == to_dict(load_config(TINY, ["run.seed=5", "data.subsets=[A]"]))
-    assert yaml.safe_load(runner.invoke(config_cmd.app, ["show"]).output) == to_dict(Config())
+    assert load_strict(shown.output) == to_dict(load_config(TINY, ["run.seed=5", "data.subsets=[A]"]))
+    assert load_strict(runner.invoke(config_cmd.app, ["show"]).output) == to_dict(Config())
 
     failed = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "data.synth.seed=abc"])
     assert failed.exit_code == 1 and "Traceback" not in failed.output
@@ -270,5 +270,5 @@ def test_cli_show_takes_several_configs(tmp_path: Path) -> None:
     overlay.write_text("train:\n  steps: 7\n")
     shown = CliRunner().invoke(config_cmd.app, ["show", "-c", str(TINY), "--config", str(overlay)])
     assert shown.exit_code == 0, shown.output
-    assert yaml.safe_load(shown.output) == to_dict(load_config([TINY, overlay]))
-    assert yaml.safe_load(shown.output)["train"]["steps"] == 7
+    assert load_strict(shown.output) == to_dict(load_config([TINY, overlay]))
+    assert load_strict(shown.output)["train"]["steps"] == 7

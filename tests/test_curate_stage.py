@@ -172,3 +172,30 @@ def test_a_rationale_shard_edited_after_curation_stops_assembly_naming_it(tmp_pa
     with pytest.raises(LookupError, match=changed):
         run_pipeline(config, ["assemble"])
     assert not store.list("dataset")  # nothing was built from it
+
+
+@pytest.mark.slow
+def test_a_sigkilled_curation_leaves_a_job_folder_that_the_next_run_removes(tmp_path):
+    """SIGKILL cannot be caught: the engines' job folder stays behind, and the next curation, which finds its
+    process gone, removes it (two engine processes, so the job file exists)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.helpers import SMALL_SYNTH, rge_command
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    command = rge_command("curate", f"run.artifacts_root={tmp_path / 'a'}", *SMALL_SYNTH, *FACTS, "curation.engines=2")
+    run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(scratch.glob("rge-curate-*/job.json")) and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    assert list(scratch.glob("rge-curate-*/job.json"))  # left by the killed run
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(scratch.glob("rge-curate-*")) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,3 +163,25 @@ def test_hf_data_source_ingests_from_the_cache_and_is_versioned_by_commit_and_fi
     assert run_pipeline(config, ["ingest"])["ingest"] == pairs_id and len(hub) == 1  # no Hub call the second time
     (folder / "images/CIRR/q0.jpg").write_bytes((folder / "images/CIRR/q1.jpg").read_bytes() + b"\0")
     assert run_pipeline(config, ["ingest"])["ingest"] != pairs_id  # fingerprinted like any local folder
+
+
+def test_a_zip_bomb_is_one_line_and_the_folder_is_never_reported_ok(tmp_path, hub, hub_snapshots):
+    """An archive holding 64 MB of zeros (deflated ~1000:1) among the subset's images: refused before it writes
+    anything, the fetch state does not count it as unpacked, and no check reports the folder OK."""
+    bomb = hub_snapshots["TIGER-Lab/MMEB-train"] / "images_zip/CIRR.zip"
+    with zipfile.ZipFile(bomb, "a", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("CIRR/zeros.png", bytes(64 << 20))
+    dest = tmp_path / "mmeb-train"
+    result = runner.invoke(app, ["fetch", "mmeb-train", str(dest), "--subsets", "CIRR"])
+    assert result.exit_code == 2 and "OK" not in result.output
+    [line] = result.output.strip().splitlines()[1:]  # after the one line saying what is fetched
+    assert line.startswith(f"error: {dest / 'images_zip/CIRR.zip'}: member 'CIRR/zeros.png': ")
+    assert "--max-ratio" in line
+    state = dest / STATE / "state.json"
+    assert not state.exists() or "images_zip/CIRR.zip" not in json.loads(state.read_text())["unpacked"]
+    assert not (dest / "images").exists()
+
+    # The limit is the user's: with a higher one the same archive unpacks and the folder checks OK.
+    result = runner.invoke(app, ["fetch", "mmeb-train", str(dest), "--subsets", "CIRR", "--max-ratio", "5000"])
+    assert result.exit_code == 0 and "OK" in result.output, result.output
+    assert (dest / "images/CIRR/zeros.png").stat().st_size == 64 << 20

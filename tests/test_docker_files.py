@@ -1,6 +1,6 @@
 """docker/ is checked statically here (no Docker engine on CI machines), by parsing it: the Dockerfiles with
 tests/dockerfile.py's small parser (continuations joined, comments dropped; each instruction read into its
-parts) and the compose file with yaml.safe_load. Every file the Dockerfiles copy exists and
+parts) and the compose file with the strict YAML loader. Every file the Dockerfiles copy exists and
 is in the build context, the variables they use are declared, both images install the project the
 documented way (the CPU image the `cpu` extra and `make setup`'s fix-ups, the GPU image the `gpu` extra) and
 run `rge`; the compose file wires a PostgreSQL-backed Prefect server, a worker serving the deployments, and
@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import pytest
 import typer
-import yaml
 from packaging.requirements import Requirement
 
+from rge_core.strict_yaml import load_strict
 from tests.dockerfile import (
     DOCKER,
     Dockerfile,
@@ -34,8 +34,8 @@ from tests.dockerfile import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())
-PREFECT = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+COMPOSE = load_strict((DOCKER / "compose.yaml").read_text())
+PREFECT = load_strict((ROOT / "prefect.yaml").read_text())
 FLAVOURS = {"Dockerfile.cpu": "cpu", "Dockerfile.gpu": "gpu"}
 # Variables the base images define, which a Dockerfile may use without declaring them.
 BASE_IMAGE_ENV = {"PATH", "HOME"}

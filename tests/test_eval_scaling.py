@@ -148,10 +148,8 @@ def test_a_damaged_cache_chunk_is_encoded_again(tiny_rge, tmp_path):
     np.testing.assert_allclose(again.embeddings, first.embeddings, rtol=0, atol=1e-6)
 
 
-def test_a_corrupt_image_is_named_by_dataset_row_and_file(tiny_rge, tmp_path):
+def test_a_corrupt_image_is_a_reject_with_its_reason_and_the_others_are_encoded(tiny_rge, tmp_path):
     from PIL import Image
-
-    from rge_core.data.issues import DataError
 
     good, bad = tmp_path / "good.png", tmp_path / "bad.png"
     Image.new("RGB", (28, 28), "red").save(good)
@@ -159,5 +157,6 @@ def test_a_corrupt_image_is_named_by_dataset_row_and_file(tiny_rge, tmp_path):
     settings = EncodeSettings(reasoning=False, chunk_size=2)
     encoder = Encoder(lambda: Embedder(tiny_rge, EmbedSettings(batch_size=2)), settings, tmp_path / "cache")
     queries = [Query("<|image_1|> a", good), Query("<|image_1|> b", good), Query("<|image_1|> c", bad)]
-    with pytest.raises(DataError, match=rf"SynthColor-queries: row 2: corrupt image '{bad}'"):
-        encoder.encode("queries", "SynthColor-queries", queries)
+    encoded = encoder.encode("queries", "SynthColor-queries", queries)
+    assert encoded.errors == ["", "", f"image '{bad}' is not an image Pillow can read"]
+    assert not encoded.embeddings[2].any() and np.linalg.norm(encoded.embeddings[0]) == pytest.approx(1.0, abs=1e-5)

@@ -13,7 +13,6 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -26,6 +25,7 @@ from rge_core.export.export import export_model
 from rge_core.export.hub import HubError, HuggingFaceModelHub
 from rge_core.model.inputs import Query
 from rge_core.pipeline import run_pipeline
+from rge_core.strict_yaml import load_strict
 from tests.helpers import small_config
 
 DECODING = ["eval.max_new_tokens=6", "eval.repetition_penalty=1.3"]
@@ -35,7 +35,7 @@ def card_parts(folder: Path) -> tuple[dict, str, list[str]]:
     """(YAML metadata, body, python code blocks) of an export's README.md."""
     text = (folder / "README.md").read_text()
     _, metadata, body = text.split("---\n", 2)
-    return yaml.safe_load(metadata), body, re.findall(r"```python\n(.*?)```", body, re.S)
+    return load_strict(metadata), body, re.findall(r"```python\n(.*?)```", body, re.S)
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,9 @@ def served(tmp_path_factory):
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",  # schedules turn into runs within seconds
         "RGE_ARTIFACTS": str(root / "artifacts"),
+        # Flow runs' paths must lie under allowed roots: the tests' own folders are declared, as an operator
+        # declares /data (docs/orchestration.md).
+        "RGE_ALLOWED_ROOTS": str(tmp_path_factory.getbasetemp()),
     }
     port = api.rsplit(":", 1)[1].split("/")[0]
     server = _start(

@@ -14,13 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.config.loader import load_config, to_dict
 from rge_core.config.schema import Config
 from rge_core.evaluation.significance import binomial_tail
 from rge_core.pipeline import run_pipeline
+from rge_core.strict_yaml import load_strict
 from tests.helpers import leaf_keys
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.yaml"
@@ -39,7 +39,7 @@ def pooled_p_at_1(store: ArtifactStore, eval_id: str) -> tuple[int, int]:
 
 
 def test_preset_spells_out_every_key() -> None:
-    assert leaf_keys(yaml.safe_load(PRESET.read_text())) == leaf_keys(to_dict(Config()))
+    assert leaf_keys(load_strict(PRESET.read_text())) == leaf_keys(to_dict(Config()))
 
 
 @pytest.mark.slow

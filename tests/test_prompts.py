@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rge_core.prompts import (
     PromptSet,
@@ -21,6 +20,7 @@ from rge_core.prompts import (
     matches_format,
     render_pair,
 )
+from rge_core.strict_yaml import load_strict
 from rge_core.synth.writer import SUITES as SYNTH_SUITES
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
@@ -90,7 +90,7 @@ def _error(folder: Path) -> str:
 @pytest.mark.parametrize("name", SETS)
 def test_shipped_sets_load_and_cover_all_training_subsets(name: str) -> None:
     prompt_set = load_prompt_set(PROMPTS / name)
-    manifest = yaml.safe_load((PROMPTS / name / "manifest.yaml").read_text())
+    manifest = load_strict((PROMPTS / name / "manifest.yaml").read_text())
     assert (prompt_set.name, prompt_set.version) == (name, manifest["version"])
     assert set(prompt_set.templates) == set(FAMILIES)
     assert {s.name for suite in SYNTH_SUITES.values() for s in suite} == set(SYNTH)  # the synthetic subsets

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from rge_core import progress, stage_logs
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec, build_or_reuse
+from rge_core.cli import progress_display
 from rge_core.cli.main import app
 from rge_core.cli.progress_display import StageDisplay, describe
 from rge_core.pipeline import STAGES, Stage
@@ -59,6 +60,21 @@ def test_off_a_tty_progress_is_a_plain_line_now_and_then_and_each_stage_one_line
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("  train: 0/100")  # the first report, then nothing for plain_every seconds
     assert lines[1:] == [f"train     built  model-abc  12.3 s  log {log}", "ingest    reused pairs-abc  0.0 s"]
+
+
+def test_the_first_report_prints_at_once_whatever_the_clock_reads(monkeypatch):
+    """time.monotonic() counts from boot on Linux: on a machine up for less than plain_every seconds the first
+    report must still print, and the next one plain_every seconds later."""
+    clock = [5.0]  # five seconds after boot
+    monkeypatch.setattr(progress_display.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    display = StageDisplay(Console(file=out, width=200), plain_every=15)
+    display("eval", 0, 10)
+    clock[0] += 14
+    display("eval", 1, 10)
+    clock[0] += 1
+    display("eval", 2, 10)
+    assert [line.split(",")[0] for line in out.getvalue().splitlines()] == ["  eval: 0/10", "  eval: 2/10"]
 
 
 def test_a_stage_line_shows_where_its_log_is_only_when_there_is_one(tmp_path):

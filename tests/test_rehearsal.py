@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rge_core.config.loader import load_config, to_dict
+from rge_core.strict_yaml import load_strict
 from tests.helpers import leaf_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ ALLOWED = MODEL | SIZES | PLACEMENT | FORMAT
 
 
 def overlay_keys() -> set[str]:
-    return leaf_keys(yaml.safe_load(OVERLAY.read_text()))
+    return leaf_keys(load_strict(OVERLAY.read_text()))
 
 
 def test_the_overlay_changes_only_what_a_cpu_rehearsal_must_and_says_why():

@@ -128,7 +128,10 @@ def test_check_datasets_names_each_absent_dataset(tmp_path):
             "ImageNet_1K:\n  prefix_add: a\nImageNet-1K:\n  prefix_add: b\n",
             ["ImageNet_1K and ImageNet-1K are the same dataset with different rules"],
         ),
-        ("VOC2007:\n  prefix_add: a\nVOC2007:\n  prefix_add: b\n", ["key 'VOC2007' is given twice"]),
+        (
+            "VOC2007:\n  prefix_add: a\nVOC2007:\n  prefix_add: b\n",
+            ["line 3, column 1: a key is given twice in one mapping (first at line 1)"],
+        ),
     ],
 )
 def test_bad_files_fail_in_one_line_naming_setting_file_dataset_and_key(tmp_path, content, fragments):

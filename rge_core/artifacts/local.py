@@ -9,12 +9,12 @@ through a local cache.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from rge_core.artifacts.store import Artifact, ArtifactStore, ArtifactWriter
 from rge_core.fileio import is_local, local_path
+from rge_core.scratch import scratch_folder
 
 CACHE_ENV = "RGE_CACHE"
 
@@ -34,9 +34,9 @@ def build_folder(writer: ArtifactWriter, build: Callable[[Path], object]) -> Non
     if is_local(writer.url):
         build(local_path(writer.url))
         return
-    with tempfile.TemporaryDirectory(prefix="rge-build-") as scratch:
-        build(Path(scratch))
-        for path in sorted(Path(scratch).rglob("*")):
+    with scratch_folder("build") as scratch:
+        build(scratch)
+        for path in sorted(scratch.rglob("*")):
             if path.is_file():
                 writer.write_bytes(path.relative_to(scratch).as_posix(), path.read_bytes())
 

@@ -183,8 +183,9 @@ class ArtifactStore:
     ) -> ArtifactWriter:
         """Start (or find) the version of `kind` determined by config, inputs and code.
 
-        - If that version is complete, the writer has `exists_complete=True`: the stage skips its work
-          and reads `store.get(writer.version_id)`; the writer refuses writes.
+        - If that version is complete, its files and its inputs' files are verified against their manifests,
+          and the writer has `exists_complete=True`: the stage skips its work and reads
+          `store.get(writer.version_id)`; the writer refuses writes.
         - Otherwise every input must be a complete artifact of this store. A folder left without a
           manifest by an interrupted run is never trusted: with resume=False it is deleted first; with
           resume=True its files are kept, and the stage may skip pieces for which `has_file` is true
@@ -196,11 +197,11 @@ class ArtifactStore:
         """
         version_id = self.version_id(kind, config, inputs, code)
         if self.is_complete(version_id):
-            return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
+            return self._reused(version_id)
         lock = self._lock(version_id) if exclusive else None  # waits while another process builds it
         if lock is not None and self.is_complete(version_id):  # ...which it finished meanwhile
             lock.release()
-            return ArtifactWriter(self, self.get(version_id).manifest, exists_complete=True)
+            return self._reused(version_id)
         for name, input_id in inputs.items():
             if not self.is_complete(input_id):
                 raise ArtifactError(
@@ -213,6 +214,16 @@ class ArtifactStore:
         # A JSON round trip stores exactly what was hashed (tuples become lists) and detaches the caller's dict.
         pending = Manifest(version_id, kind, "", json.loads(versioning.canonical_json(config)), dict(inputs), code)
         return ArtifactWriter(self, pending, exists_complete=False, lock=lock)
+
+    def _reused(self, version_id: str) -> ArtifactWriter:
+        """A complete version, reused only once its files and its inputs' files are what their manifests say
+        (hashed once per process while a file's size and times stay the same)."""
+        artifact = self.get(version_id)
+        artifact.verify()
+        for input_id in artifact.manifest.inputs.values():
+            if self.is_complete(input_id):  # one deleted since leaves nothing to trust or distrust
+                self.get(input_id).verify()
+        return ArtifactWriter(self, artifact.manifest, exists_complete=True)
 
     def _lock(self, version_id: str) -> VersionLock | None:
         """The build lock of a version on a local root (object stores have none: see lock.py)."""

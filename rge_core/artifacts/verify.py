@@ -15,7 +15,7 @@ import fsspec
 from rge_core.artifacts.manifest import Manifest
 
 _HASH_CHUNK = 8 << 20
-# (file URL, size, mtime) -> sha256 of the content seen with that size and mtime
+# (file URL, size, stamp: mtime, change time, inode, or an ETag) -> sha256 of the content seen with them
 _SEEN: dict[tuple[str, int, object], str] = {}
 
 
@@ -33,10 +33,15 @@ def file_sha256(fs, path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+_STAMPS = ("mtime", "created", "ino", "LastModified", "last_modified", "ETag", "etag")
+
+
 def _stamp(info: dict) -> object:
-    """The file's modification time as the filesystem reports it (local: mtime; object stores: ETag etc.);
-    None where there is none (e.g. memory://), and then nothing is cached."""
-    return next((info[key] for key in ("mtime", "LastModified", "last_modified", "ETag", "etag") if key in info), None)
+    """What changes when the file's content may have (local: mtime, and the inode's change time, which a
+    write always sets and `touch -d` cannot put back; object stores: ETag etc.); None where the filesystem
+    reports none (e.g. memory://), and then nothing is cached."""
+    stamp = tuple(info[key] for key in _STAMPS if key in info)
+    return stamp or None
 
 
 def cached_sha256(fs, path: str) -> str:
@@ -52,6 +57,11 @@ def cached_sha256(fs, path: str) -> str:
     return digest
 
 
+def local_sha256(path: str | Path) -> str:
+    """cached_sha256 of a local file."""
+    return cached_sha256(fsspec.filesystem("file"), str(path))
+
+
 def folder_identity(folder: str | Path) -> dict:
     """How a checkpoint folder given by path enters a version: its path and its content digest."""
     return {"path": str(folder), "content": folder_digest(Path(folder))}
@@ -60,9 +70,9 @@ def folder_identity(folder: str | Path) -> dict:
 def folder_digest(folder: Path) -> str:
     """Identity of a local folder by content: sha256 over each file's relative path and sha256 (a
     checkpoint given as a folder is the weights, config and tokenizer in it, not its path)."""
-    fs, digest = fsspec.filesystem("file"), hashlib.sha256()
+    digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(f"{path.relative_to(folder).as_posix()}\0{cached_sha256(fs, str(path))}\n".encode())
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{local_sha256(path)}\n".encode())
     return digest.hexdigest()[:16]
 
 

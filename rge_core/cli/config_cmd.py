@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from rge_core.config.loader import ConfigError, load_config, to_yaml
+from rge_core.allowed_roots import OutsideAllowedRoots, load_cli_config
+from rge_core.config.loader import ConfigError, to_yaml
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -25,8 +26,8 @@ def show(
 ) -> None:
     """Print the config after the YAML files and overrides are applied."""
     try:
-        resolved = load_config(config, overrides or [])
-    except ConfigError as error:
+        resolved = load_cli_config(config, overrides or [])
+    except (ConfigError, OutsideAllowedRoots) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(to_yaml(resolved), nl=False)

@@ -14,10 +14,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rge_core.allowed_roots import OutsideAllowedRoots, check_cli_path
 from rge_core.data.check import CheckReport, check_folder
 from rge_core.data.fetch import fetch
 from rge_core.data.hub import LocalSnapshot
 from rge_core.data.issues import DataError
+from rge_core.data.unpack import UnpackLimits
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 SHOWN_ERRORS = 20
@@ -56,20 +58,27 @@ def fetch_command(
         help="A folder laid out as the Hub repo (huggingface-cli download --local-dir): no network; its "
         "archives are read in place, never copied or deleted. It may be DEST itself.",
     ),
+    max_ratio: float = typer.Option(
+        UnpackLimits.max_ratio, "--max-ratio", min=1.0, help="Largest compression ratio of an archive member."
+    ),
+    max_member_gb: float = typer.Option(
+        UnpackLimits.max_member_bytes / 1e9, "--max-member-gb", min=0.0, help="Largest member of an archive, in GB."
+    ),
+    max_archive_gb: float = typer.Option(
+        UnpackLimits.max_total_bytes / 1e9, "--max-archive-gb", min=0.0, help="Most one archive unpacks to, in GB."
+    ),
 ) -> None:
     """Download DATASET from the Hub (or take it from a local snapshot) into DEST, unpack its images, then check
     it as `rge data check` does."""
+    limits = UnpackLimits(max_ratio, int(max_member_gb * 1e9), int(max_archive_gb * 1e9))
     try:
-        result = fetch(
-            dataset.value,
-            dest,
-            [s for s in subsets.split(",") if s] or None,
-            revision,
-            hub=LocalSnapshot(snapshot) if snapshot else None,
-            decode=decode,
-            echo=typer.echo,
-        )
-    except DataError as error:
+        check_cli_path("DEST", dest)
+        if snapshot is not None:
+            check_cli_path("--from", snapshot)
+        chosen = [s for s in subsets.split(",") if s] or None
+        hub = LocalSnapshot(snapshot) if snapshot else None
+        result = fetch(dataset.value, dest, chosen, revision, hub=hub, decode=decode, echo=typer.echo, limits=limits)
+    except (DataError, OutsideAllowedRoots) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     if result.report is None:
@@ -87,6 +96,13 @@ def check(
     decode: bool = typer.Option(True, "--decode/--no-decode", help="Decode every image (--no-decode: find them only)."),
 ) -> None:
     """Validate every row of FOLDER; exit status 1 if anything is wrong."""
+    try:
+        check_cli_path("FOLDER", folder)
+        if images is not None:
+            check_cli_path("--images", images)
+    except OutsideAllowedRoots as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     report = check_folder(folder, image_root=images, kind=kind.value, decode=decode)
     print_report(report, Console(soft_wrap=True))
     raise typer.Exit(0 if report.ok else 1)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from rge_core.allowed_roots import OutsideAllowedRoots, check_cli_path
+
 
 def tiny_model(
     out: Path = typer.Argument(..., help="Folder to write the checkpoint into."),
@@ -17,4 +19,8 @@ def tiny_model(
 
     if arch not in ARCHS:
         raise typer.BadParameter(f"choose one of {sorted(ARCHS)}", param_hint="--arch")
+    try:
+        check_cli_path("OUT", out)
+    except OutsideAllowedRoots as error:
+        raise typer.BadParameter(str(error), param_hint="OUT") from None
     typer.echo(write_tiny_model(out, arch=arch, seed=seed))

@@ -31,7 +31,7 @@ _COUNTS = ("rows", "queries")  # cumulative counts, shown with their rate since 
 @dataclass
 class _Stage:
     started: float = field(default_factory=time.monotonic)
-    printed: float = 0.0  # when its last plain line went out
+    printed: float | None = None  # when its last plain line went out (None: none yet, so the first goes at once)
     task: TaskID | None = None
 
 
@@ -89,7 +89,7 @@ class StageDisplay:
             if state.task is None:
                 state.task = self.bars.add_task(stage, total=total, info="")
             self.bars.update(state.task, completed=done, total=total, info=info)
-        elif now - state.printed >= self.plain_every:
+        elif state.printed is None or now - state.printed >= self.plain_every:
             state.printed = now
             line = f"  {stage}: {done}/{total}{_eta(done, total, now - state.started)}" + (f", {info}" if info else "")
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)

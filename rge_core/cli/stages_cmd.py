@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from rge_core import progress, stage_logs
+from rge_core.allowed_roots import load_cli_config
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.progress_display import StageDisplay
-from rge_core.config.loader import load_config
 from rge_core.config.schema import Config
+from rge_core.root_cause import WorkerFailed
 
 DEFAULT_CONFIG = Path("configs/tiny.yaml")
 _CONFIG = typer.Option(
@@ -59,14 +60,14 @@ def _run_stages(config: Config, stages: list[str] | None, display: StageDisplay)
 
 def _run(config_paths: list[Path] | None, overrides: list[str] | None, stages: list[str] | None, verbose: bool) -> None:
     try:
-        config = load_config(config_paths or [DEFAULT_CONFIG], overrides or [])
+        config = load_cli_config(config_paths or [DEFAULT_CONFIG], overrides or [])
         # Quiet: the libraries' output goes to each stage's log file; the terminal shows stages and bars.
         with stage_logs.quiet(not verbose) as terminal:
             console = Console(file=terminal)
             with StageDisplay(console, live=console.is_terminal and not verbose) as display:
                 with progress.listening(display, details=True):
                     results = _run_stages(config, stages, display)
-    except (ValueError, FileNotFoundError, LookupError) as error:
+    except (ValueError, FileNotFoundError, LookupError, WorkerFailed) as error:
         typer.echo(f"error: {error}", err=True)
         for note in getattr(error, "__notes__", []):  # a failed stage's log and its last lines
             typer.echo(note, err=True)
@@ -86,7 +87,7 @@ def _check(config_paths: list[Path] | None, overrides: list[str] | None, stages:
     from rge_core.preflight import check_run  # heavy imports stay out of `rge --help`
 
     try:
-        config = load_config(config_paths or [DEFAULT_CONFIG], overrides or [])
+        config = load_cli_config(config_paths or [DEFAULT_CONFIG], overrides or [])
         result = check_run(config, stages)
     except (ValueError, FileNotFoundError, LookupError) as error:
         typer.echo(f"error: {error}", err=True)

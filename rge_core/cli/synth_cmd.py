@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from rge_core.allowed_roots import check_cli_path
 from rge_core.synth.hub_snapshot import write_hub_snapshot
 from rge_core.synth.writer import write_benchmark
 
@@ -38,6 +39,10 @@ def synth(
 ) -> None:
     """Generate the synthetic benchmark of coloured-shape scenes."""
     start = time.perf_counter()
+    try:
+        check_cli_path("OUT", out)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     if hub_layout:
         if (suite, query_view) != ("mmeb", "full"):
             raise typer.BadParameter(

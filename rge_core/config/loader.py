@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,8 +19,10 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from rge_core import fileio
+from rge_core.config.bounds import check_bounds
 from rge_core.config.schema import Config
-from rge_core.strict_yaml import load_strict
+from rge_core.messages import quoted, shortened
+from rge_core.strict_yaml import load_strict, yaml_problem
 
 T = TypeVar("T")
 
@@ -41,11 +44,12 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 def _join(key: str, part: object) -> str:
-    return f"{key}.{part}" if key else str(part)
+    part = shortened(str(part), 60)  # a key read from a file can be any text
+    return f"{key}.{part}" if key else part
 
 
 def _describe(value: object) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {quoted(value)}"
 
 
 def _type_name(tp: Any) -> str:
@@ -91,11 +95,14 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if tp is float and isinstance(value, str):
         # PyYAML reads "1e-4" (no dot) as a string; accept numeric strings where a float is expected.
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        # nan, .inf and 1e309 would only fail much later, as JSON that names no key.
+        raise _Mismatch(key, f"{value!r} is not a finite number")
     if isinstance(tp, type) and isinstance(value, tp) and not (isinstance(value, bool) and tp is not bool):
         return value
     raise _Mismatch(key, f"expected {_type_name(tp)}, got {_describe(value)}")
@@ -113,7 +120,7 @@ def _check_marker(marker: Mapping, value: Any, key: str) -> None:
             _check_marker(marker, item, f"{key}[{i}]")
         return
     if "choices" in marker and value not in marker["choices"]:
-        raise _Mismatch(key, f"{value!r} is not one of {', '.join(map(str, marker['choices']))}")
+        raise _Mismatch(key, f"{quoted(value)} is not one of {', '.join(map(str, marker['choices']))}")
     if "min" in marker and value < marker["min"]:
         raise _Mismatch(key, f"{value!r} is below the minimum {marker['min']}")
     if "above" in marker and value <= marker["above"]:
@@ -123,7 +130,7 @@ def _check_marker(marker: Mapping, value: Any, key: str) -> None:
 
 
 def _unknown(key: str, cls: type) -> _Mismatch:
-    return _Mismatch(key, f"unknown key (known: {', '.join(_fields(cls))})")
+    return _Mismatch(shortened(key, 100), f"unknown key (known: {', '.join(_fields(cls))})")
 
 
 def _build(cls: type[T], data: Any, key: str) -> T:
@@ -132,6 +139,10 @@ def _build(cls: type[T], data: Any, key: str) -> T:
     klass: type = cls  # functools.cache wants a Hashable; mypy cannot see that a type[T] is one
     fields, markers = _fields(klass), _markers(klass)
     unknown = [k for k in data if k not in fields]
+    if unknown and not key and len(unknown) == len(data):
+        # Most likely not a config file at all (a flow run's `config` can name any file): its keys are its
+        # content, so none is quoted.
+        raise _Mismatch(key, f"not an rge config: none of its top-level keys is a section ({', '.join(fields)})")
     if unknown:
         raise _unknown(_join(key, unknown[0]), cls)
     values = {name: _convert(fields[name], value, _join(key, name)) for name, value in data.items()}
@@ -187,11 +198,14 @@ def apply_overrides(config: T, overrides: Iterable[str]) -> T:
     """Apply dotted `key=value` overrides; each value is parsed as YAML (`data.subsets=[A,B]`)."""
     for override in overrides:
         key, sep, raw = override.partition("=")
-        source = f"--set {override}"
+        source = f"--set {shortened(override)}"
         if not sep or not key.strip():
             raise ConfigError(f"{source}: expected key=value")
         # An empty value means the empty string (YAML would read it as null).
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        try:
+            value = load_strict(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{source}: invalid YAML: {yaml_problem(error)}") from None
         data = to_dict(config)
         try:
             _set_dotted(data, type(config), key.strip(), value)
@@ -209,7 +223,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from None
+        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -247,7 +261,7 @@ def load_config(paths: ConfigPaths = None, overrides: Iterable[str] = ()) -> Con
         from_dict(Config, layer, str(path))  # errors name the file that holds the bad key
         data = merged(data, layer)
     config = from_dict(Config, data, " + ".join(map(str, config_paths(paths))))
-    return apply_overrides(config, overrides)
+    return check_bounds(apply_overrides(config, overrides))
 
 
 def to_yaml(config: Any) -> str:

@@ -90,6 +90,14 @@ class DataConfig:
     # query rules to `qry`, candidate rules to `pos_text` and `neg_text`. Empty: the texts as they are.
     query_rewrites: str = ""
     candidate_rewrites: str = ""
+    # A row with a longer text (query, positive or negative) is a reject of ingest, not a crash later (a 5 MB
+    # query exceeds any model's context). Images are checked alike: truncated, undecodable, or above 64 x
+    # model.max_pixels (rge_core/data/image_header.py).
+    max_text_chars: int = at_least(1, 20000)
+    # How a data folder given by path enters the version: content (sha256 of every data file and image:
+    # an edited byte is a new version) | stat (names, sizes and mtimes only: faster, blind to an edit that
+    # keeps both). The fingerprint is in the version, not this choice.
+    fingerprint: str = one_of("content", "stat", version=False)
     synth: SynthConfig = field(default_factory=SynthConfig)
 
 
@@ -272,6 +280,13 @@ class EvalConfig:
     # to qry_text, candidate rules to every candidate text. Empty: MMEB's own texts.
     query_rewrites: str = ""
     candidate_rewrites: str = ""
+    # Per-row failures: a query or candidate whose text is longer than max_text_chars, whose image is
+    # truncated, undecodable or too large (as data.max_text_chars / ingest), or whose encoding fails is a
+    # reject (rejects.jsonl), and its query counts as a miss (ranked last). The stage fails when more than
+    # max_reject_rate of the queries are rejects.
+    max_text_chars: int = at_least(1, 20000)
+    max_reject_rate: float = share(0.01, version=False)
+    fingerprint: str = one_of("content", "stat", version=False)  # of eval.data given by path, as data.fingerprint
     # Category of datasets outside the 36 MMEB-V1 sets (dataset -> category; others: "other"). It places them
     # in a folder without MMEB-V1 sets; beside MMEB-V1 sets they are averaged in their own group, non-MMEB-V1.
     categories: dict[str, str] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from rge_core.config.loader import from_dict
 from rge_core.config.schema import CurationConfig
 from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
 from rge_core.curation.validate import RationaleRules, token_counter
+from rge_core.data.image_header import pixel_cap
 from rge_core.fileio import read_bytes
 from rge_core.generation.base import build_generator
 from rge_core.model.placement import resolve_placement
@@ -111,6 +112,7 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
         max_retries=curation.max_retries,
         image_root=Path(job.image_root),
         regex=prompt_set.output_regex if curation.structured_output and curation.generator == "vllm" else None,
+        pixel_cap=pixel_cap(job.max_pixels),
     )
     try:
         for done, index in enumerate(todo, 1):

@@ -30,7 +30,7 @@ from rge_core.data.issues import DataError
 from rge_core.data.layout import EVAL_SPLIT, TRAIN_SPLITS
 from rge_core.data.mmeb_eval import EVAL_COLUMNS
 from rge_core.data.mmeb_train import TRAIN_COLUMNS
-from rge_core.data.unpack import unpack
+from rge_core.data.unpack import UnpackLimits, unpack
 
 STATE = ".rge-fetch"  # hidden: the readers skip folders starting with "."
 # Image paths read from the rows to place an archive's members; a few suffice.
@@ -74,9 +74,10 @@ def fetch(
     check: bool = True,
     decode: bool = True,
     echo: Callable[[str], None] = lambda line: None,
+    limits: UnpackLimits | None = None,
 ) -> FetchResult:
     """Fetch `subsets` (default: all) of HUB_DATASETS[name] at `revision` into `dest`, unpack their images
-    and, with `check`, validate the folder (`decode`: open every image)."""
+    within `limits` (default: UnpackLimits()) and, with `check`, validate the folder (`decode`: open every image)."""
     if name not in HUB_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(HUB_DATASETS)}")
     spec, dest = HUB_DATASETS[name], dest.resolve()
@@ -112,7 +113,7 @@ def fetch(
         path = (in_place or dest) / archive
         paths = _image_paths(dest, spec, [p for subset in served for p in files[subset]])
         placement = member_placement(path, paths, spec.default_prefix)
-        written = unpack(path, dest, placement.target, dest / STATE / "scratch")
+        written = unpack(path, dest, placement.target, dest / STATE / "scratch", limits or UnpackLimits())
         echo(f"unpacked {path} into {dest / placement.add} ({written} files)")
         done.add(archive)
         # Progress only: the subsets count as held once every archive they need is unpacked.

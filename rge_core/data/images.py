@@ -13,17 +13,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from PIL import Image
 
+from rge_core.data.image_header import header_problem
 from rge_core.data.issues import DataError
+from rge_core.messages import quoted
 
 
 def _lexical_problem(rel_path: str) -> str | None:
     if not rel_path:
         return "empty image path"
     if rel_path.startswith(("/", "\\")) or rel_path[1:3] in (":/", ":\\"):
-        return f"absolute image path {rel_path!r} (paths must be relative to the image root)"
+        return f"absolute image path {quoted(rel_path)} (paths must be relative to the image root)"
     normal = posixpath.normpath(rel_path)
     if normal == ".." or normal.startswith("../"):
-        return f"image path {rel_path!r} escapes the image root"
+        return f"image path {quoted(rel_path)} escapes the image root"
     return None
 
 
@@ -38,11 +40,11 @@ def _locate(root: str, rel_path: str, real_dir: Callable[[str], str]) -> tuple[s
             target = os.path.realpath(target)
             mode = os.stat(target).st_mode
     except OSError:
-        return target, f"missing image {rel_path!r} (looked for {target})"
+        return target, f"missing image {quoted(rel_path)} (looked for {target})"
     if not target.startswith(root.rstrip(os.sep) + os.sep):
-        return target, f"image path {rel_path!r} resolves outside the image root (to {target})"
+        return target, f"image path {quoted(rel_path)} resolves outside the image root (to {target})"
     if not stat.S_ISREG(mode):
-        return target, f"image path {rel_path!r} is not a file ({target})"
+        return target, f"image path {quoted(rel_path)} is not a file ({target})"
     return target, None
 
 
@@ -52,7 +54,7 @@ def decode_problem(target: str | Path, rel_path: str) -> str | None:
         with Image.open(target) as image:
             image.load()
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        return f"corrupt image {rel_path!r} ({target}): {error}"
+        return f"corrupt image {quoted(rel_path)} ({target}): {error}"
     return None
 
 
@@ -70,14 +72,18 @@ def resolve_image(image_root: str | Path, rel_path: str, *, where: str) -> Path:
 
 class ImageChecker:
     """Checks each distinct image path once across a whole read (MMEB repeats candidate images a lot).
-    With `check_files=False` only the paths themselves are checked (absolute, `..`), not the disk."""
+    With `check_files=False` only the paths themselves are checked (absolute, `..`), not the disk; with a
+    `pixel_cap`, each file's header too (rge_core/data/image_header.py: truncated, undecodable, too large)."""
 
-    def __init__(self, image_root: str | Path | None, check_files: bool, decode: bool = False) -> None:
+    def __init__(
+        self, image_root: str | Path | None, check_files: bool, decode: bool = False, pixel_cap: int | None = None
+    ) -> None:
         if check_files and image_root is None:
             raise DataError("checking image files needs a local image root")
         self.root = os.path.realpath(image_root) if image_root is not None else ""
         self.check_files = check_files
         self.decode = decode  # also decode every image (a file that exists may still be corrupt)
+        self.pixel_cap = pixel_cap
         self._real_dir = functools.lru_cache(maxsize=None)(os.path.realpath)
         self._problems: dict[str, str | None] = {}
 
@@ -86,6 +92,8 @@ class ImageChecker:
             problem = _lexical_problem(rel_path)
             if problem is None and self.check_files:
                 target, problem = _locate(self.root, rel_path, self._real_dir)
+                if problem is None and self.pixel_cap is not None:
+                    problem = header_problem(target, rel_path, self.pixel_cap)
                 if problem is None and self.decode:
                     problem = decode_problem(target, rel_path)
             self._problems[rel_path] = problem

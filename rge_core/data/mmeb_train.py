@@ -7,6 +7,7 @@ Texts keep MMEB's `<|image_1|>` placeholder; the model layer swaps it for the ba
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -30,17 +31,30 @@ TRAIN_COLUMNS = (
 )
 
 
-def train_row_issues(columns: dict[str, pa.Array], ref: FileRef) -> list[Issue]:
-    """Row rules of MMEB-train: query and positive each have text or an image (a hard negative is optional)."""
+def train_row_issues(columns: dict[str, pa.Array], ref: FileRef, max_text_chars: int | None = None) -> list[Issue]:
+    """Row rules of MMEB-train: query and positive each have text or an image (a hard negative is optional);
+    with `max_text_chars`, no text longer than that (data.max_text_chars)."""
     empty_query = pc.and_(is_empty(columns["qry"]), is_empty(columns["qry_image_path"]))
     empty_positive = pc.and_(is_empty(columns["pos_text"]), is_empty(columns["pos_image_path"]))
-    return [ref.issue(int(r), "qry", "empty query (no text, no image)") for r in true_rows(empty_query)] + [
+    issues = [ref.issue(int(r), "qry", "empty query (no text, no image)") for r in true_rows(empty_query)] + [
         ref.issue(int(r), "pos_text", "empty positive (no text, no image)") for r in true_rows(empty_positive)
     ]
+    if max_text_chars is not None:
+        for name in ("qry", "pos_text", "neg_text"):
+            lengths = pc.utf8_length(columns[name])
+            for r in true_rows(pc.greater(lengths, max_text_chars)):
+                chars = lengths[int(r)].as_py()
+                issues.append(
+                    ref.issue(int(r), name, f"text of {chars} characters, above data.max_text_chars ({max_text_chars})")
+                )
+    return issues
 
 
-def scan_train(folder: DataFolder, subset: str, split: str, images: ImageChecker) -> list[FileScan]:
-    return scan_split(folder, subset, split, TRAIN_COLUMNS, images, train_row_issues)
+def scan_train(
+    folder: DataFolder, subset: str, split: str, images: ImageChecker, max_text_chars: int | None = None
+) -> list[FileScan]:
+    rules = functools.partial(train_row_issues, max_text_chars=max_text_chars)
+    return scan_split(folder, subset, split, TRAIN_COLUMNS, images, rules)
 
 
 def pairs_table(scan: FileScan) -> pa.Table:
@@ -69,6 +83,8 @@ def read_mmeb_train(
     image_root: str | Path | None = None,
     check_images: bool = True,
     on_error: Literal["raise", "skip"] = "raise",
+    pixel_cap: int | None = None,
+    max_text_chars: int | None = None,
 ) -> tuple[pa.Table, list[Issue]]:
     """Read `split` of `subsets` (default: all holding it) into a `pairs` table.
 
@@ -77,17 +93,18 @@ def read_mmeb_train(
     `image_root`) raises DataError naming subset, file, row and field; with on_error="skip" it is left out
     and returned as a reject (one Issue per rejected row, its first problem). File-level problems (missing
     column, wrong column type, unreadable file) raise in both modes: they mean the folder is not MMEB-train.
-    `image_root` defaults to the folder itself.
+    `image_root` defaults to the folder itself. With `pixel_cap` every image's header is checked too
+    (truncated, undecodable, more pixels than the cap), with `max_text_chars` every text's length.
     """
     if split not in TRAIN_SPLITS:
         raise ValueError(f"split must be one of {TRAIN_SPLITS}, got {split!r}")
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     data = DataFolder.open(folder)
-    images = ImageChecker(image_root if image_root is not None else data.local_root, check_images)
+    images = ImageChecker(image_root if image_root is not None else data.local_root, check_images, pixel_cap=pixel_cap)
     tables, rejects = [], []
     for subset in pick_subsets(data, (split,), subsets):
-        for scan in scan_train(data, subset, split, images):
+        for scan in scan_train(data, subset, split, images, max_text_chars):
             raise_first([issue for issue in scan.issues if issue.row is None])
             if on_error == "raise":
                 raise_first(scan.issues)

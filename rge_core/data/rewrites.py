@@ -27,7 +27,8 @@ from pathlib import Path
 import yaml
 
 from rge_core.data.mmeb_registry import MMEB_DATASETS, spelling_key
-from rge_core.strict_yaml import load_strict
+from rge_core.messages import quoted, shortened
+from rge_core.strict_yaml import load_strict, yaml_problem
 
 KEYS = ("value_map", "original", "replacement", "prefix_add", "suffix_add")
 
@@ -83,7 +84,8 @@ class RewriteFile:
         absent = [name for name in self.rules if spelling_key(name) not in known]
         if absent:
             raise RewriteError(
-                f"{setting}: {self.path}: dataset {', '.join(absent)} not present (present: {', '.join(present)})"
+                f"{setting}: {self.path}: dataset {shortened(', '.join(absent))} not present "
+                f"(present: {', '.join(present)})"
             )
 
     def record(self) -> dict:
@@ -103,8 +105,10 @@ def load_rewrites(path: str, setting: str) -> RewriteFile | None:
         raise RewriteError(f"{where}: cannot read the file ({exc.strerror or exc})") from exc
     try:
         raw = load_strict(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RewriteError(f"{where}: not a UTF-8 YAML file: {' '.join(str(exc).split())}") from exc
+    except UnicodeDecodeError as exc:
+        raise RewriteError(f"{where}: not a UTF-8 YAML file: {exc.reason} at byte {exc.start}") from None
+    except yaml.YAMLError as exc:
+        raise RewriteError(f"{where}: not a UTF-8 YAML file: {yaml_problem(exc)}") from None
     if raw is None:  # an empty file: no rules, texts still get their newline
         raw = {}
     if not isinstance(raw, dict):
@@ -112,14 +116,14 @@ def load_rewrites(path: str, setting: str) -> RewriteFile | None:
     rules: dict[str, RewriteRules] = {}
     for dataset, entry in raw.items():
         if not isinstance(dataset, str):
-            raise RewriteError(f"{where}: dataset name {dataset!r}: expected a string, got {_got(dataset)}")
-        rules[dataset] = _rules(entry, f"{where}: {dataset}")
+            raise RewriteError(f"{where}: dataset name {quoted(dataset)}: expected a string, got {_got(dataset)}")
+        rules[dataset] = _rules(entry, f"{where}: {shortened(dataset, 60)}")
     _check_spellings(rules, where)
     return RewriteFile(str(resolved), hashlib.sha256(data).hexdigest(), rules)
 
 
 def _got(value: object) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+    return "nothing" if value is None else f"{type(value).__name__} {quoted(value)}"
 
 
 def _rules(entry: object, where: str) -> RewriteRules:
@@ -127,7 +131,7 @@ def _rules(entry: object, where: str) -> RewriteRules:
         raise RewriteError(f"{where}: expected a mapping with keys among {', '.join(KEYS)}, got {_got(entry)}")
     for key, value in entry.items():
         if key not in KEYS:
-            raise RewriteError(f"{where}: unknown key {key!r} (allowed: {', '.join(KEYS)})")
+            raise RewriteError(f"{where}: unknown key {quoted(key)} (allowed: {', '.join(KEYS)})")
         if key == "value_map":
             _check_value_map(value, f"{where}: value_map")
         elif not isinstance(value, str):
@@ -162,4 +166,7 @@ def _check_spellings(rules: dict[str, RewriteRules], where: str) -> None:
     for name, entry in rules.items():
         other = first.setdefault(spelling_key(name), name)
         if other != name and rules[other] != entry:
-            raise RewriteError(f"{where}: {other} and {name} are the same dataset with different rules; keep one")
+            raise RewriteError(
+                f"{where}: {shortened(other, 60)} and {shortened(name, 60)} are the same dataset with different rules; "
+                "keep one"
+            )

@@ -21,9 +21,11 @@ from pathlib import Path
 from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import Config
+from rge_core.data.image_header import pixel_cap
 from rge_core.data.rewrites import load_rewrites
 from rge_core.embedder import Embedder
 from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count
+from rge_core.evaluation.row_failures import ItemScreen
 from rge_core.evaluation.work import DatasetWork, dataset_work
 from rge_core.model.placement import pin_local_gpu
 
@@ -73,7 +75,12 @@ def encoder(job: EvalJob) -> Encoder:
         # on the first query chunk to reason). Queries and candidates come rewritten from dataset_work.
         return Embedder.from_config(job.config, job.model_dir)
 
-    return Encoder(load, encode_settings(job.config), Path(job.cache))
+    return Encoder(load, encode_settings(job.config), Path(job.cache), item_screen(job.config))
+
+
+def item_screen(config: Config) -> ItemScreen:
+    """Which items are rejects before encoding (rge_core/evaluation/row_failures.py)."""
+    return ItemScreen(pixel_cap(config.model.max_pixels), config.eval.max_text_chars)
 
 
 def items_of(work: DatasetWork, side: str) -> list:

@@ -11,6 +11,7 @@ render (undefined variables, sandbox violations), each error naming the file and
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import traceback
 from collections.abc import Iterable
@@ -23,7 +24,8 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from rge_core.strict_yaml import load_strict
+from rge_core.messages import quoted, shortened
+from rge_core.strict_yaml import load_strict, yaml_problem
 
 MANIFEST = "manifest.yaml"
 MAPPING = "mapping.yaml"
@@ -59,6 +61,7 @@ class PromptSet:
     hash: str  # sha256 over manifest, mapping and templates (see set_hash)
     template_hashes: dict[str, str]  # family -> sha256 of its template file
     template_files: dict[str, str]  # family -> file name inside the set folder
+    files: dict[str, bytes]  # exactly the files `hash` covers, as read: what an artifact copies of the set
 
 
 def template_context(
@@ -110,7 +113,8 @@ def _template_line(exc: BaseException, filename: str) -> int | str:
 
 def load_prompt_set(path: str | Path) -> PromptSet:
     """Load, validate and hash the prompt set in folder `path` (a bare name looks in the checkout's prompts/)."""
-    folder = _resolve(Path(path))
+    folder = resolve_set_folder(path)
+    _refuse_links(folder)
     manifest_bytes = _read_bytes(folder / MANIFEST)
     mapping_bytes = _read_bytes(folder / MAPPING)
     manifest = _check_manifest(_parse_yaml(manifest_bytes, folder / MANIFEST), folder / MANIFEST)
@@ -122,6 +126,7 @@ def load_prompt_set(path: str | Path) -> PromptSet:
     templates = {family: _decode(data, folder / files[family]) for family, data in raw.items()}
     mapping = _check_mapping(_parse_yaml(mapping_bytes, folder / MAPPING), folder, set(templates))
     output = manifest["output_format"]
+    hashed = {MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}
     prompt_set = PromptSet(
         name=manifest["name"],
         version=manifest["version"],
@@ -132,9 +137,10 @@ def load_prompt_set(path: str | Path) -> PromptSet:
         templates=templates,
         mapping=mapping,
         path=folder,
-        hash=set_hash({MANIFEST: manifest_bytes, MAPPING: mapping_bytes, **{files[f]: raw[f] for f in files}}),
+        hash=set_hash(hashed),
         template_hashes={family: hashlib.sha256(data).hexdigest() for family, data in raw.items()},
         template_files=files,
+        files=hashed,
     )
     for family in templates:
         _check_template(prompt_set, family)
@@ -159,7 +165,9 @@ def set_hash(files: dict[str, bytes]) -> str:
     return digest.hexdigest()
 
 
-def _resolve(path: Path) -> Path:
+def resolve_set_folder(path: str | Path) -> Path:
+    """The set's folder, symbolic links resolved: `path`, else (relative) inside the checkout or its prompts/."""
+    path = Path(path)
     candidates = [path]
     if not path.is_absolute():
         candidates += [_REPO_ROOT / path, _REPO_ROOT / "prompts" / path]
@@ -167,6 +175,16 @@ def _resolve(path: Path) -> Path:
         if (candidate / MANIFEST).is_file():
             return candidate.resolve()
     raise PromptSetError(f"prompt set not found: {path} (no {MANIFEST} there)")
+
+
+def _refuse_links(folder: Path) -> None:
+    """No symbolic link anywhere in the set: one could point anywhere, outside the set and its hash."""
+    for parent, folders, files in os.walk(folder):
+        for name in sorted([*folders, *files]):
+            if os.path.islink(os.path.join(parent, name)):
+                raise PromptSetError(
+                    f"{Path(parent) / name}: a symbolic link; a prompt set's files must be regular files inside it"
+                )
 
 
 def _read_bytes(path: Path, what: str = "") -> bytes:
@@ -188,7 +206,7 @@ def _parse_yaml(data: bytes, path: Path) -> Any:
     try:
         return load_strict(_decode(data, path))
     except yaml.YAMLError as exc:
-        raise PromptSetError(f"{path}: invalid YAML: {exc}") from exc
+        raise PromptSetError(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
 
 
 def _check_keys(
@@ -201,7 +219,7 @@ def _check_keys(
     if not isinstance(value, dict):
         raise PromptSetError(f"{path}: {where} must be a mapping, got {type(value).__name__}")
     if unknown := sorted(set(value) - set(keys)):
-        raise PromptSetError(f"{path}: unknown key(s) in {where}: {', '.join(map(str, unknown))}")
+        raise PromptSetError(f"{path}: unknown key(s) in {where}: {shortened(', '.join(map(str, unknown)))}")
     for key, kind in keys.items():
         if key not in value:
             if key in optional:
@@ -239,7 +257,10 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
 def _template_name(name: Any, family: Any, path: Path) -> str:
     parts = PurePosixPath(name).parts if isinstance(name, str) else ()
     if not isinstance(family, str) or not parts or PurePosixPath(name).is_absolute() or ".." in parts:
-        raise PromptSetError(f"{path}: templates.{family} must be a file name inside the set folder, got {name!r}")
+        raise PromptSetError(
+            f"{path}: templates.{shortened(str(family), 60)} must be a file name inside the set folder, "
+            f"got {quoted(name)}"
+        )
     return name
 
 
@@ -249,10 +270,11 @@ def _check_mapping(mapping: Any, folder: Path, families: set[str]) -> dict[str, 
         raise PromptSetError(f"{path}: must be a non-empty mapping subset -> family")
     for subset, family in mapping.items():
         if not isinstance(subset, str) or not isinstance(family, str):
-            raise PromptSetError(f"{path}: {subset!r}: {family!r} is not a subset name -> family name pair")
+            raise PromptSetError(f"{path}: {quoted(subset)}: {quoted(family)} is not a subset name -> family name pair")
         if family not in families:
             raise PromptSetError(
-                f"{path}: subset {subset} maps to family {family!r}, which has no template in {folder / MANIFEST}"
+                f"{path}: subset {shortened(subset, 60)} maps to family {quoted(family)}, which has no template in "
+                f"{folder / MANIFEST}"
             )
     return mapping
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +30,8 @@ from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.limits import TINY_MAX_POSITIONS, max_positions
 from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
+from rge_core.root_cause import failure_report
+from rge_core.scratch import scratch_folder
 from rge_core.sources import SYNTHETIC, TINY_MODEL, TRAIN, benchmark_spec, data_source, model_folder
 from rge_core.stage_logs import log_file
 
@@ -57,8 +58,8 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
         return
     first = curation.node_rank * curation.engines
     gpus = _visible_gpus()
-    with tempfile.TemporaryDirectory(prefix="rge-curate-") as scratch:
-        job_file = Path(scratch) / "job.json"
+    with scratch_folder("curate") as scratch:
+        job_file = scratch / "job.json"
         job_file.write_text(job.to_json())
         processes = []
         for local in range(curation.engines):
@@ -76,10 +77,10 @@ def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int
             [p for _, p, _ in processes],
             lambda: progress.report("curate", sum(writer.has_file(shard_file(i)) for i in range(shards)), shards),
         )
-        failures = [(engine, log) for engine, p, log in processes if p.returncode != 0]
+        failures = [(engine, p, log) for engine, p, log in processes if p.returncode != 0]
     if failures:
-        engine, log = failures[0]
-        raise CurationError(f"curation engine {engine} failed; log {log}:\n{log.read_text()[-2000:]}")
+        engine, process, log = failures[0]
+        raise CurationError(failure_report(f"curation engine {engine}", process.returncode, log))
 
 
 def _visible_gpus() -> list[str]:
@@ -128,10 +129,9 @@ def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
 
     def build(writer) -> dict:
         pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
-        for file in sorted(p for p in Path(prompt_set.path).rglob("*") if p.is_file()):  # provenance
-            rel = f"prompt_set/{file.relative_to(prompt_set.path).as_posix()}"
-            if not writer.has_file(rel):
-                writer.write_bytes(rel, file.read_bytes())
+        for name, data in sorted(prompt_set.files.items()):  # provenance: exactly what the set's hash covers
+            if not writer.has_file(f"prompt_set/{name}"):
+                writer.write_bytes(f"prompt_set/{name}", data)
         job = CurationJob(
             curation=curation,
             pairs_url=store.get(pairs_id).file_url("pairs.parquet"),

@@ -23,6 +23,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
+from rge_core.data.image_header import pixel_cap
 from rge_core.data.mmeb_registry import missing_datasets
 from rge_core.evaluation.charts import summary_png
 from rge_core.evaluation.encode import Encoder
@@ -36,6 +37,7 @@ from rge_core.evaluation.reports import (
     summary_csv,
     summary_markdown,
 )
+from rge_core.evaluation.row_failures import reason_kind, scored_rows
 from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
 
@@ -77,11 +79,12 @@ def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
 
 def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
     """Encode (or read from the cache) and score every dataset: (per-dataset results, rationale rows,
-    prediction rows, counts, texts the rewrites changed per side)."""
+    prediction rows, counts, texts the rewrites changed per side, rejected queries)."""
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows: list[dict] = []
     predictions: list[dict] = []
     counts: Counter[str] = Counter()
+    rejects: list[dict] = []
     changed: dict[str, Counter[str]] = {"query": Counter(), "candidate": Counter()}
     for done, work in enumerate(dataset_works(job, changed)):
         progress.report("evaluate", done, len(plan.datasets), dataset=work.dataset, queries=len(rationale_rows))
@@ -90,7 +93,8 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
         q = enc.encode("queries", chunk_name(work, "queries"), work.queries)
         c = enc.encode("candidates", chunk_name(work, "candidates"), work.targets)
         counts["chunks_encoded"] += q.chunks_encoded + c.chunks_encoded
-        scores = [c.embeddings[index] @ q.embeddings[row] for row, index in enumerate(work.candidate_index)]
+        scores, dataset_rejects = scored_rows(work, q, c)
+        rejects += dataset_rejects
         per_dataset[work.dataset] = DatasetResult.from_scores(
             work.dataset, scores, budget_hits=sum(q.budget_hit), extra=plan.categories, gt_copy_rows=work.gt_copy_rows
         )
@@ -101,7 +105,7 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
         item_ids = [r["item_id"] for r in work.rows]
         predictions += prediction_rows(work.dataset, item_ids, scores, work.ranked_positions)
     progress.report("evaluate", len(plan.datasets), len(plan.datasets))
-    return per_dataset, rationale_rows, predictions, counts, changed
+    return per_dataset, rationale_rows, predictions, counts, changed, rejects
 
 
 def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
@@ -118,6 +122,7 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
             ev.repetition_penalty,
             ev.on_budget_hit,
             settings["image_bounds"],
+            settings["row_bounds"],  # which items are rejects is cached with them
             ev.engine,
             plan.placement.record(),
         ]
@@ -131,9 +136,10 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
         build_folder(writer, lambda folder: _run_shards(config, job, folder / "shards"))
     enc = encoder(job)  # loads the model only for chunks the cache lacks (none after the shards)
     try:
-        per_dataset, rationale_rows, prediction_list, counts, changed = _score_datasets(enc, job, plan)
+        per_dataset, rationale_rows, prediction_list, counts, changed, rejects = _score_datasets(enc, job, plan)
     finally:
         enc.close()
+    reject_rate = _check_rejects(writer, rejects, sum(r.num_queries for r in per_dataset.values()), ev)
     writer.write_parquet("rationales.parquet", pa.Table.from_pylist(rationale_rows))
     url = writer.file_url("predictions.parquet")
     predictions = validate(pa.Table.from_pylist(prediction_list), "predictions", source=url)
@@ -154,7 +160,28 @@ def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, setting
         # texts per dataset that the rewrite rules changed (beyond the newline), per side
         "rewritten_texts": {side: dict(sorted(counts.items())) for side, counts in changed.items()},
         "reasoning": ev.reasoning,
+        "rejects": len(rejects),
+        "reject_rate": round(reject_rate, 4),
     }
+
+
+class EvalRejectsError(ValueError):
+    """More queries were rejected than eval.max_reject_rate allows."""
+
+
+def _check_rejects(writer, rejects: list[dict], queries: int, ev) -> float:
+    """Write rejects.jsonl; fail past eval.max_reject_rate (the encoded chunks stay cached: a rerun with a
+    higher gate, which is not part of the version, encodes nothing again)."""
+    writer.write_text("rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
+    rate = len(rejects) / max(queries, 1)
+    if rate > ev.max_reject_rate:
+        reasons = Counter(reason_kind(r["reason"]) for r in rejects).most_common(3)
+        raise EvalRejectsError(
+            f"{writer.version_id}: {len(rejects)} of {queries} queries rejected ({rate:.1%} > "
+            f"eval.max_reject_rate={ev.max_reject_rate:.1%}); top reasons {reasons}; "
+            f"see {writer.file_url('rejects.jsonl')}"
+        )
+    return rate
 
 
 def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
@@ -172,6 +199,8 @@ def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
         "engine": ev.engine,
         **placement,
         "image_bounds": [config.model.min_pixels, config.model.max_pixels],
+        # What makes an item a reject: a text's length, an image's size.
+        "row_bounds": {"max_text_chars": ev.max_text_chars, "pixel_cap": pixel_cap(config.model.max_pixels)},
         **plan.source.identity,
     }
     if ev.compare_to:  # else a rerun with --compare-to would reuse the eval built without it, and write no diff

@@ -17,6 +17,7 @@ from data_schemas.io import write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
+from rge_core.data.image_header import pixel_cap
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.data.special_text import check_no_special_tokens
@@ -67,12 +68,18 @@ def _rewrite_pairs(pairs: pa.Table, rewrites: dict[str, RewriteFile | None]) -> 
     return pairs, records
 
 
+def _pixel_cap(config: Config) -> int:
+    return pixel_cap(config.model.max_pixels)
+
+
 def ingest_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     """The pairs artifact of `config.data`; every setting and the data's image root are checked here, in seconds."""
     rewrites = _rewrites(config)  # bad files fail before anything else
     source = data_source(config, store, TRAIN)  # a wrong image root fails here, not after a full scan
     _check_rewrites(rewrites, source.subsets)
     settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
+    # What makes a row a reject: a text's length, an image's size (its header checked).
+    settings["row_bounds"] = {"max_text_chars": config.data.max_text_chars, "pixel_cap": _pixel_cap(config)}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
     return StageSpec(
@@ -95,6 +102,8 @@ def _build(
         subsets=config.data.subsets or None,
         image_root=source.image_root(store),
         on_error="skip",
+        pixel_cap=_pixel_cap(config),
+        max_text_chars=config.data.max_text_chars,
     )
     if pairs.num_rows == 0:
         raise ValueError(f"{folder}: no usable pairs in split {config.data.split!r} ({len(rejects)} rejected)")

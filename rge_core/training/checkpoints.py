@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from rge_core.fileio import naming_a_full_disk
+
 COMPLETE = "complete.json"
 
 
@@ -58,8 +60,9 @@ def export_hf(state: dict[str, torch.Tensor], base_dir: str, train, processor, o
     model.load_state_dict(state)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    with naming_a_full_disk(out):
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
 
 
 def save_checkpoint(engine, root: Path, step: int, base_dir: str, train, processor, rank: int) -> Path:
@@ -68,11 +71,13 @@ def save_checkpoint(engine, root: Path, step: int, base_dir: str, train, process
     if rank == 0 and scratch.exists():
         shutil.rmtree(scratch)
     _barrier()
-    engine.save_checkpoint(str(scratch), tag="deepspeed")
+    with naming_a_full_disk(scratch):
+        engine.save_checkpoint(str(scratch), tag="deepspeed")
     state = full_state_dict(engine, rank)
     if rank == 0:
         export_hf(state, base_dir, train, processor, scratch / "hf")
-        (scratch / COMPLETE).write_text(json.dumps({"step": step}))
+        with naming_a_full_disk(scratch):
+            (scratch / COMPLETE).write_text(json.dumps({"step": step}))
         if final.exists():
             shutil.rmtree(final)
         os.replace(scratch, final)
