@@ -18,9 +18,7 @@ from flows.publish import ProgressArtifact, publish_stage
 from rge_core import progress
 from rge_core.allowed_roots import PROJECT_ROOT, load_checked_config
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.pipeline import plan, run_stage
-
-PIPELINE = ["ingest", "curate", "assemble", "train", "evaluate"]
+from rge_core.pipeline import plan, run_stage, stage_names
 
 
 @task(cache_policy=NO_CACHE, task_run_name="{name}")
@@ -53,7 +51,7 @@ def rge(
     # Parameters come from whoever reaches the Prefect API: the paths they name stay under the allowed roots.
     resolved = load_checked_config(config, [*(overrides or []), *extra])
     done: dict[str, str | None] = {}
-    for name in plan(resolved, stages or PIPELINE):
+    for name in plan(resolved, stages or stage_names()):  # one task per declared stage
         done[name] = stage_task(name, resolved, done)
     return done
 

@@ -1,6 +1,6 @@
 """`rge run --check` (and `--check` on every stage command): in seconds, without loading a model, fetching or
 building anything, every setting and path of the stages the run would build is checked (each stage describes
-its artifact exactly as a run does: pipeline.STAGES), the data's schema read, the first rows of every subset
+its artifact exactly as a run does: rge_core/stages/registry.py), the data's schema read, the first rows of every subset
 sampled and their images resolved, and the plan returned: each stage, its artifact id, reused or to build.
 
     rge run --config configs/qwen2.5-vl-3b.yaml --check
@@ -18,8 +18,9 @@ from rge_core.config.schema import Config
 from rge_core.data.hf_source import NotFetchedYet
 from rge_core.data.mmeb_registry import canonical_name
 from rge_core.fileio import is_local, local_path
-from rge_core.pipeline import STAGES, plan, stage_inputs
+from rge_core.pipeline import plan, stage_inputs
 from rge_core.sources import EVAL, SYNTHETIC, TRAIN, data_source, without_fetching
+from rge_core.stages.registry import provider_before, stage
 
 REUSED, TO_BUILD, NO_ARTIFACT = "reused", "to build", "no artifact (model.path is a checkpoint folder)"
 
@@ -56,13 +57,14 @@ def _check_run(config: Config, stages: list[str] | None) -> RunCheck:
     done: dict[str, str | None] = {}
     waiting: dict[str, str] = {}  # stage -> what its version waits for (an hf:// fetch)
     for name in plan(config, stages):
-        blocked = [waiting[need] for need in STAGES[name].needed(config) if need in waiting]
+        providers = [provider_before(name, role) for role in stage(name).needed(config)]
+        blocked = [waiting[provider] for provider in providers if provider in waiting]
         if blocked:
             waiting[name] = blocked[0]
             result.artifacts.append(PlannedArtifact(name, None, blocked[0]))
             continue
         try:
-            spec = STAGES[name].spec(config, store, stage_inputs(name, config, done))
+            spec = stage(name).spec(config, store, stage_inputs(name, config, done))
         except NotFetchedYet as error:
             waiting[name] = f"known once {str(error).split(':')[0]} is fetched"
             result.artifacts.append(PlannedArtifact(name, None, waiting[name]))
@@ -99,9 +101,9 @@ def _check_root(root: str) -> None:
 def _describe_data(config: Config, store: ArtifactStore, result: RunCheck, building: list[str]) -> None:
     """One line per data folder a stage to build reads, and the notes of its sampled rows."""
     sides = [(TRAIN, "ingest", "data.source"), (EVAL, "evaluate", "eval.data")]
-    for side, stage, setting in sides:
+    for side, reader, setting in sides:
         value = config.data.source if side == TRAIN else config.eval.data
-        if stage not in building:
+        if reader not in building:
             continue
         if value == SYNTHETIC:
             result.data.append(f"{setting}: the synthetic benchmark (rendered by the run)")

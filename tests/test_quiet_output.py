@@ -20,11 +20,12 @@ from typer.testing import CliRunner
 
 from rge_core import progress, stage_logs
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.builds import StageSpec, build_or_reuse
+from rge_core.builds import StageSpec
 from rge_core.cli import progress_display
 from rge_core.cli.main import app
 from rge_core.cli.progress_display import StageDisplay, describe
-from rge_core.pipeline import STAGES, Stage
+from rge_core.stages.declaration import StageDecl
+from rge_core.stages.registry import register, unregister
 from tests.helpers import rge_command
 
 
@@ -160,21 +161,27 @@ def test_inside_quiet_a_stage_writes_its_library_output_to_its_log(tmp_path):
     assert written == ["WARNING:vllm:a library warning", "child process", "python print", "raw fd 2 (C++)"]
 
 
-def _failing_model_stage(config, store, inputs):
+def _failing_spec(config, store, inputs):
     def build(writer):
         os.write(2, b"the engine's last words\n")  # raw fd output, as C++ code writes it
         raise ValueError("boom")
 
-    return build_or_reuse(store, StageSpec("model", {"fails": True}, {}, [], build))
+    return StageSpec("failing", {"fails": True}, {}, [], build)
 
 
-def test_a_failed_stage_prints_its_log_and_last_lines(tmp_path, monkeypatch):
-    monkeypatch.setitem(STAGES, "model", Stage(_failing_model_stage))
+@pytest.fixture
+def failing_stage():
+    register(StageDecl("failing", provides="nothing", spec=_failing_spec, command=""))
+    yield
+    unregister("failing")
+
+
+def test_a_failed_stage_prints_its_log_and_last_lines(tmp_path, failing_stage):
     done = CliRunner().invoke(
-        app, ["run", "--config", "configs/tiny.yaml", "--stages", "model", "--set", f"run.artifacts_root={tmp_path}"]
+        app, ["run", "--config", "configs/tiny.yaml", "--stages", "failing", "--set", f"run.artifacts_root={tmp_path}"]
     )
     assert done.exit_code == 1
-    [log] = (tmp_path / ".logs").glob("model-*.log")
+    [log] = (tmp_path / ".logs").glob("failing-*.log")
     assert "error: boom" in done.output
     assert f"stage log {log}, last lines:\nthe engine's last words" in done.output
 

@@ -14,9 +14,8 @@ import pytest
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
-from rge_core.training.curve import CURVE
+from rge_core.training.files import CURVE, METRICS, PROGRESS, RATIONALE_SAMPLES
 from rge_core.training.tracking import SCALARS, TENSORBOARD
-from rge_core.training.trainer import METRICS, PROGRESS, RATIONALE_SAMPLES
 from tests.helpers import small_config, tensorboard_scalars
 
 # The benchmark's scene facts as oracle rationales: no vLLM start needed to get a dataset.

@@ -10,7 +10,8 @@ from flows.publish import artifact_key
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.stages.summaries import artifact_summary, eval_score_rows, training_curve_markdown
-from rge_core.training.curve import CURVE, draw_training_curve
+from rge_core.training.curve import draw_training_curve
+from rge_core.training.files import CURVE
 
 
 def _records(steps: int) -> list[dict]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rge_core.training.files import METRICS
 from rge_core.training.tracking import SCALARS, TENSORBOARD, WandbTracker, check_reporters, open_trackers
-from rge_core.training.trainer import METRICS, StepLogs
+from rge_core.training.trainer import StepLogs
 from tests.helpers import tensorboard_scalars
 
 

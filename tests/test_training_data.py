@@ -17,7 +17,7 @@ from data_schemas.io import read_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
-from rge_core.stages import train as train_stage
+from rge_core.training import launch
 from rge_core.training.data import Example, batch_indices, with_pairing
 from tests.helpers import FACTS, small_config
 
@@ -116,7 +116,7 @@ def test_the_stage_rejects_impossible_batching_before_any_trainer_starts(assembl
     def no_launch(*args, **kwargs):
         raise AssertionError("the trainer must not start")
 
-    monkeypatch.setattr(train_stage, "run_trainer", no_launch)
+    monkeypatch.setattr(launch, "run_trainer", no_launch)
     root, dataset = assembled
     sizes = Counter(row["subset"] for row in train_rows(root, dataset))
     assert min(sizes.values()) < 8

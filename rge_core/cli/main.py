@@ -19,7 +19,7 @@ app.command("tiny-model")(model_cmd.tiny_model)
 app.command("synth")(synth_cmd.synth)
 app.command("embed")(embed_cmd.embed)
 app.command("export")(export_cmd.export)
-for name, command in stages_cmd.COMMANDS.items():
+for name, command in stages_cmd.commands().items():
     app.command(name)(command)
 
 if __name__ == "__main__":

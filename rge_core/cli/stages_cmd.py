@@ -4,6 +4,7 @@ runs what the stage depends on; those are reused when their artifacts exist."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.progress_display import StageDisplay
 from rge_core.config.schema import Config
 from rge_core.root_cause import WorkerFailed
+from rge_core.stages.declaration import StageDecl
 
 DEFAULT_CONFIG = Path("configs/tiny.yaml")
 _CONFIG = typer.Option(
@@ -122,78 +124,35 @@ def run(
     _run(config, overrides, chosen, verbose)
 
 
-def _stage_command(name: str) -> Callable[..., None]:
-    def command(
-        config: list[Path] | None = _CONFIG,
-        overrides: list[str] | None = _OVERRIDES,
-        verbose: bool = _VERBOSE,
-        check: bool = _CHECK,
-    ) -> None:
-        if check:
-            _check(config, overrides, [name])
-            return
-        _run(config, overrides, [name], verbose)
+def _stage_command(decl: StageDecl) -> Callable[..., None]:
+    """`rge <command>` of a declared stage: the common options, then the declaration's own (each sets one
+    setting, applied after the --set overrides)."""
 
-    command.__doc__ = f"Run the {name} stage (and what it needs; existing artifacts are reused)."
+    def command(config: list[Path] | None, overrides: list[str] | None, verbose: bool, check: bool, **named) -> None:
+        try:
+            extra = [option.override(named[option.param]) for option in decl.options if named[option.param]]
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        if check:
+            _check(config, [*(overrides or []), *extra], [decl.name])
+            return
+        _run(config, [*(overrides or []), *extra], [decl.name], verbose)
+
+    common = {"config": (list[Path] | None, _CONFIG), "overrides": (list[str] | None, _OVERRIDES)}
+    own = {option.param: (str | None, typer.Option(None, option.flag, help=option.help)) for option in decl.options}
+    flags = {"verbose": (bool, _VERBOSE), "check": (bool, _CHECK)}
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, (annotation, default) in {**common, **own, **flags}.items()
+    ]
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # what typer reads
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = decl.help or f"Run the {decl.name} stage (and what it needs; existing artifacts are reused)."
     return command
 
 
-def curate(
-    config: list[Path] | None = _CONFIG,
-    overrides: list[str] | None = _OVERRIDES,
-    prompt_set: Path | None = typer.Option(None, "--prompt-set", help="Prompt set folder (curation.prompt_set)."),
-    verbose: bool = _VERBOSE,
-    check: bool = _CHECK,
-) -> None:
-    """Curate oracle rationales (and what curation needs; existing artifacts are reused)."""
-    extra = [f"curation.prompt_set={prompt_set}"] if prompt_set else []
-    if check:
-        _check(config, [*(overrides or []), *extra], ["curate"])
-        return
-    _run(config, [*(overrides or []), *extra], ["curate"], verbose)
+def commands() -> dict[str, Callable[..., None]]:
+    """`rge run` and one command per declared stage that has one (rge_core/stages/registry.py)."""
+    from rge_core.stages.registry import stages
 
-
-def evaluate(
-    config: list[Path] | None = _CONFIG,
-    overrides: list[str] | None = _OVERRIDES,
-    model: str | None = typer.Option(None, "--model", help="Model artifact id or checkpoint folder (eval.model)."),
-    data: str | None = typer.Option(None, "--data", help="MMEB-eval folder, or 'synthetic' (eval.data)."),
-    datasets: str | None = typer.Option(None, "--datasets", help="Comma-separated datasets (eval.datasets)."),
-    reasoning: str | None = typer.Option(None, "--reasoning", help="on | off (eval.reasoning)."),
-    query_rewrites: str | None = typer.Option(
-        None, "--query-rewrites", help="Rewrite file for query texts, RGE release format (eval.query_rewrites)."
-    ),
-    candidate_rewrites: str | None = typer.Option(
-        None, "--candidate-rewrites", help="Rewrite file for candidate texts (eval.candidate_rewrites)."
-    ),
-    compare_to: str | None = typer.Option(None, "--compare-to", help="Another eval artifact id: write diff.md."),
-    verbose: bool = _VERBOSE,
-    check: bool = _CHECK,
-) -> None:
-    """Evaluate on MMEB (or the synthetic eval split); prints the summary table."""
-    if reasoning not in (None, "on", "off"):
-        raise typer.BadParameter("on or off", param_hint="--reasoning")
-    named = {
-        "eval.model": model,
-        "eval.data": data,
-        "eval.query_rewrites": query_rewrites,
-        "eval.candidate_rewrites": candidate_rewrites,
-        "eval.compare_to": compare_to,
-        "eval.datasets": f"[{datasets}]" if datasets else None,
-        "eval.reasoning": {"on": "true", "off": "false"}.get(reasoning or ""),
-    }
-    extra = [f"{key}={value}" for key, value in named.items() if value]
-    if check:
-        _check(config, [*(overrides or []), *extra], ["evaluate"])
-        return
-    _run(config, [*(overrides or []), *extra], ["evaluate"], verbose)
-
-
-COMMANDS: dict[str, Callable[..., None]] = {
-    "run": run,
-    "ingest": _stage_command("ingest"),
-    "curate": curate,
-    "assemble": _stage_command("assemble"),
-    "train": _stage_command("train"),
-    "eval": evaluate,
-}
+    return {"run": run, **{decl.command_name: _stage_command(decl) for decl in stages() if decl.command_name}}

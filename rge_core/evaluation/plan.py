@@ -47,10 +47,10 @@ class EvalPlan:
 
 def _model(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> tuple[str | None, Path | None]:
     """(model artifact, None) or (None, checkpoint folder). The train stage's output may not be built yet."""
-    chosen = config.eval.model or inputs.get("train")
+    chosen = config.eval.model or inputs.get("trained-model")
     if not chosen:
         raise EvalSettingError("eval.model: no model to evaluate (train first, or name an artifact id or a folder)")
-    if chosen == inputs.get("train") or store.is_complete(chosen):
+    if chosen == inputs.get("trained-model") or store.is_complete(chosen):
         return chosen, None
     if looks_like_version_id(chosen) and not Path(chosen).exists():
         raise EvalSettingError(f"eval.model: no complete artifact {chosen} under {store.root}")

@@ -18,6 +18,7 @@ from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
 from rge_core.curation.shards import shard_file
 from rge_core.stages.dataset_card import dataset_card, length_stats
+from rge_core.stages.declaration import StageDecl
 
 _CODE = ["rge_core/stages/assemble.py", "rge_core/stages/dataset_card.py", "data_schemas"]
 
@@ -40,7 +41,7 @@ def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str
 
 
 def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
-    pairs_id, rationales_id = inputs["ingest"], inputs["curate"]
+    pairs_id, rationales_id = inputs["pairs"], inputs["rationales"]
     settings = asdict(config.assemble)
     return StageSpec(
         "dataset",
@@ -85,3 +86,13 @@ def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, sett
     }
     writer.write_text("README.md", dataset_card(writer.version_id, stats, examples[:3]))
     return stats
+
+
+STAGE = StageDecl(
+    "assemble",
+    provides="dataset",
+    needs=("pairs", "rationales"),
+    spec=assemble_spec,
+    section="assemble",
+    help="Assemble the versioned training dataset from the pairs and their valid rationales.",
+)

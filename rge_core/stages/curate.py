@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,15 +26,17 @@ from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec, planned_id
 from rge_core.child_processes import start, wait_for
 from rge_core.config.schema import Config, versioned
-from rge_core.curation.engine_run import CurationJob, generator_placement, run_engine
 from rge_core.curation.shards import shard_file, shard_ranges
 from rge_core.model.limits import TINY_MAX_POSITIONS, max_positions
-from rge_core.model.processor import image_size_kwargs
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.root_cause import failure_report
 from rge_core.scratch import scratch_folder
 from rge_core.sources import SYNTHETIC, TINY_MODEL, TRAIN, benchmark_spec, data_source, model_folder
 from rge_core.stage_logs import log_file
+from rge_core.stages.declaration import Option, StageDecl
+
+if TYPE_CHECKING:
+    from rge_core.curation.engine_run import CurationJob
 
 _CODE = ["rge_core/curation", "rge_core/generation", "rge_core/prompts", "data_schemas", "rge_core/stages/curate.py"]
 SYNTHETIC_FACTS = "synthetic-facts"
@@ -54,6 +57,8 @@ def _reference_path(config: Config, store: ArtifactStore) -> str:
 def _run_engines(job: CurationJob, writer: ArtifactWriter, curation, shards: int, stage_log: Path) -> None:
     """The one engine in-process, or one process per engine, each logging to <id>.engine-K.log beside `stage_log`."""
     if job.workers == 1:
+        from rge_core.curation.engine_run import run_engine  # heavy: the generator's libraries
+
         run_engine(job, 0, writer.has_file)
         return
     first = curation.node_rank * curation.engines
@@ -101,7 +106,9 @@ def _summarise(writer: ArtifactWriter, shards: int) -> tuple[pa.Table, list[dict
 def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     """The rationales artifact; bad bounds, prompt sets, generator folders and lengths fail here, before any engine."""
     curation = config.curation
-    pairs_id = inputs["ingest"]
+    pairs_id = inputs["pairs"]
+    from rge_core.model.processor import image_size_kwargs  # heavy imports stay out of `rge --help`
+
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     prompt_set = load_prompt_set(curation.prompt_set)  # template errors fail here, before any generation
     check_subsets(prompt_set, _subsets(config, store, pairs_id))
@@ -120,18 +127,20 @@ def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
     versioned_inputs = {"pairs": pairs_id}
     # The pipeline's model generates when no generator_model is named, and its tokenizer counts the budget.
     if (generates and not curation.generator_model) or prompt_set.max_tokens is not None:
-        if inputs.get("model"):
-            versioned_inputs["model"] = inputs["model"]
+        if inputs.get("base-model"):
+            versioned_inputs["model"] = inputs["base-model"]
         else:
             settings["model"] = folder_identity(config.model.path)
     if generates and curation.generator_model:
         settings["generator_model"] = folder_identity(curation.generator_model)
 
     def build(writer) -> dict:
-        pipeline_model = str(model_folder(config, store, inputs.get("model")))  # its tokenizer counts the budget
+        pipeline_model = str(model_folder(config, store, inputs.get("base-model")))  # its tokenizer counts the budget
         for name, data in sorted(prompt_set.files.items()):  # provenance: exactly what the set's hash covers
             if not writer.has_file(f"prompt_set/{name}"):
                 writer.write_bytes(f"prompt_set/{name}", data)
+        from rge_core.curation.engine_run import CurationJob, generator_placement
+
         job = CurationJob(
             curation=curation,
             pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
@@ -210,3 +219,15 @@ def _generator_positions(config: Config) -> tuple[str, int | None]:
     if config.model.path == TINY_MODEL:
         return "the tiny model", TINY_MAX_POSITIONS
     return config.model.path, max_positions(Path(config.model.path))
+
+
+STAGE = StageDecl(
+    "curate",
+    provides="rationales",
+    needs=("pairs", "base-model"),
+    spec=curate_spec,
+    section="curation",
+    help="Curate oracle rationales (and what curation needs; existing artifacts are reused).",
+    options=(Option("--prompt-set", "curation.prompt_set", "Prompt set folder (curation.prompt_set)."),),
+    loads_model=lambda config: config.curation.generator == "transformers",
+)

@@ -31,7 +31,6 @@ from rge_core.embedding.chunks import Embedded, EmbedJob, embed_chunks
 from rge_core.embedding.collection import SIDES, Collection, read_collection
 from rge_core.embedding.locate import ModelSource, locate_model
 from rge_core.fileio import atomic_write_parquet
-from rge_core.model.placement import placement_of
 from rge_core.model.processor import image_size_kwargs
 from rge_core.stage_logs import capture
 
@@ -79,14 +78,17 @@ def _settings(config: Config, request: EmbedRequest, prepared: _Prepared, store:
         "side": request.side,
         "input": collection.identity,
         "image_bounds": [config.model.min_pixels, config.model.max_pixels],
-        **placement_of(config.model).record(),
+        **_placement(config).record(),
         "rewrites": rewrites.record() if rewrites else None,
     }
     if request.side == "query":
         settings["reasoning"] = request.reasoning
         if request.reasoning:
             settings.update(
-                max_new_tokens=ev.max_new_tokens, repetition_penalty=ev.repetition_penalty, engine=ev.engine
+                max_new_tokens=ev.max_new_tokens,
+                repetition_penalty=ev.repetition_penalty,
+                on_budget_hit=ev.on_budget_hit,
+                engine=ev.engine,
             )
     if model.artifact is None:
         settings["model"] = folder_identity(model.folder)
@@ -95,12 +97,18 @@ def _settings(config: Config, request: EmbedRequest, prepared: _Prepared, store:
     return settings
 
 
+def _placement(config: Config):
+    from rge_core.model.placement import placement_of  # heavy (torch): the module stays light for the CLI
+
+    return placement_of(config.model)
+
+
 def _prepare(config: Config, request: EmbedRequest) -> _Prepared:
     """Every check before any model work: the request, the settings, each input row, the model."""
     if request.side not in SIDES:
         raise ValueError(f"--side: {request.side!r} is not one of {', '.join(SIDES)}")
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
-    placement_of(config.model)
+    _placement(config)
     query = load_rewrites(config.eval.query_rewrites, "eval.query_rewrites")
     candidate = load_rewrites(config.eval.candidate_rewrites, "eval.candidate_rewrites")
     collection = read_collection(request.input, request.side, request.image_root or None, query, candidate)

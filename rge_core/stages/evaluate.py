@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -25,9 +26,6 @@ from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
 from rge_core.data.image_header import pixel_cap
 from rge_core.data.mmeb_registry import missing_datasets
-from rge_core.evaluation.charts import summary_png
-from rge_core.evaluation.encode import Encoder
-from rge_core.evaluation.plan import EvalPlan, plan_eval
 from rge_core.evaluation.predictions import pair_predictions, prediction_rows
 from rge_core.evaluation.reports import (
     DatasetResult,
@@ -38,8 +36,13 @@ from rge_core.evaluation.reports import (
     summary_markdown,
 )
 from rge_core.evaluation.row_failures import reason_kind, scored_rows
-from rge_core.evaluation.runner import RUNNER_MODULE, EvalJob, chunk_name, dataset_works, encoder
 from rge_core.launch import Launch, run_launched
+from rge_core.stages.declaration import Option, StageDecl
+
+if TYPE_CHECKING:  # heavy (torch, matplotlib): imported where they run, so `rge --help` stays quick
+    from rge_core.evaluation.encode import Encoder
+    from rge_core.evaluation.plan import EvalPlan
+    from rge_core.evaluation.runner import EvalJob
 
 _CODE = [
     "rge_core/evaluation",
@@ -58,6 +61,8 @@ def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: Ev
     writer.write_text("summary.csv", summary_csv(results))
     aggregates = results.aggregates()
     writer.write_text("published.md", published_comparison_markdown(aggregates, plan.rewrite_records()))
+    from rge_core.evaluation.charts import summary_png
+
     writer.write_bytes("summary.png", summary_png(aggregates))
     if plan.compare_to is not None:
         older = plan.compare_to
@@ -71,6 +76,8 @@ def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: Ev
 
 def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
     """eval.nproc shard processes encode their chunks into the cache (the stage then reads them all)."""
+    from rge_core.evaluation.runner import RUNNER_MODULE
+
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "job.json"
     job_file.write_text(job.to_json())
@@ -80,6 +87,8 @@ def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
 def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
     """Encode (or read from the cache) and score every dataset: (per-dataset results, rationale rows,
     prediction rows, counts, texts the rewrites changed per side, rejected queries)."""
+    from rge_core.evaluation.runner import chunk_name, dataset_works
+
     per_dataset: dict[str, DatasetResult] = {}
     rationale_rows: list[dict] = []
     predictions: list[dict] = []
@@ -111,6 +120,8 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
 def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
     """Encode (through the cache, sharded with eval.nproc), score and write the reports; the stats."""
     ev = config.eval
+    from rge_core.evaluation.runner import EvalJob, encoder
+
     model_dir = plan.model_dir(config, store)
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
     key = json.dumps(
@@ -186,6 +197,8 @@ def _check_rejects(writer, rejects: list[dict], queries: int, ev) -> float:
 
 def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     ev = config.eval
+    from rge_core.evaluation.plan import plan_eval
+
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
     settings = {
@@ -219,3 +232,33 @@ def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
         resume=True,
         before=plan.source.before,
     )
+
+
+STAGE = StageDecl(
+    "evaluate",
+    provides="eval",
+    needs=("trained-model",),
+    spec=evaluate_spec,
+    section="eval",
+    command="eval",
+    help="Evaluate on MMEB (or the synthetic eval split); prints the summary table.",
+    options=(
+        Option("--model", "eval.model", "Model artifact id or checkpoint folder (eval.model)."),
+        Option("--data", "eval.data", "MMEB-eval folder, or 'synthetic' (eval.data)."),
+        Option("--datasets", "eval.datasets", "Comma-separated datasets (eval.datasets).", kind="list"),
+        Option("--reasoning", "eval.reasoning", "on | off (eval.reasoning).", kind="on-off"),
+        Option(
+            "--query-rewrites",
+            "eval.query_rewrites",
+            "Rewrite file for query texts, RGE release format (eval.query_rewrites).",
+        ),
+        Option(
+            "--candidate-rewrites",
+            "eval.candidate_rewrites",
+            "Rewrite file for candidate texts (eval.candidate_rewrites).",
+        ),
+        Option("--compare-to", "eval.compare_to", "Another eval artifact id: write diff.md (eval.compare_to)."),
+    ),
+    skipped_needs=lambda config: ("trained-model",) if config.eval.model else (),
+    loads_model=lambda config: True,
+)

@@ -22,6 +22,7 @@ from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.data.special_text import check_no_special_tokens
 from rge_core.sources import TRAIN, DataSource, data_source
+from rge_core.stages.declaration import StageDecl
 
 _CODE = ["rge_core/data", "data_schemas", "rge_core/sources.py", "rge_core/stages/ingest.py"]
 _REWRITTEN = {"query": ("qry_text",), "candidate": ("pos_text", "neg_text")}  # columns of each side
@@ -127,3 +128,12 @@ def _build(
         "image_root": source.image_root_name,
         "rewrites": rewrite_stats,
     }
+
+
+STAGE = StageDecl(
+    "ingest",
+    provides="pairs",
+    spec=ingest_spec,
+    section="data",
+    help="Ingest an MMEB-train folder (or the synthetic benchmark) into the pairs artifact.",
+)

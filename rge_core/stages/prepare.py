@@ -13,6 +13,7 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
 from rge_core.sources import TINY_MODEL
+from rge_core.stages.declaration import StageDecl
 
 _TINY_CODE = ["rge_core/model/tiny.py", "rge_core/model/tokenizer_build.py", "rge_core/model/assets"]
 
@@ -36,3 +37,13 @@ def model_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
         return {"source": "tiny", **settings}
 
     return StageSpec("model", settings, {}, _TINY_CODE, build)
+
+
+STAGE = StageDecl(
+    "model",
+    provides="base-model",
+    spec=model_spec,
+    section="model",
+    command="",  # `rge tiny-model OUT` writes one by hand; every other command builds it when needed
+    help="Build the embedded tiny model (model.path: tiny); a checkpoint folder needs no artifact.",
+)

@@ -10,7 +10,7 @@ import io
 import json
 
 from rge_core.artifacts.store import Artifact
-from rge_core.training.curve import CURVE
+from rge_core.training.files import CURVE
 
 _CURVE_POINTS = 10
 _CURVE_COLUMNS = ("step", "loss", "lm_loss", "emb_loss", "accuracy", "samples_per_s")

@@ -20,15 +20,9 @@ from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config, versioned
-from rge_core.model.processor import image_size_kwargs
 from rge_core.sources import model_folder
-from rge_core.training.curve import CURVE, draw_training_curve
-from rge_core.training.data import check_batching
-from rge_core.training.launch import run_trainer
-from rge_core.training.setup import check_lora, deepspeed_config, training_placement
-from rge_core.training.tracking import check_reporters
-from rge_core.training.trainer import FINAL_MODEL, METRICS, PROGRESS, TrainJob
-from rge_core.training.vllm_rationales import check_rationale_engine
+from rge_core.stages.declaration import StageDecl
+from rge_core.training.files import CURVE, FINAL_MODEL, METRICS, PROGRESS
 
 _CODE = ["rge_core/training", "rge_core/model", "rge_core/stages/train.py"]
 
@@ -47,6 +41,8 @@ def _summary(records: list[dict]) -> dict:
 
 def _check_batches(config: Config, dataset_url: str) -> None:
     """Fail on an impossible batching here, in seconds, not in every trainer process after the launch."""
+    from rge_core.training.data import check_batching
+
     with fsspec.open(dataset_url, "rb") as handle:
         subsets = pq.read_table(handle, columns=["subset"]).column("subset").to_pylist()
     # A DeepSpeed hostfile may hold more processes than nproc * nnodes; the trainer checks again.
@@ -55,6 +51,12 @@ def _check_batches(config: Config, dataset_url: str) -> None:
 
 def _check_settings(config: Config) -> None:
     """Settings the trainer processes would reject only after the launch, checked in seconds."""
+    # heavy (torch, DeepSpeed): imported where they run, so `rge --help` stays quick
+    from rge_core.model.processor import image_size_kwargs
+    from rge_core.training.setup import check_lora, deepspeed_config, training_placement
+    from rge_core.training.tracking import check_reporters
+    from rge_core.training.vllm_rationales import check_rationale_engine
+
     check_lora(config.train)
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     deepspeed_config(config.train)  # train.precision
@@ -66,7 +68,7 @@ def _check_settings(config: Config) -> None:
 
 
 def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
-    dataset_id, base_id = inputs["assemble"], inputs.get("model")
+    dataset_id, base_id = inputs["dataset"], inputs.get("base-model")
     _check_settings(config)
     settings = versioned(config.train)  # how the run is spread over processes and logged changes no weight
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
@@ -75,6 +77,10 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
         settings["base_model"] = folder_identity(config.model.path)
 
     def build(writer) -> dict:
+        from rge_core.training.curve import draw_training_curve
+        from rge_core.training.launch import run_trainer
+        from rge_core.training.trainer import TrainJob
+
         dataset_url = store.get(dataset_id).file_url("train.parquet")
         _check_batches(config, dataset_url)
         stats: dict = {}
@@ -121,3 +127,14 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
     per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
     return StageSpec("model", settings, lineage, _CODE, build, resume=True, exclusive=not per_node)
+
+
+STAGE = StageDecl(
+    "train",
+    provides="trained-model",
+    needs=("dataset", "base-model"),
+    spec=train_spec,
+    section="train",
+    help="Train the RGE model (DeepSpeed, LoRA/DoRA, on-the-fly rationales).",
+    loads_model=lambda config: True,
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CURVE = "training_curve.png"
 _LOSSES = ("loss", "emb_loss", "lm_loss")
 
 

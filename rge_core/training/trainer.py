@@ -29,6 +29,7 @@ from rge_core.seeds import derived_seed
 from rge_core.training.checkpoints import export_hf, full_state_dict, resume, save_checkpoint
 from rge_core.training.data import batch_indices, to_examples, with_pairing
 from rge_core.training.distributed import all_reduce_mean
+from rge_core.training.files import FINAL_MODEL, METRICS, PROGRESS, RATIONALE_SAMPLES
 from rge_core.training.setup import (
     apply_peft,
     deepspeed_config,
@@ -41,11 +42,6 @@ from rge_core.training.stop_signal import STOPPED_EXIT, StopSignal
 from rge_core.training.tracking import Tracker, open_trackers, rationales_text, scalars_of
 from rge_core.training.vllm_rationales import uses_colocated_vllm
 from rge_core.training.weight_sync import no_gather
-
-FINAL_MODEL = "model"
-METRICS = "metrics.jsonl"
-RATIONALE_SAMPLES = "rationale_samples.jsonl"
-PROGRESS = "progress.json"  # the last step's loss and speed, every step (the progress bar; metrics wait for log_every)
 
 
 @dataclass(frozen=True)
