@@ -69,12 +69,9 @@ def small_config(root: str, *overrides: str) -> Config:
 
 def rationales(store: ArtifactStore, version: str) -> list[dict]:
     """Every row of a `rationales` artifact, shard by shard."""
-    from data_schemas.io import read_table
-    from rge_core.curation.shards import shard_file
+    from rge_core.curation.rationales_artifact import read_rationales
 
-    artifact = store.get(version)
-    shards = artifact.manifest.stats["shards"]
-    return [r for i in range(shards) for r in read_table(artifact.file_url(shard_file(i)), "rationales").to_pylist()]
+    return read_rationales(store.get(version)).to_pylist()
 
 
 def leaf_keys(data: dict, prefix: str = "") -> set[str]:

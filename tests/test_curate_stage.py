@@ -15,7 +15,8 @@ import pytest
 from data_schemas.io import read_table
 from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.curation.shards import request_seed, shard_file
+from rge_core.curation.rationales_artifact import shard_file
+from rge_core.curation.shards import request_seed
 from rge_core.pipeline import run_pipeline
 from rge_core.stages.assemble import in_validation
 from rge_core.stages.curate import CurationError

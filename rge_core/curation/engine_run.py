@@ -18,7 +18,8 @@ from rge_core import progress
 from rge_core.child_processes import die_with_parent
 from rge_core.config.loader import from_dict
 from rge_core.config.schema import CurationConfig
-from rge_core.curation.shards import ShardContext, curate_pairs, shard_file, shard_ranges
+from rge_core.curation.rationales_artifact import shard_file
+from rge_core.curation.shards import ShardContext, curate_pairs, shard_ranges
 from rge_core.curation.validate import RationaleRules, token_counter
 from rge_core.data.image_header import pixel_cap
 from rge_core.fileio import read_bytes

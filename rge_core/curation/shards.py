@@ -30,10 +30,6 @@ from rge_core.prompts.render import render_pair
 from rge_core.seeds import derived_seed
 
 
-def shard_file(index: int) -> str:
-    return f"shards/rationales-{index:05d}.parquet"
-
-
 def shard_ranges(num_rows: int, shard_size: int) -> list[range]:
     return [range(start, min(start + shard_size, num_rows)) for start in range(0, num_rows, shard_size)]
 

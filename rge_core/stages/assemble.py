@@ -16,7 +16,7 @@ from data_schemas.io import read_table, write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config
-from rge_core.curation.shards import shard_file
+from rge_core.curation.rationales_artifact import rationales_summary, read_rationales
 from rge_core.stages.dataset_card import dataset_card, length_stats
 from rge_core.stages.declaration import StageDecl
 
@@ -29,14 +29,10 @@ def in_validation(pair_id: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str]:
-    artifact = store.get(rationales_id)
-    shards = artifact.manifest.stats["shards"]
+def _valid_rationales(table: pa.Table) -> dict[str, str]:
     texts: dict[str, str] = {}
-    for index in range(shards):
-        for row in read_table(artifact.file_url(shard_file(index)), "rationales").to_pylist():
-            if row["valid"]:
-                texts.setdefault(row["pair_id"], row["rationale"])  # first valid sample per pair
+    for row in table.filter(table.column("valid")).select(["pair_id", "rationale"]).to_pylist():
+        texts.setdefault(row["pair_id"], row["rationale"])  # first valid sample per pair
     return texts
 
 
@@ -53,7 +49,8 @@ def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
 
 
 def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, settings: dict) -> dict:
-    texts = _valid_rationales(store, rationales_id)
+    rationales = read_rationales(store.get(rationales_id))
+    texts = _valid_rationales(rationales)
     examples = []
     for pair in read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").to_pylist():
         if pair["pair_id"] not in texts:
@@ -80,9 +77,9 @@ def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, sett
             write_table(writer.file_url(f"{split}.parquet"), pa.Table.from_pylist(rows), "training_examples")
         stats[split] = {"rows": len(rows), "per_subset": dict(sorted(Counter(r["subset"] for r in rows).items()))}
     stats["rationale_chars"] = length_stats([len(e["rationale"]) for e in examples])
-    rationales_stats = store.get(rationales_id).manifest.stats
+    summary = rationales_summary(rationales)
     stats["curation"] = {
-        k: rationales_stats[k] for k in ("rows", "rejects", "reject_rate", "prompt_set", "prompt_set_hash", "generator")
+        k: summary[k] for k in ("rows", "rejects", "reject_rate", "prompt_set", "prompt_set_hash", "generator")
     }
     writer.write_text("README.md", dataset_card(writer.version_id, stats, examples[:3]))
     return stats

@@ -26,7 +26,8 @@ from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec, planned_id
 from rge_core.child_processes import start, wait_for
 from rge_core.config.schema import Config, versioned
-from rge_core.curation.shards import shard_file, shard_ranges
+from rge_core.curation.rationales_artifact import SHARDS_STAT, rationales_summary, shard_file
+from rge_core.curation.shards import shard_ranges
 from rge_core.model.limits import TINY_MAX_POSITIONS, max_positions
 from rge_core.prompts.prompt_set import check_subsets, load_prompt_set
 from rge_core.root_cause import failure_report
@@ -174,19 +175,7 @@ def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
                 f"curation.max_reject_rate={curation.max_reject_rate:.0%}); top reasons {reasons}; "
                 f"see {writer.file_url('rejects.jsonl')}"
             )
-        valid = table.filter(table.column("valid"))
-        return {
-            "rows": table.num_rows,
-            "valid": valid.num_rows,
-            "rejects": len(rejects),
-            "reject_rate": round(reject_rate, 4),
-            "shards": shards,
-            "valid_per_subset": dict(sorted(Counter(valid.column("subset").to_pylist()).items())),
-            "mean_tokens": round(sum(valid.column("num_tokens").to_pylist()) / max(valid.num_rows, 1), 2),
-            "prompt_set": prompt_set.name,
-            "prompt_set_hash": prompt_set.hash,
-            "generator": table.column("generator")[0].as_py(),
-        }
+        return {**rationales_summary(table), SHARDS_STAT: shards}
 
     # Several nodes curate one version together (disjoint shards; the last one writes the manifest).
     return StageSpec(
