@@ -33,7 +33,7 @@ import torch
 from _timing import Case, measure, parse_args, print_table
 from PIL import Image
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.generation import GenerationRequest, GenerationResult, build_generator
 from rge_core.model.placement import resolve_placement
 from rge_core.model.tiny import write_tiny_model
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="transformers batch size")
     parser.add_argument("--repeats", type=int, default=2)
     args = parse_args(parser, QUICK)
-    sampling = SamplingConfig(temperature=0.0, max_tokens=args.max_tokens)
+    sampling = DecodingConfig(temperature=0.0, max_new_tokens=args.max_tokens)
 
     with tempfile.TemporaryDirectory(prefix="bench-curation-") as tmp:
         root = Path(tmp)

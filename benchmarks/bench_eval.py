@@ -1,6 +1,6 @@
 """The evaluate stage end to end: a cold run against a repeated, fully cached one, in the same run; plus
 the candidate encodings that deduplication saves; plus how each way of running it compares, cold, each in
-a fresh embedding cache: length-sorted vs unsorted batches, two shard processes (eval.nproc=2) vs one,
+a fresh embedding cache: length-sorted vs unsorted batches, two shard processes (eval.launch.nproc=2) vs one,
 vLLM rationales (eval.engine=vllm) vs transformers generate.
 
     .venv/bin/python benchmarks/bench_eval.py [--eval-per-subset 32] [--candidates 8] [--max-new-tokens 32]
@@ -47,7 +47,7 @@ QUICK = {"eval_per_subset": 2, "candidates": 4, "max_new_tokens": 4, "repeats": 
 WAYS = {
     "unsorted batches": ["eval.sort_by_length=false"],
     "sorted batches": [],
-    "2 shard processes": ["eval.nproc=2"],
+    "2 shard processes": ["eval.launch.nproc=2"],
     "vllm rationales": ["eval.engine=vllm"],
 }
 COMPARED = [
@@ -124,7 +124,7 @@ def main() -> None:
             "data.synth.train_per_subset=0",
             f"data.synth.eval_per_subset={args.eval_per_subset}",
             f"data.synth.candidates={args.candidates}",
-            f"eval.max_new_tokens={args.max_new_tokens}",
+            f"eval.decoding.max_new_tokens={args.max_new_tokens}",
         ]
         config = load_config(Path("configs/tiny.yaml"), overrides)
         model = version_of(run_pipeline(config, ["model"]), "model")

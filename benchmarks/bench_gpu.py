@@ -73,7 +73,7 @@ from _timing import Case, Timing, measure, parse_args, print_table
 from PIL import Image
 from transformers import AutoConfig, AutoModelForImageTextToText, Qwen2_5_VLConfig
 
-from rge_core.config.schema import TrainConfig
+from rge_core.config.schema import DecodingConfig, TrainConfig
 from rge_core.data.mmeb_registry import MMEB_DATASETS
 from rge_core.model.batching import in_batches, prompt_lengths
 from rge_core.model.decoding import Decoding
@@ -432,7 +432,7 @@ def train_phase(rge: RGEModel, args, phases: Phases, rng: np.random.Generator) -
     base = dataclasses.replace(
         TrainConfig(),
         batch_size=args.train_batch_size,
-        rationale_max_new_tokens=args.budget,
+        decoding=DecodingConfig(max_new_tokens=args.budget),
         gradient_checkpointing=True,
         hard_negatives=False,
         precision=precision,
@@ -519,7 +519,7 @@ def main() -> int:
         "--budget",
         type=int,
         default=256,
-        help="rge step: on-the-fly rationale tokens (train.rationale_max_new_tokens of the 3B preset)",
+        help="rge step: on-the-fly rationale tokens (train.decoding.max_new_tokens of the 3B preset)",
     )
     parser.add_argument("--repeats", type=int, default=2)
     args = parse_args(parser, QUICK)

@@ -54,7 +54,7 @@ from rge_core.synth.tasks import SUBSETS
 from rge_core.synth.writer import write_benchmark
 from rge_core.training.data import Example, batch_indices, to_examples
 from rge_core.training.setup import apply_peft, optimizer_and_schedule
-from rge_core.training.step import RGEStep, rationale_decoding
+from rge_core.training.step import RGEStep
 from rge_core.training.trainer import _single_process_env
 from rge_core.training.vllm_rationales import ColocatedVLLM
 
@@ -134,10 +134,10 @@ class Trainer:
 
     def generate(self, queries: list[Query], batch_size: int) -> None:
         """The step's on-the-fly sampling (same settings), `batch_size` queries per generate call."""
-        decoding = rationale_decoding(self.train)
+        decoding = self.train.decoding
         for start in range(0, len(queries), batch_size):
             self.rge.generate_rationales(
-                queries[start : start + batch_size], self.train.rationale_max_new_tokens, decoding, seed=0
+                queries[start : start + batch_size], decoding.max_new_tokens, decoding.knobs, seed=0
             )
 
 
@@ -145,7 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed run")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--budget", type=int, default=32, help="rationale_max_new_tokens of the rge method")
+    parser.add_argument("--budget", type=int, default=32, help="decoding.max_new_tokens of the rge method")
     parser.add_argument("--repeats", type=int, default=3)
     args = parse_args(parser, QUICK)
 
@@ -160,7 +160,8 @@ def main() -> None:
             [examples[i] for i in batch_indices(subsets, step, args.batch_size, 0, 1, seed=0)]
             for step in range(args.steps)
         ]
-        settings = dict(batch_size=args.batch_size, rationale_max_new_tokens=args.budget)
+        decoding = dataclasses.replace(tiny.decoding, max_new_tokens=args.budget)
+        settings = dict(batch_size=args.batch_size, decoding=decoding)
         trainers = {
             name: Trainer(
                 checkpoint, dataclasses.replace(tiny, method=method, rationale_engine=engine, **settings), batches

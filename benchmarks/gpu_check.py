@@ -121,7 +121,7 @@ def main() -> int:
         "curation.generator=reference",  # no vLLM on this machine: the snapshot's scene facts are the oracle
         f"curation.reference={hub / 'reference-rationales.parquet'}",
         "curation.prompt_set=prompts/rge-v1",  # the preset's own set: the facts are paragraphs
-        "train.nproc=1",
+        "train.launch.nproc=1",
         "train.steps=2",
         "train.report_to=[]",
         "eval.datasets=[ImageNet-1K, MSCOCO_t2i, OK-VQA, CIFAR-100]",

@@ -58,8 +58,8 @@ PRESET = Path(__file__).resolve().parent.parent / "configs" / "learning-check.ya
 SUITE = [  # on top of the preset, for every run
     "data.synth.suite=reasoning",
     "data.synth.image_size=84",  # 3x3 visual tokens after the 2x2 merge: one per grid cell
-    "train.rationale_max_new_tokens=32",  # the reasoning facts are 8-32 tokens of the tiny tokenizer
-    "eval.max_new_tokens=32",
+    "train.decoding.max_new_tokens=32",  # the reasoning facts are 8-32 tokens of the tiny tokenizer
+    "eval.decoding.max_new_tokens=32",
     "data.synth.eval_per_subset=512",  # 2,048 paired eval queries: eval is seconds, the test needs the power
     "train.steps=1000",  # twice the learning check's: the embedding must learn to read the facts it wrote
 ]
@@ -137,7 +137,7 @@ class Run:
         lines = self.artifact("train").read_bytes("metrics.jsonl").decode().splitlines()
         records = [json.loads(line) for line in lines]
         tail = records[-max(1, len(records) // TAIL) :]
-        rows = self.config.train.batch_size * self.config.train.nproc
+        rows = self.config.train.batch_size * self.config.train.launch.nproc
         return sum(round(r["accuracy"] * rows) for r in tail), rows * len(tail)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rge_core.artifacts.store import looks_like_version_id, resolve_root
 from rge_core.config.loader import ConfigPaths, config_paths, load_config
@@ -36,7 +37,7 @@ PATH_SETTINGS: dict[str, tuple[str, ...]] = {
     "curation.prompt_set": (),
     "curation.generator_model": ("",),
     "curation.reference": ("", "synthetic-facts"),
-    "train.hostfile": ("",),
+    "train.launch.hostfile": ("",),
     "eval.data": ("synthetic",),
     "eval.image_root": ("",),
     "eval.model": ("",),  # or a model artifact id
@@ -89,8 +90,9 @@ def check_config_paths(config: Config, roots: list[str]) -> None:
     from rge_core.prompts.prompt_set import PromptSetError, resolve_set_folder
 
     for setting, not_paths in PATH_SETTINGS.items():
-        section, name = setting.split(".")
-        value = getattr(getattr(config, section), name)
+        value: Any = config
+        for part in setting.split("."):
+            value = getattr(value, part)
         if value in not_paths or value.startswith(_HUB):
             continue
         if setting == "eval.model" and looks_like_version_id(value) and not Path(value).exists():

@@ -17,17 +17,16 @@ rounding, whatever else is in its batch. See docs/inference.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
 
-from rge_core.config.schema import Config, EvalConfig
+from rge_core.config.schema import Config, DecodingConfig, EvalConfig, greedy_decoding
 from rge_core.data.rewrites import RewriteFile, load_rewrites
 from rge_core.embedding.items import Item, as_queries, as_targets
 from rge_core.embedding.locate import locate_model
-from rge_core.model.decoding import Decoding
 
 if TYPE_CHECKING:
     from rge_core.model.generation import RationaleBatch
@@ -39,19 +38,14 @@ if TYPE_CHECKING:
 class EmbedSettings:
     """How items are encoded: the eval.* settings of the same names (rge_core/config/schema.py)."""
 
-    max_new_tokens: int = EvalConfig.max_new_tokens
-    repetition_penalty: float = EvalConfig.repetition_penalty
+    decoding: DecodingConfig = field(default_factory=greedy_decoding)
     batch_size: int = EvalConfig.batch_size
     sort_by_length: bool = EvalConfig.sort_by_length
     on_budget_hit: str = EvalConfig.on_budget_hit
 
-    @property
-    def decoding(self) -> Decoding:
-        return Decoding(temperature=0.0, repetition_penalty=self.repetition_penalty)  # greedy, as MMEB evals are
-
     @classmethod
     def of(cls, ev: EvalConfig) -> EmbedSettings:
-        return cls(ev.max_new_tokens, ev.repetition_penalty, ev.batch_size, ev.sort_by_length, ev.on_budget_hit)
+        return cls(ev.decoding, ev.batch_size, ev.sort_by_length, ev.on_budget_hit)
 
 
 @dataclass(frozen=True)
@@ -68,6 +62,16 @@ class RationaleEngine(Protocol):
 
 
 EngineFactory = Callable[["RGEModel", EmbedSettings], RationaleEngine]
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments that were given (not None), nested sections alike."""
+    out = {}
+    for key, value in values.items():
+        value = _given(value) if isinstance(value, dict) else value
+        if value not in (None, {}):
+            out[key] = value
+    return out
 
 
 class Embedder:
@@ -122,8 +126,7 @@ class Embedder:
                 "max_pixels": max_pixels,
             },
             "eval": {
-                "max_new_tokens": max_new_tokens,
-                "repetition_penalty": repetition_penalty,
+                "decoding": {"max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty},
                 "on_budget_hit": on_budget_hit,
                 "batch_size": batch_size,
                 "sort_by_length": sort_by_length,
@@ -132,7 +135,7 @@ class Embedder:
                 "engine": engine,
             },
         }
-        chosen = {section: {k: v for k, v in values.items() if v is not None} for section, values in given.items()}
+        chosen = {section: _given(values) for section, values in given.items()}
         config = from_dict(Config, {**chosen, "run": {"artifacts_root": root or ""}}, "Embedder.load")
         return cls.from_config(config, model)
 
@@ -153,9 +156,10 @@ class Embedder:
         rge = RGEModel.load(str(folder), placement, m.min_pixels, m.max_pixels)
 
         def vllm_engine(rge: RGEModel, settings: EmbedSettings) -> RationaleEngine:
-            from rge_core.evaluation.vllm_rationales import VLLMRationales  # heavy: vLLM
+            from rge_core.generation.vllm_rationales import VLLMRationales  # heavy: vLLM
 
-            return VLLMRationales(str(folder), config, rge, settings)
+            bounds = (m.min_pixels, m.max_pixels)
+            return VLLMRationales(rge, str(folder), ev.vllm, *bounds, settings.decoding, settings.batch_size)
 
         engine = vllm_engine if ev.engine == "vllm" else None
         return cls(rge, EmbedSettings.of(ev), engine, query_rewrites, candidate_rewrites)
@@ -266,7 +270,9 @@ class TransformersRationales:
             lengths = prompt_lengths(rge, [rge.generation_prompt(q) for q in queries], [q.image for q in queries])
 
         def run(batch: list[Query]):
-            out = rge.generate_rationales(batch, settings.max_new_tokens, settings.decoding)
+            decoding = settings.decoding  # a sampled eval (temperature > 0) is seeded: the same run, the same texts
+            seed = None if decoding.knobs.greedy else decoding.seed
+            out = rge.generate_rationales(batch, decoding.max_new_tokens, decoding.knobs, seed)
             return zip(out.texts, out.num_tokens, out.budget_hit, strict=True)
 
         rows = in_batches(list(queries), settings.batch_size, run, lengths)

@@ -2,7 +2,7 @@
 launcher subprocess with `nproc` processes per node (several nodes: nnodes / node_rank / master_addr, or a
 DeepSpeed hostfile), or `srun` + torchrun on every node of a Slurm allocation (launcher: slurm).
 
-    command = launcher_command(Launch.of(config.train, "train"), "rge_core.training.trainer", job_file)
+    command = launcher_command(Launch.of(config.train.launch, "train"), "rge_core.training.trainer", job_file)
     run_launched(Launch(launcher="torchrun", nproc=2, section="eval"), module, job_file, log_file)
 """
 
@@ -13,10 +13,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rge_core.child_processes import start, wait_for
+from rge_core.config.schema import LaunchConfig
 from rge_core.root_cause import WorkerFailed, failure_report
 
 LAUNCHERS = ("torchrun", "deepspeed", "slurm")
@@ -34,11 +35,9 @@ class Launch:
     hostfile: str = ""
 
     @classmethod
-    def of(cls, settings, section: str) -> Launch:
-        """From a config section with launcher / nproc (and, optionally, the multi-node fields)."""
-        names = ("nnodes", "node_rank", "master_addr", "master_port", "hostfile")
-        extra = {name: getattr(settings, name) for name in names if hasattr(settings, name)}
-        return cls(launcher=settings.launcher, nproc=settings.nproc, section=section, **extra)
+    def of(cls, settings: LaunchConfig, section: str) -> Launch:
+        """From a launch section (train.launch, eval.launch); `section` names it in errors."""
+        return cls(section=f"{section}.launch", **asdict(settings))
 
 
 def free_port() -> int:

@@ -51,7 +51,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-TINY=(--config configs/tiny.yaml --set train.nproc=2 --set eval.nproc=2)
+TINY=(--config configs/tiny.yaml --set train.launch.nproc=2 --set eval.launch.nproc=2)
 submit() {  # name, [sbatch options...] --, rge run arguments...; prints the job id
     local name=$1 options=()
     shift
@@ -173,7 +173,7 @@ DAEMONS+=($!)
 disown
 # The pool's command with this test's log folder; a training of its own (train.steps), launched by srun.
 command="sbatch --wait --quiet --job-name=$PREFIX-flow-run --chdir=$PWD --output=$WORK/flow-run-%j.out $PWD/slurm/flow-run.sbatch"
-overrides='["train.launcher=slurm", "eval.launcher=slurm", "train.nproc=2", "train.steps=20"]'
+overrides='["train.launch.launcher=slurm", "eval.launch.launcher=slurm", "train.launch.nproc=2", "train.steps=20"]'
 prefect deployment run rge/nightly-slurm --watch --params "{\"stages\": [\"train\"], \"overrides\": $overrides}" \
     --job-variable "command=$command" >"$WORK/flow-run.log" 2>&1 &
 waiter=$!

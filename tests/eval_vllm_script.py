@@ -14,9 +14,9 @@ from pathlib import Path
 if __name__ == "__main__":  # vLLM may spawn workers, which re-import this module
     from PIL import Image
 
-    from rge_core.config.schema import Config
+    from rge_core.config.schema import Config, greedy_decoding
     from rge_core.embedder import EmbedSettings, TransformersRationales
-    from rge_core.evaluation.vllm_rationales import VLLMRationales
+    from rge_core.generation.vllm_rationales import VLLMRationales
     from rge_core.model.inputs import Query
     from rge_core.model.rge_model import RGEModel
 
@@ -28,12 +28,12 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
         Image.new("RGB", (56 + 28 * i, 56), colour).save(path)
         queries.append(Query(f"<|image_1|> What colour is this, {colour} or not?", path if i % 3 else None))
     config = Config()
-    config.eval.vllm_max_model_len = 1024
+    config.eval.vllm.max_model_len = 1024
     rge = RGEModel.load(model_dir)
-    settings = EmbedSettings(max_new_tokens=10, batch_size=4)
+    settings = EmbedSettings(greedy_decoding(10), batch_size=4)
     runs = {
         "hf": TransformersRationales(rge, settings)(queries),
-        "vllm": VLLMRationales(model_dir, config, rge, settings)(queries),
+        "vllm": VLLMRationales(rge, model_dir, config.eval.vllm, 0, 0, settings.decoding, settings.batch_size)(queries),
     }
     print(
         "RESULT "

@@ -28,8 +28,8 @@ TWO_PROCESS_TRAIN = [
     "train.steps=6",
     "train.checkpoint_every=2",
     "train.batch_size=2",
-    "train.rationale_max_new_tokens=8",
-    "train.nproc=2",
+    "train.decoding.max_new_tokens=8",
+    "train.launch.nproc=2",
 ]
 
 

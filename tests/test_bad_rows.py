@@ -124,7 +124,7 @@ def test_curation_turns_a_pair_whose_image_broke_after_ingest_into_a_reject(tmp_
     """An image that was fine at ingest is cut short before curation reads it (the pairs artifact names it,
     training would read it too): that pair is a reject with its reason and is never sent to the generator;
     the others are curated."""
-    from rge_core.config.schema import SamplingConfig
+    from rge_core.config.schema import DecodingConfig
     from rge_core.curation.shards import ShardContext, curate_pairs
     from rge_core.curation.validate import RationaleRules
     from rge_core.data.mmeb_train import read_mmeb_train
@@ -143,7 +143,7 @@ def test_curation_turns_a_pair_whose_image_broke_after_ingest_into_a_reject(tmp_
     context = ShardContext(
         prompt_set,
         generator,
-        SamplingConfig(),
+        DecodingConfig(),
         RationaleRules(16, 2000, prompt_set.output_regex),
         2,
         data_train_folder,

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rge_core.config.schema import greedy_decoding
 from rge_core.embedder import Embedder, EmbedSettings
 from rge_core.model.inputs import Query
 from rge_core.model.rge_model import RGEModel
@@ -25,7 +26,7 @@ def rge(tmp_path_factory) -> RGEModel:
 
 
 def encoded(rge: RGEModel, on_budget_hit: str):
-    embedder = Embedder(rge, EmbedSettings(max_new_tokens=3, batch_size=2, on_budget_hit=on_budget_hit))
+    embedder = Embedder(rge, EmbedSettings(greedy_decoding(3), batch_size=2, on_budget_hit=on_budget_hit))
     items = [{"text": q.text, "image": q.image} for q in QUERIES]
     return embedder.encode_queries(items, return_rationales=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -117,8 +118,8 @@ def test_every_preset_is_within_range() -> None:
 
 
 def test_overrides() -> None:
-    config = load_config(TINY, ["data.subsets=[A,B]", "run.seed=7", "run.artifacts_root=", "model.path=/ckpt"])
-    assert config.data.subsets == ["A", "B"] and config.run.seed == 7
+    config = load_config(TINY, ["data.subsets=[A,B]", "assemble.seed=7", "run.artifacts_root=", "model.path=/ckpt"])
+    assert config.data.subsets == ["A", "B"] and config.assemble.seed == 7
     assert config.run.artifacts_root == "" and config.model.path == "/ckpt"
     assert config.data.synth.train_per_subset == 64  # untouched keys keep the file's values
     merged = apply_overrides(config, ["data.synth={seed: 3}"])
@@ -131,10 +132,10 @@ def test_overrides() -> None:
     [
         ("data.synth.sed=1", "--set data.synth.sed=1: data.synth.sed: unknown key (known: seed,"),
         ("trian.lr=1e-4", "--set trian.lr=1e-4: trian: unknown key"),
-        ("run.seed.x=1", "run.seed.x: unknown key (run.seed holds int, not a section)"),
-        ("run.seed=abc", "--set run.seed=abc: run.seed: expected int, got str 'abc'"),
-        ("run.seed=true", "run.seed: expected int, got bool True"),
-        ("run.seed", "--set run.seed: expected key=value"),
+        ("assemble.seed.x=1", "assemble.seed.x: unknown key (assemble.seed holds int, not a section)"),
+        ("assemble.seed=abc", "--set assemble.seed=abc: assemble.seed: expected int, got str 'abc'"),
+        ("assemble.seed=true", "assemble.seed: expected int, got bool True"),
+        ("assemble.seed", "--set assemble.seed: expected key=value"),
     ],
 )
 def test_override_errors(override: str, message: str) -> None:
@@ -194,10 +195,10 @@ def test_generic_type_errors(data: dict, message: str) -> None:
 def test_cli_show() -> None:
     runner = CliRunner()
     shown = runner.invoke(
-        config_cmd.app, ["show", "--config", str(TINY), "--set", "run.seed=5", "--set", "data.subsets=[A]"]
+        config_cmd.app, ["show", "--config", str(TINY), "--set", "assemble.seed=5", "--set", "data.subsets=[A]"]
     )
     assert shown.exit_code == 0, shown.output
-    assert load_strict(shown.output) == to_dict(load_config(TINY, ["run.seed=5", "data.subsets=[A]"]))
+    assert load_strict(shown.output) == to_dict(load_config(TINY, ["assemble.seed=5", "data.subsets=[A]"]))
     assert load_strict(runner.invoke(config_cmd.app, ["show"]).output) == to_dict(Config())
 
     failed = runner.invoke(config_cmd.app, ["show", "--config", str(TINY), "--set", "data.synth.seed=abc"])
@@ -218,22 +219,17 @@ def test_versioned_leaves_out_exactly_the_settings_marked_as_changing_no_artifac
     train = TrainConfig()
     kept = versioned(train)
     assert set(to_dict(train)) - set(kept) == {
-        "launcher",
-        "nnodes",
-        "node_rank",
-        "master_addr",
-        "master_port",
-        "hostfile",
+        "launch",
+        "vllm",
         "log_every",
         "checkpoint_every",
         "log_samples",
         "report_to",
-        "vllm_gpu_memory_utilization",
-        "vllm_max_model_len",
-        "vllm_max_num_seqs",
     }
     assert kept["lora"] == to_dict(train)["lora"]  # nested sections alike
-    spread = apply_overrides(load_config(TINY), ["train.launcher=none", "train.log_every=5"])
+    spread = apply_overrides(
+        load_config(TINY), ["train.launch.launcher=none", "train.log_every=5", "train.vllm.max_model_len=99"]
+    )
     assert versioned(spread.train) == versioned(load_config(TINY).train)
     assert versioned(apply_overrides(spread, ["train.lr=3e-4"]).train) != versioned(spread.train)
 
@@ -272,3 +268,23 @@ def test_cli_show_takes_several_configs(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert load_strict(shown.output) == to_dict(load_config([TINY, overlay]))
     assert load_strict(shown.output)["train"]["steps"] == 7
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "override", "message"),
+    [
+        ("train:\n  rationale_temperature: 0.5\n", "train.rationale_temperature=0.5", "use train.decoding.temperature"),
+        ("eval:\n  max_new_tokens: 64\n", "eval.max_new_tokens=64", "use eval.decoding.max_new_tokens"),
+        ("curation:\n  sampling:\n    max_tokens: 3\n", "curation.sampling.max_tokens=3", "use curation.decoding"),
+        ("train:\n  nproc: 2\n", "train.nproc=2", "use train.launch.nproc"),
+        ("eval:\n  vllm_max_model_len: 99\n", "eval.vllm_max_model_len=99", "use eval.vllm.max_model_len"),
+        ("run:\n  seed: 1\n", "run.seed=1", "it was never read"),
+    ],
+)
+def test_an_old_key_fails_in_one_line_naming_what_it_is_now(tmp_path: Path, yaml_text, override, message) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml_text)
+    for load in (lambda: load_config(old), lambda: load_config(TINY, [override])):
+        with pytest.raises(ConfigError, match="no longer a setting: " + re.escape(message)) as error:
+            load()
+        assert "\n" not in str(error.value)

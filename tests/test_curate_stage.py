@@ -122,7 +122,7 @@ def test_invalid_rationales_are_retried_then_rejected_with_reasons(facts_run, tm
     last_attempt = config.curation.max_retries
     for pair_id, row in rows.items():  # rejected rows carry the seed of their last retry, valid ones the first
         attempt = 0 if row["valid"] else last_attempt
-        assert row["seed"] == request_seed(config.curation.sampling.seed, pair_id, attempt)
+        assert row["seed"] == request_seed(config.curation.decoding.seed, pair_id, attempt)
 
 
 def test_reject_rate_gate_fails_after_writing_then_resumes_without_regenerating(facts_run):

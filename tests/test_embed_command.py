@@ -21,6 +21,7 @@ from rge_core import progress
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.cli.main import app
 from rge_core.config.loader import load_config
+from rge_core.config.schema import greedy_decoding
 from rge_core.data.issues import DataError
 from rge_core.data.mmeb_eval import read_mmeb_eval
 from rge_core.embedder import Embedder, EmbedSettings
@@ -32,7 +33,7 @@ from rge_core.pipeline import run_pipeline
 from rge_core.stages.embed import EmbedRequest, embed
 from tests.helpers import rge_command, small_config
 
-SETTINGS = ["eval.max_new_tokens=4", "eval.chunk_size=3", "eval.batch_size=2"]
+SETTINGS = ["eval.decoding.max_new_tokens=4", "eval.chunk_size=3", "eval.batch_size=2"]
 
 
 def write_items(folder: Path, rows: int = 8) -> Path:
@@ -153,7 +154,7 @@ def test_a_crash_mid_run_resumes_at_the_missing_chunks_and_gives_the_uninterrupt
                 raise KeyboardInterrupt  # killed while encoding the third chunk
             return super().encode_queries(items, reasoning, return_rationales)
 
-    settings = EmbedSettings(max_new_tokens=4, batch_size=2)
+    settings = EmbedSettings(greedy_decoding(4), batch_size=2)
     with pytest.raises(KeyboardInterrupt):
         embed_chunks(lambda: Crashing(rge, settings), collection, job, tmp_path / "scratch")
     assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == ["chunk-00000.parquet", "chunk-00001.parquet"]
@@ -214,7 +215,7 @@ def test_bad_input_on_the_command_line_is_one_line_before_any_model_work(model, 
 def test_killed_mid_run_the_rerun_continues_and_equals_an_uninterrupted_run(model, tmp_path):
     root, model_id = model
     items = write_items(tmp_path / "in", rows=24)
-    sets = [f"run.artifacts_root={root}", "eval.max_new_tokens=16", "eval.chunk_size=2", "eval.batch_size=2"]
+    sets = [f"run.artifacts_root={root}", "eval.decoding.max_new_tokens=16", "eval.chunk_size=2", "eval.batch_size=2"]
 
     def command(out: Path) -> list[str]:
         return rge_command(

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from rge_core.config.loader import ConfigError
+from rge_core.config.schema import greedy_decoding
 from rge_core.embedder import Embedder, EmbedSettings, Rationale
 from rge_core.embedding.locate import ModelNotFound
 from rge_core.model.inputs import Query, Target
@@ -53,7 +54,7 @@ def test_importing_rge_core_and_the_embedder_pulls_no_torch():
 
 def test_vectors_are_unit_float32_and_equal_the_model_core_item_by_item(lively, tmp_path):
     items = mixed_items(tmp_path)
-    embedder = Embedder(lively, EmbedSettings(max_new_tokens=6, batch_size=4))
+    embedder = Embedder(lively, EmbedSettings(greedy_decoding(6), batch_size=4))
     vectors, rationales = embedder.encode_queries(items, return_rationales=True)
     assert vectors.dtype == np.float32 and vectors.shape == (len(items), embedder.dim) == (6, 128)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -75,7 +76,7 @@ def test_vectors_are_unit_float32_and_equal_the_model_core_item_by_item(lively, 
 
 def test_reasoning_off_embeds_the_query_at_once(lively, tmp_path):
     items = mixed_items(tmp_path)[:3]
-    embedder = Embedder(lively, EmbedSettings(max_new_tokens=6))
+    embedder = Embedder(lively, EmbedSettings(greedy_decoding(6)))
     vectors, rationales = embedder.encode_queries(items, reasoning=False, return_rationales=True)
     assert rationales == [Rationale("", False, 0)] * 3
     plain = lively.embed_queries([Query(i["text"], i.get("image")) for i in items]).detach().numpy()
@@ -85,8 +86,8 @@ def test_reasoning_off_embeds_the_query_at_once(lively, tmp_path):
 
 def test_batches_by_length_give_the_vectors_and_rationales_of_one_at_a_time(lively, tmp_path):
     items = mixed_items(tmp_path)
-    batched = Embedder(lively, EmbedSettings(max_new_tokens=6, batch_size=3))
-    single = Embedder(lively, EmbedSettings(max_new_tokens=6, batch_size=1))
+    batched = Embedder(lively, EmbedSettings(greedy_decoding(6), batch_size=3))
+    single = Embedder(lively, EmbedSettings(greedy_decoding(6), batch_size=1))
     q_batched, r_batched = batched.encode_queries(items, return_rationales=True)
     q_single, r_single = single.encode_queries(items, return_rationales=True)
     assert r_batched == r_single
@@ -98,10 +99,10 @@ def test_batches_by_length_give_the_vectors_and_rationales_of_one_at_a_time(live
 
 def test_the_repetition_penalty_setting_changes_the_rationales(lively, tmp_path):
     items = mixed_items(tmp_path)
-    plain = Embedder(lively, EmbedSettings(max_new_tokens=8)).encode_queries(items, return_rationales=True)[1]
-    penalised = Embedder(lively, EmbedSettings(max_new_tokens=8, repetition_penalty=3.0)).encode_queries(
-        items, return_rationales=True
-    )[1]
+    plain = Embedder(lively, EmbedSettings(greedy_decoding(8))).encode_queries(items, return_rationales=True)[1]
+    penalised = Embedder(lively, EmbedSettings(greedy_decoding(8, 3.0))).encode_queries(items, return_rationales=True)[
+        1
+    ]
     assert [r.text for r in plain] != [r.text for r in penalised]
 
 
@@ -152,7 +153,7 @@ def test_load_takes_an_artifact_id_its_folder_or_a_checkpoint_folder_alike(tmp_p
     ("kwargs", "error", "message"),
     [
         ({"device": "cuda:7"}, PlacementError, "model.device: cuda:7"),
-        ({"max_new_tokens": 0}, ConfigError, "Embedder.load: eval.max_new_tokens"),
+        ({"max_new_tokens": 0}, ConfigError, "Embedder.load: eval.decoding.max_new_tokens"),
         ({"engine": "sglang"}, ConfigError, "Embedder.load: eval.engine"),
         ({"min_pixels": 5000, "max_pixels": 100}, ValueError, r"model.min_pixels \(5000\) exceeds"),
         ({"query_rewrites": "/no/such/file.yaml"}, ValueError, "eval.query_rewrites: /no/such/file.yaml"),

@@ -1,5 +1,5 @@
 """Scaled-out evaluation on a trained tiny model, each variant in a fresh artifact root and embedding cache:
-eval.nproc=2 (two shard processes under torchrun) against one process, eval.engine=vllm against hf, and
+eval.launch.nproc=2 (two shard processes under torchrun) against one process, eval.engine=vllm against hf, and
 length-sorted batches against unsorted ones."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 
 from rge_core.artifacts.local import local_folder
 from rge_core.artifacts.store import ArtifactStore
+from rge_core.config.schema import greedy_decoding
 from rge_core.embedder import Embedder, EmbedSettings
 from rge_core.evaluation.encode import Encoder, EncodeSettings
 from rge_core.model.batching import in_batches
@@ -24,7 +25,7 @@ from rge_core.pipeline import run_pipeline
 from tests.helpers import SMALL_SYNTH, rge_command, small_config
 
 # 6 subsets x 8 queries in chunks of 4: every dataset side has several chunks to deal out.
-SETTINGS = [*SMALL_SYNTH, "data.synth.eval_per_subset=8", "eval.chunk_size=4", "eval.max_new_tokens=8"]
+SETTINGS = [*SMALL_SYNTH, "data.synth.eval_per_subset=8", "eval.chunk_size=4", "eval.decoding.max_new_tokens=8"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def overall_p1(results: dict) -> float:
 @pytest.mark.slow
 def test_two_shard_processes_give_the_one_process_scores(trained_model, tmp_path):
     one, _, _ = evaluate(trained_model, tmp_path / "one", "eval.reasoning=false")
-    two, stats, artifact = evaluate(trained_model, tmp_path / "two", "eval.reasoning=false", "eval.nproc=2")
+    two, stats, artifact = evaluate(trained_model, tmp_path / "two", "eval.reasoning=false", "eval.launch.nproc=2")
     assert two == one
     assert stats["chunks_encoded"] == 0  # the stage only gathered: the shards encoded every chunk
     log = (artifact / "shards" / "shards.log").read_text()
@@ -65,7 +66,7 @@ def test_two_shard_processes_give_the_one_process_scores(trained_model, tmp_path
 @pytest.mark.slow
 def test_sharded_reasoning_and_vllm_rationales_agree_with_one_hf_process(trained_model, tmp_path):
     hf, _, hf_artifact = evaluate(trained_model, tmp_path / "hf")
-    sharded, _, _ = evaluate(trained_model, tmp_path / "sharded", "eval.nproc=2")
+    sharded, _, _ = evaluate(trained_model, tmp_path / "sharded", "eval.launch.nproc=2")
     vllm, _, vllm_artifact = evaluate(trained_model, tmp_path / "vllm", "eval.engine=vllm")
     assert abs(overall_p1(sharded) - overall_p1(hf)) <= 0.01
     assert abs(overall_p1(vllm) - overall_p1(hf)) <= 0.01
@@ -120,7 +121,7 @@ def test_length_sorted_batches_pad_less_and_embed_the_same(tiny_rge, tmp_path):
     tiny_rge.embed_prompts = counting
     try:
         for sort in (False, True):
-            embedder = Embedder(tiny_rge, EmbedSettings(max_new_tokens=4, batch_size=4, sort_by_length=sort))
+            embedder = Embedder(tiny_rge, EmbedSettings(greedy_decoding(4), batch_size=4, sort_by_length=sort))
             settings = EncodeSettings(reasoning=False, chunk_size=16)
             encoder = Encoder(lambda e=embedder: e, settings, tmp_path / str(sort))
             padded.clear()

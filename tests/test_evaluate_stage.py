@@ -27,7 +27,7 @@ from rge_core.model.inputs import Query, Target
 from rge_core.pipeline import run_pipeline
 from tests.helpers import small_config
 
-EVAL = ["eval.max_new_tokens=4", "eval.batch_size=8"]
+EVAL = ["eval.decoding.max_new_tokens=4", "eval.batch_size=8"]
 
 
 def eval_config(root: Path, *extra: str):

@@ -28,7 +28,7 @@ from rge_core.pipeline import run_pipeline
 from rge_core.strict_yaml import load_strict
 from tests.helpers import small_config
 
-DECODING = ["eval.max_new_tokens=6", "eval.repetition_penalty=1.3"]
+DECODING = ["eval.decoding.max_new_tokens=6", "eval.decoding.repetition_penalty=1.3"]
 
 
 def card_parts(folder: Path) -> tuple[dict, str, list[str]]:

@@ -32,7 +32,7 @@ FAST = [
     "curation.prompt_set=prompts/rge-v1",
     "train.steps=2",
     "train.checkpoint_every=1",
-    "eval.max_new_tokens=8",
+    "eval.decoding.max_new_tokens=8",
 ]
 PIPELINE_STAGES = {"model", "ingest", "curate", "assemble", "train", "evaluate"}
 
@@ -299,4 +299,4 @@ def test_prefect_deploy_registers_every_deployment_for_its_pool(served):
     on_slurm = asyncio.run(_read_deployment(env["PREFECT_API_URL"], "rge/nightly-slurm"))
     command = on_slurm.job_variables["command"].split()
     assert command[:2] == ["sbatch", "--wait"] and command[-1] == str(Path.cwd() / "slurm" / "flow-run.sbatch")
-    assert {"train.launcher=slurm", "eval.launcher=slurm"} <= set(on_slurm.parameters["overrides"])
+    assert {"train.launch.launcher=slurm", "eval.launch.launcher=slurm"} <= set(on_slurm.parameters["overrides"])

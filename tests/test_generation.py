@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.generation import GenerationRequest, build_generator
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.generation.hf_engine import TransformersGenerator, batch_seed
@@ -22,7 +22,7 @@ from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import QWEN_IMAGE_TOKENS
 from tests.helpers import run_result_script
 
-GREEDY = SamplingConfig(temperature=0.0, max_tokens=10)
+GREEDY = DecodingConfig(temperature=0.0, max_new_tokens=10)
 CPU_FP32 = resolve_placement("cpu", "float32")
 BOUNDS = {"min_pixels": 112 * 112, "max_pixels": 224 * 224}  # as in vllm_generation_script.py
 
@@ -76,15 +76,15 @@ def hf_generator(lively_model_dir):
 def test_transformers_batches_in_order_within_budget_and_batching_keeps_greedy_output(hf_generator, requests):
     batched = hf_generator.generate(requests, GREEDY)
     assert [r.request_id for r in batched] == [r.request_id for r in requests]
-    assert all(0 < r.num_tokens <= GREEDY.max_tokens and r.finish_reason in ("stop", "length") for r in batched)
-    assert all(r.finish_reason == "length" for r in batched if r.num_tokens == GREEDY.max_tokens and r.text)
+    assert all(0 < r.num_tokens <= GREEDY.max_new_tokens and r.finish_reason in ("stop", "length") for r in batched)
+    assert all(r.finish_reason == "length" for r in batched if r.num_tokens == GREEDY.max_new_tokens and r.text)
     assert len({r.text for r in batched}) > 1  # the prompt matters: the greedy check below is not vacuous
     one_by_one = [hf_generator.generate([request], GREEDY)[0] for request in requests]
     assert one_by_one == batched
 
 
 def test_transformers_seeds_make_sampling_reproducible_and_regex_only_warns(hf_generator, requests):
-    sampled = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=6)
+    sampled = DecodingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6)
     first = hf_generator.generate(requests, sampled)
     assert hf_generator.generate(requests, sampled) == first
     with pytest.warns(UserWarning, match="cannot constrain decoding"):
@@ -95,7 +95,7 @@ def test_transformers_cuts_each_row_at_its_end_token(hf_generator, requests, mon
     full = hf_generator.generate(requests, GREEDY)
     # Make request 2's first greedy token the end token: it stops at once, the others run on (padded rows).
     (stop_id,) = hf_generator.tokenizer.encode(
-        hf_generator.generate(requests[2:3], SamplingConfig(temperature=0.0, max_tokens=1))[0].text,
+        hf_generator.generate(requests[2:3], DecodingConfig(temperature=0.0, max_new_tokens=1))[0].text,
         add_special_tokens=False,
     )
     monkeypatch.setattr(hf_generator, "eos_id", stop_id)
@@ -134,10 +134,10 @@ def test_transformers_generator_and_model_core_generate_alike(hf_generator, live
     monkeypatch.setattr(hf_generator, "eos_id", emb)
     hooks = [boost_token_for_row(model, 1, emb) for model in (rge.model, hf_generator.model)]  # row 1 stops at once
     try:
-        for sampling in (GREEDY, SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=8)):
+        for sampling in (GREEDY, DecodingConfig(temperature=1.0, top_p=1.0, max_new_tokens=8)):
             results = hf_generator.generate(chosen, sampling)
             seed = batch_seed([r.seed for r in chosen])
-            rationales = rge.generate_rationales(queries, sampling.max_tokens, sampling.decoding, seed=seed)
+            rationales = rge.generate_rationales(queries, sampling.max_new_tokens, sampling.knobs, seed=seed)
             assert [r.text for r in results] == rationales.texts
             assert [r.finish_reason == "length" for r in results] == rationales.budget_hit == [True, False, True]
             assert [r.num_tokens - (r.finish_reason == "stop") for r in results] == rationales.num_tokens

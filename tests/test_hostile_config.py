@@ -147,18 +147,21 @@ def test_non_finite_numbers_are_refused_naming_the_key(value, tmp_path):
         (["model.min_pixels=5000", "model.max_pixels=1000"], "model.min_pixels (5000) > model.max_pixels (1000)"),
         (["curation.min_chars=300", "curation.max_chars=200"], "curation.min_chars (300) > curation.max_chars (200)"),
         (["curation.num_nodes=2", "curation.node_rank=2"], "curation.node_rank (2) must be below curation.num_nodes"),
-        (["train.nnodes=2", "train.node_rank=5"], "train.node_rank (5) must be below train.nnodes (2)"),
         (
-            ["curation.sampling.max_tokens=2048", "curation.max_model_len=1024"],
-            "curation.sampling.max_tokens (2048) must be below curation.max_model_len (1024)",
+            ["train.launch.nnodes=2", "train.launch.node_rank=5"],
+            "train.launch.node_rank (5) must be below train.launch.nnodes (2)",
         ),
         (
-            ["eval.engine=vllm", "eval.max_new_tokens=5000", "eval.vllm_max_model_len=4096"],
-            "eval.max_new_tokens (5000) must be below eval.vllm_max_model_len (4096)",
+            ["curation.decoding.max_new_tokens=2048", "curation.max_model_len=1024"],
+            "curation.decoding.max_new_tokens (2048) must be below curation.max_model_len (1024)",
         ),
         (
-            ["train.rationale_engine=vllm", "train.rationale_max_new_tokens=4096", "train.vllm_max_model_len=4096"],
-            "train.rationale_max_new_tokens (4096) must be below train.vllm_max_model_len (4096)",
+            ["eval.engine=vllm", "eval.decoding.max_new_tokens=5000", "eval.vllm.max_model_len=4096"],
+            "eval.decoding.max_new_tokens (5000) must be below eval.vllm.max_model_len (4096)",
+        ),
+        (
+            ["train.rationale_engine=vllm", "train.decoding.max_new_tokens=4096", "train.vllm.max_model_len=4096"],
+            "train.decoding.max_new_tokens (4096) must be below train.vllm.max_model_len (4096)",
         ),
     ],
 )

@@ -102,7 +102,7 @@ def test_some_missing_images_are_a_note_not_an_error(tmp_path, train_folder):
         (["curation.max_model_len=8192"], "curation.max_model_len: 8192 is above 4096, the max_position_embeddings"),
         (["model.path=/nowhere"], "model.path: /nowhere is not a checkpoint folder"),
         (["curation.prompt_set=prompts/nope"], "prompts/nope"),
-        (["train.hostfile=/no/hostfile"], "train.hostfile: /no/hostfile is not a file"),
+        (["train.launch.hostfile=/no/hostfile"], "train.launch.hostfile: /no/hostfile is not a file"),
         (["data.source=/no/data"], "data.source: /no/data is not a folder"),
         (["eval.compare_to=eval-0123456789ab"], "eval.compare_to: eval-0123456789ab is not"),
         (["run.artifacts_root=TMP/file/rge"], "run.artifacts_root: TMP/file/rge cannot be written"),

@@ -46,7 +46,7 @@ def test_preset_values():
     config = load_config(PRESET)
     assert config.model.min_pixels == 256 * 28 * 28 and config.model.max_pixels == 1024 * 28 * 28
     assert config.curation.generator_model != config.model.path  # a stronger oracle than the student
-    assert config.eval.max_new_tokens == 128 and not config.train.hard_negatives
+    assert config.eval.decoding.max_new_tokens == 128 and not config.train.hard_negatives
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """rationale_samples.jsonl: what the model samples on the fly while it trains, and proof that
-train.rationale_temperature decides it although the tiny checkpoint ships Qwen's `top_k: 1`. The same two
+train.decoding.temperature decides it although the tiny checkpoint ships Qwen's `top_k: 1`. The same two
 runs check the tracking files of a model artifact: TensorBoard events (train.report_to) and the curve."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TRAIN = [
     "curation.prompt_set=prompts/rge-v1",
     "train.steps=2",
     "train.log_every=1",
-    "train.rationale_max_new_tokens=12",
+    "train.decoding.max_new_tokens=12",
 ]
 FIELDS = {"step", "pair_id", "rationale", "num_tokens", "budget_hit"}
 
@@ -44,8 +44,8 @@ def lines(folder: Path, name: str) -> list[dict]:
 def two_runs(tmp_path_factory) -> tuple[Path, Path]:
     """Greedy with the default report_to, and sampled with no tracker."""
     root = tmp_path_factory.mktemp("samples")
-    return trained(root, "train.rationale_temperature=0", "train.log_samples=3"), trained(
-        root, "train.rationale_temperature=1.0", "train.report_to=[]"
+    return trained(root, "train.decoding.temperature=0", "train.log_samples=3"), trained(
+        root, "train.decoding.temperature=1.0", "train.report_to=[]"
     )
 
 

@@ -26,9 +26,9 @@ PRESET, OVERLAY = ROOT / "configs/qwen2.5-vl-3b.yaml", ROOT / "configs/rehearsal
 MODEL = {"model.path", "model.arch", "curation.generator_model"}
 SIZES = {
     "train.steps", "train.batch_size", "eval.batch_size", "curation.batch_size", "train.warmup_steps",
-    "train.checkpoint_every", "train.log_every", "train.nproc", "eval.nproc", "curation.engines",
-    "curation.tensor_parallel_size", "curation.max_model_len", "train.vllm_max_model_len",
-    "eval.vllm_max_model_len", "train.grad_cache_chunk", "curation.shard_size",
+    "train.checkpoint_every", "train.log_every", "train.launch.nproc", "eval.launch.nproc", "curation.engines",
+    "curation.tensor_parallel_size", "curation.max_model_len", "train.vllm.max_model_len",
+    "eval.vllm.max_model_len", "train.grad_cache_chunk", "curation.shard_size",
 }  # fmt: skip
 PLACEMENT = {"model.device", "model.dtype", "model.attn_implementation", "train.precision", "curation.dtype"}
 FORMAT = {
@@ -46,7 +46,7 @@ def overlay_keys() -> set[str]:
 
 def test_the_overlay_changes_only_what_a_cpu_rehearsal_must_and_says_why():
     keys = overlay_keys()
-    sampling = {key for key in keys if key.startswith("curation.sampling.")}
+    sampling = {key for key in keys if key.startswith("curation.decoding.")}
     assert keys - sampling <= ALLOWED, sorted(keys - sampling - ALLOWED)
     for line in OVERLAY.read_text().splitlines():
         if re.match(r"^\s+\w+:\s*\S", line):  # a leaf value

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rge_core.config.schema import TrainConfig
+from rge_core.config.schema import TrainConfig, VLLMEngineConfig
 from rge_core.training.vllm_rationales import check_rationale_engine
 from tests.helpers import run_result_script, run_train
 
@@ -26,10 +26,10 @@ def test_a_missing_vllm_stops_the_train_stage_in_one_line(monkeypatch):
 
 
 def test_an_engine_too_short_for_the_rationale_budget_is_refused():
-    vllm = dataclasses.replace(TrainConfig(), rationale_engine="vllm", vllm_max_model_len=256)
-    with pytest.raises(ValueError, match=r"^train.vllm_max_model_len: 256 leaves no room .* \(256\)"):
+    vllm = dataclasses.replace(TrainConfig(), rationale_engine="vllm", vllm=VLLMEngineConfig(max_model_len=256))
+    with pytest.raises(ValueError, match=r"^train.vllm.max_model_len: 256 leaves no room .* \(256\)"):
         check_rationale_engine(vllm)
-    check_rationale_engine(dataclasses.replace(vllm, vllm_max_model_len=1024))
+    check_rationale_engine(dataclasses.replace(vllm, vllm=VLLMEngineConfig(max_model_len=1024)))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_rge_train_with_the_vllm_engine_logs_the_hf_engines_rationales(tmp_path,
     # A large learning rate, so that six steps change the greedy rationales of the tiny random model.
     settings = [
         f"train.zero_stage={zero_stage}",
-        "train.rationale_temperature=0",
+        "train.decoding.temperature=0",
         "train.lr=0.02",
         "train.warmup_steps=0",
         "train.batch_size=4",

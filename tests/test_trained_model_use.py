@@ -21,7 +21,10 @@ from tests.helpers import TWO_PROCESS_TRAIN, small_config
 
 pytestmark = pytest.mark.slow
 
-EVAL = ["eval.max_new_tokens=8", "eval.batch_size=1"]  # batch 1: vectors independent of batch company, bit for bit
+EVAL = [
+    "eval.decoding.max_new_tokens=8",
+    "eval.batch_size=1",
+]  # batch 1: vectors independent of batch company, bit for bit
 COLOURS = ["red", "green", "blue", "yellow", "cyan", "magenta", "white", "black"]
 
 

@@ -95,8 +95,8 @@ DATA = [*FACTS, "data.synth.train_per_subset=8"]
 RUN = [
     "train.steps=3",
     "train.batch_size=2",
-    "train.nproc=2",
-    "train.rationale_max_new_tokens=8",
+    "train.launch.nproc=2",
+    "train.decoding.max_new_tokens=8",
     "train.checkpoint_every=100",
     "train.batching=per-subset",
 ]
@@ -122,7 +122,8 @@ def test_the_stage_rejects_impossible_batching_before_any_trainer_starts(assembl
     assert min(sizes.values()) < 8
     with pytest.raises(ValueError) as error:
         run_pipeline(
-            small_config(root, *DATA, "train.batching=per-subset", "train.batch_size=4", "train.nproc=2"), ["train"]
+            small_config(root, *DATA, "train.batching=per-subset", "train.batch_size=4", "train.launch.nproc=2"),
+            ["train"],
         )
     assert "global batch (8 examples)" in str(error.value)
     for name, size in sizes.items():

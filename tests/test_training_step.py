@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rge_core.config.schema import LoraConfig, TrainConfig
+from rge_core.config.schema import DecodingConfig, LoraConfig, TrainConfig
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.model.special_tokens import EMB_TOKEN
@@ -43,7 +43,8 @@ def examples(count: int = 4, without_negative: tuple[int, ...] = ()) -> list[Exa
 
 
 def small_train(**overrides) -> TrainConfig:
-    return TrainConfig(**{"rationale_max_new_tokens": 4, "batch_size": 4, "lr": 1e-2, "warmup_steps": 0, **overrides})
+    decoding = DecodingConfig(max_new_tokens=4)
+    return TrainConfig(**{"decoding": decoding, "batch_size": 4, "lr": 1e-2, "warmup_steps": 0, **overrides})
 
 
 def test_lm_labels_cover_exactly_the_oracle_rationale_and_emb(tiny_rge):

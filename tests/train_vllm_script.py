@@ -22,7 +22,7 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     import torch
     from PIL import Image
 
-    from rge_core.config.schema import LoraConfig, TrainConfig
+    from rge_core.config.schema import DecodingConfig, LoraConfig, TrainConfig, VLLMEngineConfig
     from rge_core.model.inputs import Query, Target
     from rge_core.model.rge_model import RGEModel
     from rge_core.training.data import Example
@@ -43,11 +43,10 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
         lr=2e-2,  # large, so that six steps move the greedy rationales of a random model
         warmup_steps=0,
         schedule="constant",
-        rationale_temperature=0.0,
-        rationale_max_new_tokens=8,
+        decoding=DecodingConfig(temperature=0.0, max_new_tokens=8),
         hard_negatives=False,
         lora=LoraConfig(rank=8, alpha=32, dropout=0.0, use_dora=dora),
-        vllm_max_model_len=1024,
+        vllm=VLLMEngineConfig(max_model_len=1024),
     )
     colours = ["red", "green", "blue", "white", "black", "yellow", "purple", "orange"]
     examples = []
@@ -67,7 +66,7 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     result: dict = {"hf": [], "vllm": []}
     for k in range(STEPS):
         batch = examples[(k % 2) * 4 : (k % 2) * 4 + 4]
-        expected = hf([e.query for e in batch], train.rationale_max_new_tokens, rationale_decoding(train), seed=k)
+        expected = hf([e.query for e in batch], train.decoding.max_new_tokens, rationale_decoding(train), seed=k)
         out = step(batch, seed=k)
         optimizer.step()
         optimizer.zero_grad()

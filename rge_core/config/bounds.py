@@ -15,22 +15,34 @@ def _problems(config: Config) -> list[str]:
         problems.append(f"curation.min_chars ({curation.min_chars}) > curation.max_chars ({curation.max_chars})")
     # A rationale must fit in the context with its prompt.
     lengths = [
-        ("curation.sampling.max_tokens", curation.sampling.max_tokens, "curation.max_model_len", curation.max_model_len)
+        (
+            "curation.decoding.max_new_tokens",
+            curation.decoding.max_new_tokens,
+            "curation.max_model_len",
+            curation.max_model_len,
+        )
     ]
     if ev.engine == "vllm":
-        lengths.append(("eval.max_new_tokens", ev.max_new_tokens, "eval.vllm_max_model_len", ev.vllm_max_model_len))
+        lengths.append(
+            (
+                "eval.decoding.max_new_tokens",
+                ev.decoding.max_new_tokens,
+                "eval.vllm.max_model_len",
+                ev.vllm.max_model_len,
+            )
+        )
     if train.rationale_engine == "vllm":
         lengths.append(
             (
-                "train.rationale_max_new_tokens",
-                train.rationale_max_new_tokens,
-                "train.vllm_max_model_len",
-                train.vllm_max_model_len,
+                "train.decoding.max_new_tokens",
+                train.decoding.max_new_tokens,
+                "train.vllm.max_model_len",
+                train.vllm.max_model_len,
             )
         )
     ranks = [
         ("curation.node_rank", curation.node_rank, "curation.num_nodes", curation.num_nodes),
-        ("train.node_rank", train.node_rank, "train.nnodes", train.nnodes),
+        ("train.launch.node_rank", train.launch.node_rank, "train.launch.nnodes", train.launch.nnodes),
     ]
     for low, low_value, high, high_value in [*lengths, *ranks]:
         if low_value >= high_value:

@@ -20,7 +20,7 @@ import yaml
 
 from rge_core import fileio
 from rge_core.config.bounds import check_bounds
-from rge_core.config.schema import Config
+from rge_core.config.schema import REMOVED, RENAMED, Config
 from rge_core.messages import quoted, shortened
 from rge_core.strict_yaml import load_strict, yaml_problem
 
@@ -130,6 +130,10 @@ def _check_marker(marker: Mapping, value: Any, key: str) -> None:
 
 
 def _unknown(key: str, cls: type) -> _Mismatch:
+    if key in RENAMED:  # an old name in a user's YAML: say what it is now
+        return _Mismatch(key, f"no longer a setting: use {RENAMED[key]}")
+    if key in REMOVED:
+        return _Mismatch(key, f"no longer a setting: {REMOVED[key]}")
     return _Mismatch(shortened(key, 100), f"unknown key (known: {', '.join(_fields(cls))})")
 
 
@@ -145,13 +149,31 @@ def _build(cls: type[T], data: Any, key: str) -> T:
         raise _Mismatch(key, f"not an rge config: none of its top-level keys is a section ({', '.join(fields)})")
     if unknown:
         raise _unknown(_join(key, unknown[0]), cls)
-    values = {name: _convert(fields[name], value, _join(key, name)) for name, value in data.items()}
+    values = {name: _convert(fields[name], _over_default(klass, name, v), _join(key, name)) for name, v in data.items()}
     for name, value in values.items():
         _check_marker(markers[name], value, _join(key, name))
     try:
         return cls(**values)
     except (TypeError, ValueError) as error:  # a missing required field, or a __post_init__ check
         raise _Mismatch(key, str(error)) from None
+
+
+@functools.cache
+def _section_defaults(cls: type) -> dict[str, dict]:
+    """The defaults of `cls`'s nested sections as plain data, where a field's own default differs from its
+    class's (eval.decoding is greedy, DecodingConfig samples)."""
+    return {
+        f.name: dataclasses.asdict(f.default_factory())
+        for f in dataclasses.fields(cls)
+        if f.init and f.default_factory is not dataclasses.MISSING and dataclasses.is_dataclass(f.default_factory())
+    }
+
+
+def _over_default(cls: type, name: str, value: Any) -> Any:
+    """A mapping given for a nested section, over that section's own default: keys it leaves out keep the
+    field's default, not the section class's."""
+    default = _section_defaults(cls).get(name) if dataclasses.is_dataclass(cls) else None
+    return merged(default, value) if default is not None and isinstance(value, Mapping) else value
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], source: str = "") -> T:

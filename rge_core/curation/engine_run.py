@@ -80,7 +80,7 @@ def _generator(job: CurationJob):
         tensor_parallel_size=curation.tensor_parallel_size,
         max_model_len=curation.max_model_len,
         dtype=curation.dtype,
-        seed=curation.sampling.seed,
+        seed=curation.decoding.seed,
         structured_backend=curation.structured_backend,
     )
 
@@ -108,7 +108,7 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
     context = ShardContext(
         prompt_set=prompt_set,
         generator=generator,
-        sampling=curation.sampling,
+        sampling=curation.decoding,
         rules=rules,
         max_retries=curation.max_retries,
         image_root=Path(job.image_root),

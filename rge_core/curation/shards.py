@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from data_schemas.schemas import RATIONALES
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.curation.validate import RationaleRules, reject_reason
 from rge_core.data.image_header import header_problem, pixel_cap
 from rge_core.generation.base import GenerationRequest, GenerationResult, Generator
@@ -42,7 +42,7 @@ def request_seed(base_seed: int, pair_id: str, attempt: int) -> int:
 class ShardContext:
     prompt_set: PromptSet
     generator: Generator
-    sampling: SamplingConfig
+    sampling: DecodingConfig
     rules: RationaleRules
     max_retries: int
     image_root: Path

@@ -1,6 +1,6 @@
 """Encoding of eval queries (optionally reasoning first) and deduplicated candidates, in chunks cached on
 disk: an interrupted or repeated evaluation reuses every chunk already encoded and encodes nothing twice,
-and eval shard processes (eval.nproc) share the work by chunk through the same cache. The model work is the
+and eval shard processes (eval.launch.nproc) share the work by chunk through the same cache. The model work is the
 Embedder's (rge_core/embedder.py), the same that `rge embed` and the Python API use.
 
 The cache folder is keyed by everything that changes an embedding (model version, rewrites, reasoning

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rge_core.artifacts.store import Artifact, ArtifactStore, looks_like_version_id
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, LaunchConfig
 from rge_core.data.layout import EVAL_SPLIT
 from rge_core.data.mmeb_registry import MMEB_DATASETS, canonical_name
 from rge_core.data.rewrites import RewriteFile, load_rewrites
@@ -103,18 +103,26 @@ def _compare_to(config: Config, store: ArtifactStore) -> Artifact | None:
 
 def _check_run(config: Config) -> None:
     """How the evaluation runs, where settings depend on each other (single values are checked at load)."""
-    ev = config.eval
-    if ev.nnodes > 1 and ev.launcher != "slurm":
+    launch = config.eval.launch
+    if launch.launcher not in ("torchrun", "slurm"):
+        raise EvalSettingError(f"eval.launch.launcher: {launch.launcher} starts trainers only; use torchrun or slurm")
+    defaults = LaunchConfig()
+    unused = [
+        name for name in ("node_rank", "master_addr", "hostfile") if getattr(launch, name) != getattr(defaults, name)
+    ]
+    if unused:  # a knob that would do nothing
+        raise EvalSettingError(f"eval.launch.{unused[0]}: only training's launch uses it (eval: nnodes, master_port)")
+    if launch.nnodes > 1 and launch.launcher != "slurm":
         raise EvalSettingError(
-            f"eval.nnodes: {ev.nnodes} nodes need eval.launcher slurm (shards on one node otherwise)"
+            f"eval.launch.nnodes: {launch.nnodes} nodes need eval.launch.launcher slurm (shards on one node otherwise)"
         )
-    if ev.nnodes > 1 and not ev.master_port:
+    if launch.nnodes > 1 and not launch.master_port:
         raise EvalSettingError(
-            "eval.master_port: set it for a multi-node evaluation (the rendezvous port on the first node)"
+            "eval.launch.master_port: set it for a multi-node evaluation (the rendezvous port on the first node)"
         )
 
 
-def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str], fetch_missing: bool = True) -> EvalPlan:
+def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> EvalPlan:
     """Every setting of the evaluation checked, nothing built: the model may be a planned training run, and the
     synthetic benchmark is among the source's artifacts to build first."""
     ev = config.eval

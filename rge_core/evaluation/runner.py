@@ -1,6 +1,6 @@
 """The encoding side of an evaluation, the same in the eval stage and in each of its shard processes.
 
-With eval.nproc > 1 the stage launches `nproc` shard processes (one per GPU, like training: torchrun, or
+With eval.launch.nproc > 1 the stage launches `nproc` shard processes (one per GPU, like training: torchrun, or
 srun inside a Slurm allocation). They deal the chunks of every dataset's queries and unique candidates out
 among themselves (chunk k of the whole evaluation goes to process k mod nproc) and write them into the
 shared embedding cache; the stage then reads every chunk back and scores, exactly as one process would

@@ -108,7 +108,9 @@ def _eval_row(manifest: Manifest) -> list[str]:
         g = aggregates.get(group, {})
         return f"{100 * g['metrics']['precision@1']:.1f}" if g.get("num_datasets") else "–"
 
-    reasoning = f"on ({manifest.config.get('max_new_tokens')} tokens)" if stats.get("reasoning") else "off"
+    reasoning = (
+        f"on ({manifest.config.get('decoding', {}).get('max_new_tokens')} tokens)" if stats.get("reasoning") else "off"
+    )
     comparable = comparable_with_published(aggregates, rewrites)["overall"]
     return [
         f"`{manifest.id}`",
@@ -143,7 +145,7 @@ def _usage(facts: CardFacts) -> str:
     else:
         folder, download = f'"{facts.model_ref}"', ""
     decoding = (
-        f"max_new_tokens={s.max_new_tokens}, repetition_penalty={s.repetition_penalty}, "
+        f"max_new_tokens={s.decoding.max_new_tokens}, repetition_penalty={s.decoding.repetition_penalty}, "
         f'on_budget_hit="{s.on_budget_hit}"'
     )
     last_token = s.on_budget_hit == "last-token"
@@ -220,7 +222,8 @@ print(rationale, float(query @ candidate))
     return (
         "## Usage\n\n"
         "`generation_config.json` holds the evaluation's decoding: greedy, "
-        f"`max_new_tokens={s.max_new_tokens}`, `repetition_penalty={s.repetition_penalty}`, and `<emb>` as the "
+        f"`max_new_tokens={s.decoding.max_new_tokens}`, `repetition_penalty={s.decoding.repetition_penalty}`, "
+        "and `<emb>` as the "
         "end of generation. A rationale that reaches the budget without `<emb>` "
         + (
             "is embedded at its last token (as the RGE release's eval).\n\n"

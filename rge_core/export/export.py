@@ -5,7 +5,7 @@ generates with, plus its model card.
   (rge_core/training/checkpoints.py), in the training dtype (train.precision of the model's manifest);
 - processor and tokenizer with `<emb>` (added, with an embedding row, when the checkpoint lacks it) and the
   image bounds model.min_pixels / max_pixels;
-- generation_config.json with the eval's decoding: greedy, eval.max_new_tokens, eval.repetition_penalty,
+- generation_config.json with the eval's decoding: greedy, eval.decoding.max_new_tokens and repetition_penalty,
   `<emb>` as the end of generation;
 - README.md, the model card (rge_core/export/card.py).
 
@@ -47,8 +47,8 @@ def _write_model(folder: Path, checkpoint: Path, dtype: str, config: Config, set
     processor = load_processor(str(checkpoint), config.model.min_pixels, config.model.max_pixels)
     emb = ensure_emb_token(model, processor.tokenizer)
     model.generation_config = GenerationConfig(
-        **generate_kwargs(settings.decoding),
-        max_new_tokens=settings.max_new_tokens,
+        **generate_kwargs(settings.decoding.knobs),
+        max_new_tokens=settings.decoding.max_new_tokens,
         eos_token_id=emb.token_id,
         pad_token_id=processor.tokenizer.pad_token_id,
     )

@@ -1,7 +1,7 @@
 """The one interface every rationale generator implements, and the request/result records it trades in.
 
     generator = build_generator("vllm", model="path/to/Qwen2.5-VL-32B-Instruct")
-    results = generator.generate(requests, SamplingConfig(temperature=0.7, max_tokens=256), regex=None)
+    results = generator.generate(requests, DecodingConfig(temperature=0.7, max_new_tokens=256), regex=None)
     generator.close()
 
 Results come back in the order of the requests, one per request.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 
 # At most this many images in one request: the curation prompts show a query image and a target image.
 MAX_IMAGES = 2
@@ -42,7 +42,7 @@ class Generator(Protocol):
     name: str  # the model folder / id (or reference file), recorded in every rationale row
 
     def generate(
-        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None
+        self, requests: Sequence[GenerationRequest], sampling: DecodingConfig, regex: str | None = None
     ) -> list[GenerationResult]: ...
 
     def close(self) -> None: ...

@@ -1,7 +1,7 @@
 """transformers generator: batched, KV-cached `model.generate` with left padding.
 
     generator = TransformersGenerator("path/to/checkpoint", resolve_placement("auto", "auto"), batch_size=16)
-    results = generator.generate(requests, SamplingConfig(temperature=0.0, max_tokens=128))
+    results = generator.generate(requests, DecodingConfig(temperature=0.0, max_new_tokens=128))
 
 For CPU machines without vLLM and as a reference for the vLLM engine (same prompts, see chat.py).
 Two differences from vLLM, by design:
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from transformers import AutoModelForImageTextToText
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.generation.base import GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.generation import Continuation, generate_continuations
@@ -62,7 +62,7 @@ class TransformersGenerator:
         ).eval()
 
     def generate(
-        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None
+        self, requests: Sequence[GenerationRequest], sampling: DecodingConfig, regex: str | None = None
     ) -> list[GenerationResult]:
         if regex is not None:
             warnings.warn(
@@ -77,7 +77,7 @@ class TransformersGenerator:
         return results
 
     @torch.inference_mode()
-    def _generate_batch(self, batch: Sequence[GenerationRequest], sampling: SamplingConfig) -> list[GenerationResult]:
+    def _generate_batch(self, batch: Sequence[GenerationRequest], sampling: DecodingConfig) -> list[GenerationResult]:
         rendered = [render_prompt(self.processor, self.chat_template, r.parts, r.system) for r in batch]
         images = [image for _, request_images in rendered for image in request_images]
         inputs = self.processor(
@@ -90,10 +90,10 @@ class TransformersGenerator:
         continuations = generate_continuations(
             self.model,
             inputs,
-            sampling.max_tokens,
+            sampling.max_new_tokens,
             self.eos_id,
             self.tokenizer.pad_token_id,
-            sampling.decoding,  # every knob explicit: same distribution as vLLM's SamplingParams
+            sampling.knobs,  # every knob explicit: same distribution as vLLM's SamplingParams
             seed=batch_seed([r.seed for r in batch]),
         )
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.fileio import read_bytes
 from rge_core.generation.base import GenerationRequest, GenerationResult
 
@@ -61,7 +61,7 @@ class ReferenceGenerator:
             self.texts[key] = row.get(text_key)
 
     def generate(
-        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None
+        self, requests: Sequence[GenerationRequest], sampling: DecodingConfig, regex: str | None = None
     ) -> list[GenerationResult]:
         results = []
         for request in requests:

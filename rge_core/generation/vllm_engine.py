@@ -2,7 +2,7 @@
 
     if __name__ == "__main__":        # required: vLLM may spawn worker processes that re-import the script
         generator = VLLMGenerator("path/to/Qwen2.5-VL-32B-Instruct", tensor_parallel_size=2)
-        results = generator.generate(requests, SamplingConfig(), regex=r"Reasoning: [^\n]{16,400}")
+        results = generator.generate(requests, DecodingConfig(), regex=r"Reasoning: [^\n]{16,400}")
         generator.close()
 
 Every request carries its own seed (`SamplingParams(seed=...)`), so a sampled text depends only on its
@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rge_core.config.schema import SamplingConfig
+from rge_core.config.schema import DecodingConfig
 from rge_core.generation.base import MAX_IMAGES, GenerationRequest, GenerationResult
 from rge_core.generation.chat import load_chat_processor, render_prompt
 from rge_core.model.processor import image_size_kwargs
@@ -99,7 +99,7 @@ class VLLMGenerator:
         )
 
     def generate(
-        self, requests: Sequence[GenerationRequest], sampling: SamplingConfig, regex: str | None = None
+        self, requests: Sequence[GenerationRequest], sampling: DecodingConfig, regex: str | None = None
     ) -> list[GenerationResult]:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
@@ -121,7 +121,7 @@ class VLLMGenerator:
                     top_p=sampling.top_p,
                     top_k=sampling.top_k,
                     repetition_penalty=sampling.repetition_penalty,
-                    max_tokens=sampling.max_tokens,
+                    max_tokens=sampling.max_new_tokens,
                     seed=request.seed,
                     structured_outputs=structured,
                 )

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import asdict
 
 import pyarrow as pa
 
 from data_schemas.io import read_table, write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.curation.rationales_artifact import rationales_summary, read_rationales
 from rge_core.stages.dataset_card import dataset_card, length_stats
 from rge_core.stages.declaration import StageDecl
@@ -38,7 +37,7 @@ def _valid_rationales(table: pa.Table) -> dict[str, str]:
 
 def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
     pairs_id, rationales_id = inputs["pairs"], inputs["rationales"]
-    settings = asdict(config.assemble)
+    settings = versioned(config.assemble)
     return StageSpec(
         "dataset",
         settings,

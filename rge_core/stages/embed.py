@@ -85,8 +85,8 @@ def _settings(config: Config, request: EmbedRequest, prepared: _Prepared, store:
         settings["reasoning"] = request.reasoning
         if request.reasoning:
             settings.update(
-                max_new_tokens=ev.max_new_tokens,
-                repetition_penalty=ev.repetition_penalty,
+                max_new_tokens=ev.decoding.max_new_tokens,
+                repetition_penalty=ev.decoding.repetition_penalty,
                 on_budget_hit=ev.on_budget_hit,
                 engine=ev.engine,
             )

@@ -23,7 +23,7 @@ from rge_core.artifacts.local import build_folder, cache_root
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.artifacts.verify import folder_identity
 from rge_core.builds import StageSpec
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.data.image_header import pixel_cap
 from rge_core.data.mmeb_registry import missing_datasets
 from rge_core.evaluation.predictions import pair_predictions, prediction_rows
@@ -44,6 +44,19 @@ if TYPE_CHECKING:  # heavy (torch, matplotlib): imported where they run, so `rge
     from rge_core.evaluation.plan import EvalPlan
     from rge_core.evaluation.runner import EvalJob
 
+# The settings an embedding depends on (the rest of the version is about scoring): they key the embedding cache.
+_EMBEDDING_SETTINGS = (
+    "reasoning",
+    "decoding",
+    "on_budget_hit",
+    "rewrites",
+    "image_bounds",
+    "max_text_chars",  # which items are rejects is cached with them
+    "pixel_cap",
+    "engine",
+    "dtype",
+    "attn_implementation",
+)
 _CODE = [
     "rge_core/evaluation",
     "rge_core/embedder.py",  # the encoding itself
@@ -75,13 +88,13 @@ def _write_reports(writer, results: EvalResults, predictions: pa.Table, plan: Ev
 
 
 def _run_shards(config: Config, job: EvalJob, folder: Path) -> None:
-    """eval.nproc shard processes encode their chunks into the cache (the stage then reads them all)."""
+    """eval.launch.nproc shard processes encode their chunks into the cache (the stage then reads them all)."""
     from rge_core.evaluation.runner import RUNNER_MODULE
 
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "job.json"
     job_file.write_text(job.to_json())
-    run_launched(Launch.of(config.eval, "eval"), RUNNER_MODULE, job_file, folder / "shards.log")
+    run_launched(Launch.of(config.eval.launch, "eval"), RUNNER_MODULE, job_file, folder / "shards.log")
 
 
 def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
@@ -118,31 +131,18 @@ def _score_datasets(enc: Encoder, job: EvalJob, plan: EvalPlan):
 
 
 def _build(writer, config: Config, store: ArtifactStore, plan: EvalPlan, settings: dict) -> dict:
-    """Encode (through the cache, sharded with eval.nproc), score and write the reports; the stats."""
+    """Encode (through the cache, sharded with eval.launch.nproc), score and write the reports; the stats."""
     ev = config.eval
     from rge_core.evaluation.runner import EvalJob, encoder
 
     model_dir = plan.model_dir(config, store)
     # Everything that changes an embedding keys the cache; items key each chunk inside it.
-    key = json.dumps(
-        [
-            plan.model_id or settings["model"],
-            plan.rewrite_records(),
-            ev.reasoning,
-            ev.max_new_tokens,
-            ev.repetition_penalty,
-            ev.on_budget_hit,
-            settings["image_bounds"],
-            settings["row_bounds"],  # which items are rejects is cached with them
-            ev.engine,
-            plan.placement.record(),
-        ]
-    )
+    key = json.dumps([plan.model_id or settings["model"], {name: settings[name] for name in _EMBEDDING_SETTINGS}])
     cache = cache_root(store) / "eval-embeddings" / hashlib.sha256(key.encode()).hexdigest()[:16]
     cache.mkdir(parents=True, exist_ok=True)
     folder, images = plan.source.folder(store), plan.source.image_root(store)
     job = EvalJob(config, str(model_dir), str(folder), str(images), plan.datasets, str(cache))
-    if ev.nproc > 1:
+    if ev.launch.nproc > 1:
         progress.report("evaluate", 0, len(plan.datasets))
         build_folder(writer, lambda folder: _run_shards(config, job, folder / "shards"))
     enc = encoder(job)  # loads the model only for chunks the cache lacks (none after the shards)
@@ -202,22 +202,14 @@ def evaluate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
     plan = plan_eval(config, store, inputs)  # every setting checked before any model or encoding work
     placement = plan.placement.record()  # dtype and attention kernel change the numbers; the device does not
     settings = {
-        "reasoning": ev.reasoning,
-        "max_new_tokens": ev.max_new_tokens,
-        "repetition_penalty": ev.repetition_penalty,
-        "on_budget_hit": ev.on_budget_hit,
+        **versioned(ev),
         "rewrites": plan.rewrite_records(),
-        "categories": plan.categories,
-        "datasets": ev.datasets,
-        "engine": ev.engine,
+        "categories": plan.categories,  # the synthetic sets' too
         **placement,
         "image_bounds": [config.model.min_pixels, config.model.max_pixels],
-        # What makes an item a reject: a text's length, an image's size.
-        "row_bounds": {"max_text_chars": ev.max_text_chars, "pixel_cap": pixel_cap(config.model.max_pixels)},
+        "pixel_cap": pixel_cap(config.model.max_pixels),  # an image above it is a reject
         **plan.source.identity,
     }
-    if ev.compare_to:  # else a rerun with --compare-to would reuse the eval built without it, and write no diff
-        settings["compare_to"] = ev.compare_to
     lineage = dict(plan.source.inputs)
     if plan.model_id:
         lineage["model"] = plan.model_id

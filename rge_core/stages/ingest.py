@@ -16,7 +16,7 @@ import pyarrow as pa
 from data_schemas.io import write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.data.image_header import pixel_cap
 from rge_core.data.mmeb_train import read_mmeb_train
 from rge_core.data.rewrites import RewriteFile, load_rewrites
@@ -78,9 +78,8 @@ def ingest_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
     rewrites = _rewrites(config)  # bad files fail before anything else
     source = data_source(config, store, TRAIN)  # a wrong image root fails here, not after a full scan
     _check_rewrites(rewrites, source.subsets)
-    settings = {**source.identity, "split": config.data.split, "subsets": config.data.subsets}
-    # What makes a row a reject: a text's length, an image's size (its header checked).
-    settings["row_bounds"] = {"max_text_chars": config.data.max_text_chars, "pixel_cap": _pixel_cap(config)}
+    # What makes a row a reject, besides data.max_text_chars: an image above the pixel cap (its header checked).
+    settings = {**versioned(config.data), **source.identity, "pixel_cap": _pixel_cap(config)}
     if any(rewrites.values()):
         settings["rewrites"] = {side: f.record() if f else None for side, f in rewrites.items()}
     return StageSpec(

@@ -11,7 +11,7 @@ from pathlib import Path
 from rge_core.artifacts.local import build_folder
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
-from rge_core.config.schema import Config
+from rge_core.config.schema import Config, versioned
 from rge_core.sources import TINY_MODEL
 from rge_core.stages.declaration import StageDecl
 
@@ -28,13 +28,13 @@ def model_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
             )
         return None
     arch, seed = config.model.arch, config.model.tiny_seed
-    settings = {"arch": arch, "seed": seed}
+    settings = versioned(config.model)
 
     def build(writer) -> dict:
         from rge_core.model.tiny import write_tiny_model  # heavy: transformers
 
         build_folder(writer, lambda folder: write_tiny_model(folder, arch, seed))
-        return {"source": "tiny", **settings}
+        return {"source": "tiny", "arch": arch, "seed": seed}
 
     return StageSpec("model", settings, {}, _TINY_CODE, build)
 

@@ -3,7 +3,7 @@ step-named checkpoints, metrics.jsonl, rationale_samples.jsonl (what the model s
 TensorBoard event files in tensorboard/, training_curve.png, the trainer log). Resumable: a rerun after a
 kill continues from the newest complete checkpoint with the same data order.
 
-    rge train --config configs/tiny.yaml [--set train.method=baseline] [--set train.nproc=2]
+    rge train --config configs/tiny.yaml [--set train.method=baseline] [--set train.launch.nproc=2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def _check_batches(config: Config, dataset_url: str) -> None:
     with fsspec.open(dataset_url, "rb") as handle:
         subsets = pq.read_table(handle, columns=["subset"]).column("subset").to_pylist()
     # A DeepSpeed hostfile may hold more processes than nproc * nnodes; the trainer checks again.
-    check_batching(subsets, config.train.batching, config.train.batch_size * config.train.nproc * config.train.nnodes)
+    check_batching(
+        subsets, config.train.batching, config.train.batch_size * config.train.launch.nproc * config.train.launch.nnodes
+    )
 
 
 def _check_settings(config: Config) -> None:
@@ -63,8 +65,8 @@ def _check_settings(config: Config) -> None:
     training_placement(config.train, config.model.device, config.model.attn_implementation)
     check_reporters(config.train.report_to)
     check_rationale_engine(config.train)
-    if config.train.hostfile and not Path(config.train.hostfile).is_file():
-        raise ValueError(f"train.hostfile: {config.train.hostfile} is not a file")
+    if config.train.launch.hostfile and not Path(config.train.launch.hostfile).is_file():
+        raise ValueError(f"train.launch.hostfile: {config.train.launch.hostfile} is not a file")
 
 
 def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
@@ -72,6 +74,9 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
     _check_settings(config)
     settings = versioned(config.train)  # how the run is spread over processes and logged changes no weight
     settings["image_bounds"] = [config.model.min_pixels, config.model.max_pixels]
+    # How many processes train changes the result (the global batch, every rank's sampling seeds); how they are
+    # started does not.
+    settings["processes"] = config.train.launch.nproc * config.train.launch.nnodes
     lineage = {"dataset": dataset_id, **({"base": base_id} if base_id else {})}
     if not base_id:
         settings["base_model"] = folder_identity(config.model.path)
@@ -125,7 +130,7 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
         return {**stats, "method": config.train.method, "checkpoint": FINAL_MODEL}
 
     # With torchrun over several nodes every node runs this stage on the one version: no build lock then.
-    per_node = config.train.nnodes > 1 and config.train.launcher == "torchrun"
+    per_node = config.train.launch.nnodes > 1 and config.train.launch.launcher == "torchrun"
     return StageSpec("model", settings, lineage, _CODE, build, resume=True, exclusive=not per_node)
 
 

@@ -1,6 +1,6 @@
-"""How the train stage starts the trainer: under train.launcher (torchrun | deepspeed | slurm, see
-rge_core/launch.py) with train.nproc processes per node, or in-process when train.launcher is "none"
-(then train.nproc must be 1)."""
+"""How the train stage starts the trainer: under train.launch.launcher (torchrun | deepspeed | slurm, see
+rge_core/launch.py) with train.launch.nproc processes per node, or in-process when train.launch.launcher is "none"
+(then train.launch.nproc must be 1)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ def run_trainer(
 ) -> None:
     """Run the trainer to completion, calling `while_running` every few seconds (progress reports); a
     failure raises with the tail of its log."""
-    if train.launcher == "none":
-        if train.nproc != 1 or train.nnodes != 1:
-            raise ValueError("train.launcher: none runs one process; use torchrun or deepspeed for train.nproc > 1")
+    if train.launch.launcher == "none":
+        if train.launch.nproc != 1 or train.launch.nnodes != 1:
+            raise ValueError(
+                "train.launch.launcher: none runs one process; use torchrun or deepspeed for train.launch.nproc > 1"
+            )
         from rge_core.training.trainer import TrainJob, main
 
         main(TrainJob.from_json(job_file.read_text()))
         return
-    run_launched(Launch.of(train, "train"), TRAINER_MODULE, job_file, log_file, while_running)
+    run_launched(Launch.of(train.launch, "train"), TRAINER_MODULE, job_file, log_file, while_running)

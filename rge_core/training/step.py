@@ -20,8 +20,7 @@ from typing import Protocol
 
 import torch
 
-from rge_core.config.schema import TrainConfig
-from rge_core.model.decoding import Decoding
+from rge_core.config.schema import DecodingConfig, TrainConfig
 from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import Query, assistant_suffix
 from rge_core.model.rge_model import RGEModel
@@ -30,13 +29,6 @@ from rge_core.training.grad_cache import grad_cache_step
 from rge_core.training.losses import info_nce, lm_labels, lm_loss
 
 METHODS = ("rge", "baseline", "oracle-embed", "lm")
-
-
-def rationale_decoding(train: TrainConfig) -> Decoding:
-    """How the model samples its own rationales in training (rationale_temperature 0: greedy)."""
-    return Decoding(
-        train.rationale_temperature, train.rationale_top_p, train.rationale_top_k, train.rationale_repetition_penalty
-    )
 
 
 @dataclass
@@ -89,9 +81,7 @@ class RationaleSource(Protocol):
     def sync(self) -> None:
         """Bring the generator up to the trained weights, where it holds a copy of its own."""
 
-    def __call__(
-        self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int
-    ) -> RationaleBatch: ...
+    def __call__(self, queries: Sequence[Query], decoding: DecodingConfig, seed: int) -> RationaleBatch: ...
 
 
 class HFRationales:
@@ -108,11 +98,11 @@ class HFRationales:
     def sync(self) -> None:
         pass  # generates with the trained weights themselves
 
-    def __call__(self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int) -> RationaleBatch:
+    def __call__(self, queries: Sequence[Query], decoding: DecodingConfig, seed: int) -> RationaleBatch:
         self.rge.model.eval()
         try:
             with self.generation_context():
-                return self.rge.generate_rationales(queries, max_new_tokens, decoding, seed=seed)
+                return self.rge.generate_rationales(queries, decoding.max_new_tokens, decoding.knobs, seed=seed)
         finally:
             self.rge.model.train()
 
@@ -142,9 +132,7 @@ class RGEStep:
         self.rationales.sync()
         seconds["weight_sync"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        generated = self.rationales(
-            [e.query for e in examples], self.train.rationale_max_new_tokens, rationale_decoding(self.train), seed
-        )
+        generated = self.rationales([e.query for e in examples], self.train.decoding, seed)
         seconds["generation"] = time.perf_counter() - clock
         return generated
 

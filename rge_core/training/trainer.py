@@ -191,7 +191,7 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
         indices = batch_indices(subsets, step, train.batch_size, rank, world, train.seed, train.batching)
         clock = time.perf_counter()
         batch = [examples[i] for i in indices]
-        out = run_step(batch, seed=step_seed(train.seed + 1, step, rank))
+        out = run_step(batch, seed=step_seed(train.decoding.seed, step, rank))  # the on-the-fly sampling
         optimizer_clock = time.perf_counter()
         engine.step()
         if colocated is not None:

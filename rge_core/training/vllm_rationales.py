@@ -8,8 +8,8 @@ engine starts from the base checkpoint on disk; the trained model may already di
 then only the adapted layers, merged out of place (rge_core/training/weight_sync.py), gathered one module at
 a time under ZeRO-3. The prefix cache is reset after a sync: cached prefixes hold the old weights' keys.
 
-Requests are eval's (rge_core/generation/rationale_requests.py) with the step's decoding and one seed per
-query from the step's seed, which is derived from (train.seed, step, rank): a resumed run samples the same.
+Requests are eval's (the one client, rge_core/generation/vllm_rationales.py) with train.decoding and one seed
+per query from the step's seed, derived from (train.decoding.seed, step, rank): a resumed run samples the same.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from rge_core.config.schema import TrainConfig
-from rge_core.generation.rationale_requests import rationale_params, rationale_prompt, row_seed
-from rge_core.model.decoding import Decoding
-from rge_core.model.generation import RationaleBatch, rationales_from_tokens
+from rge_core.config.schema import DecodingConfig, TrainConfig
+from rge_core.generation.vllm_rationales import VLLMRationales
+from rge_core.model.generation import RationaleBatch
 from rge_core.model.inputs import Query
 from rge_core.model.rge_model import RGEModel
 from rge_core.training.weight_sync import Gather, merged_weights, no_gather
@@ -42,10 +41,10 @@ def check_rationale_engine(train: TrainConfig) -> None:
         return
     if importlib.util.find_spec("vllm") is None:
         raise ValueError('train.rationale_engine: vllm is not installed; pip install -e ".[gpu]" (or ".[cpu]")')
-    if train.rationale_max_new_tokens >= train.vllm_max_model_len:
+    if train.decoding.max_new_tokens >= train.vllm.max_model_len:
         raise ValueError(
-            f"train.vllm_max_model_len: {train.vllm_max_model_len} leaves no room for the prompt before "
-            f"train.rationale_max_new_tokens ({train.rationale_max_new_tokens}) rationale tokens"
+            f"train.vllm.max_model_len: {train.vllm.max_model_len} leaves no room for the prompt before "
+            f"train.decoding.max_new_tokens ({train.decoding.max_new_tokens}) rationale tokens"
         )
 
 
@@ -64,6 +63,8 @@ def _untouched_layers_unreported() -> Iterator[None]:
 
 
 class ColocatedVLLM:
+    """The trainer rank's engine (rge_core/generation/vllm_rationales.py) and its weight sync."""
+
     def __init__(
         self,
         rge: RGEModel,
@@ -73,20 +74,9 @@ class ColocatedVLLM:
         max_pixels: int = 0,
         gather: Gather = no_gather,
     ):
-        from rge_core.generation.vllm_engine import VLLMGenerator
-
         self.rge, self.gather = rge, gather
-        self.engine = VLLMGenerator(
-            model_dir,
-            max_model_len=train.vllm_max_model_len,
-            dtype=str(rge.model.dtype).removeprefix("torch."),  # the trained weights' dtype
-            seed=train.seed,
-            limit_images=1,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            gpu_memory_utilization=train.vllm_gpu_memory_utilization,
-            max_num_seqs=train.vllm_max_num_seqs or train.batch_size,
-            colocated=True,
+        self.client = VLLMRationales(
+            rge, model_dir, train.vllm, min_pixels, max_pixels, train.decoding, train.batch_size, colocated=True
         )
         self.stale = True  # the engine holds the checkpoint's weights, not (yet) the trained model's
         self.syncs = 0  # the first one sends every weight
@@ -98,7 +88,7 @@ class ColocatedVLLM:
     def sync(self) -> None:
         if not self.stale:
             return
-        llm = self.engine.llm
+        llm = self.client.llm
         with torch.no_grad(), _untouched_layers_unreported():
             weights = merged_weights(self.rge.model, full=self.syncs == 0, gather=self.gather)
             # In-process, the iterator goes to the worker as it is and is consumed one weight at a time:
@@ -114,14 +104,8 @@ class ColocatedVLLM:
         self.stale = False
         self.syncs += 1
 
-    def __call__(self, queries: Sequence[Query], max_new_tokens: int, decoding: Decoding, seed: int) -> RationaleBatch:
-        prompts = [rationale_prompt(self.rge, query) for query in queries]
-        emb_id = self.rge.emb.token_id
-        params = [
-            rationale_params(decoding, max_new_tokens, emb_id, row_seed(seed, row)) for row in range(len(queries))
-        ]
-        outputs = self.engine.llm.generate(prompts, params, use_tqdm=False)  # in input order
-        return rationales_from_tokens(self.rge.tokenizer, [o.outputs[0].token_ids for o in outputs], emb_id)
+    def __call__(self, queries: Sequence[Query], decoding: DecodingConfig, seed: int) -> RationaleBatch:
+        return self.client(queries, decoding, seed)
 
     def close(self) -> None:
-        self.engine.close()
+        self.client.close()
