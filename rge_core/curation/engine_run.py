@@ -8,16 +8,15 @@ per engine (each pinned to its GPUs through CUDA_VISIBLE_DEVICES on GPU hosts):
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from data_schemas.io import read_table, write_table
 from rge_core import progress
 from rge_core.child_processes import die_with_parent
-from rge_core.config.loader import from_dict
-from rge_core.config.schema import CurationConfig
+from rge_core.config.job import Job
+from rge_core.config.schema import CurationConfig, ModelConfig
 from rge_core.curation.rationales_artifact import shard_file
 from rge_core.curation.shards import ShardContext, curate_pairs, shard_ranges
 from rge_core.curation.validate import RationaleRules, token_counter
@@ -29,10 +28,11 @@ from rge_core.prompts.prompt_set import load_prompt_set
 
 
 @dataclass(frozen=True)
-class CurationJob:
+class CurationJob(Job):
     """Everything an engine needs, as plain values (it travels to engine processes as JSON)."""
 
     curation: CurationConfig
+    model: ModelConfig  # the image bounds of training and eval; where the transformers generator loads
     pairs_url: str  # the pairs parquet
     image_root: str
     output_url: str  # the (incomplete) rationales artifact folder
@@ -42,29 +42,21 @@ class CurationJob:
     # the prompt set's output_format.max_tokens.
     tokenizer_path: str
     workers: int  # engine processes over all nodes; engine k takes shards k, k + workers, ...
-    min_pixels: int = 0  # model.min_pixels / max_pixels: the same image bounds as training and eval
-    max_pixels: int = 0
-    device: str = "auto"  # model.device / attn_implementation: where the transformers generator loads
-    attn_implementation: str = "sdpa"
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> CurationJob:
-        return from_dict(cls, json.loads(text))
 
 
 def generator_placement(job: CurationJob):
     """The transformers generator's device, dtype (curation.dtype) and attention."""
-    return resolve_placement(job.device, job.curation.dtype, job.attn_implementation, dtype_setting="curation.dtype")
+    model = job.model
+    return resolve_placement(
+        model.device, job.curation.dtype, model.attn_implementation, dtype_setting="curation.dtype"
+    )
 
 
 def _generator(job: CurationJob):
     curation = job.curation
     if curation.generator == "reference":
         return build_generator("reference", path=job.reference_path)
-    bounds = {"min_pixels": job.min_pixels, "max_pixels": job.max_pixels}
+    bounds = {"min_pixels": job.model.min_pixels, "max_pixels": job.model.max_pixels}
     if curation.generator == "transformers":
         return build_generator(
             "transformers",
@@ -113,7 +105,7 @@ def run_engine(job: CurationJob, engine: int, has_file) -> int:
         max_retries=curation.max_retries,
         image_root=Path(job.image_root),
         regex=prompt_set.output_regex if curation.structured_output and curation.generator == "vllm" else None,
-        pixel_cap=pixel_cap(job.max_pixels),
+        pixel_cap=pixel_cap(job.model.max_pixels),
     )
     try:
         for done, index in enumerate(todo, 1):

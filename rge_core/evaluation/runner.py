@@ -12,14 +12,13 @@ have. A killed shard loses only its unfinished chunk: a rerun encodes the missin
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from rge_core.child_processes import die_with_parent
-from rge_core.config.loader import from_dict
+from rge_core.config.job import Job
 from rge_core.config.schema import Config
 from rge_core.data.image_header import pixel_cap
 from rge_core.data.rewrites import load_rewrites
@@ -34,7 +33,7 @@ SIDES = ("queries", "candidates")
 
 
 @dataclass(frozen=True)
-class EvalJob:
+class EvalJob(Job):
     """Everything an eval process needs, as plain values (it travels to shard processes as JSON)."""
 
     config: Config
@@ -43,13 +42,6 @@ class EvalJob:
     image_root: str
     datasets: list[str]
     cache: str  # the embedding cache folder of this evaluation
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> EvalJob:
-        return from_dict(cls, json.loads(text))
 
 
 def encode_settings(config: Config) -> EncodeSettings:

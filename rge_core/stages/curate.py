@@ -144,6 +144,7 @@ def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
 
         job = CurationJob(
             curation=curation,
+            model=config.model,
             pairs_url=store.get(pairs_id).file_url("pairs.parquet"),
             image_root=str(image_root(store, pairs_id)),
             output_url=writer.url,
@@ -151,10 +152,6 @@ def curate_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) ->
             reference_path=_reference_path(config, store),
             tokenizer_path=pipeline_model,
             workers=curation.engines * curation.num_nodes,
-            min_pixels=config.model.min_pixels,
-            max_pixels=config.model.max_pixels,
-            device=config.model.device,
-            attn_implementation=config.model.attn_implementation,
         )
         if curation.generator == "transformers":
             generator_placement(job)  # a bad device, dtype or attention fails before any engine starts

@@ -93,14 +93,11 @@ def train_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> 
         def run(folder: Path) -> None:
             job = TrainJob(
                 train=config.train,
+                model=config.model,
                 base_model=str(model_folder(config, store, base_id)),
                 dataset=dataset_url,
                 image_root=str(image_root(store, dataset_id)),
                 output_dir=str(folder),
-                min_pixels=config.model.min_pixels,
-                max_pixels=config.model.max_pixels,
-                device=config.model.device,
-                attn_implementation=config.model.attn_implementation,
                 run_name=writer.version_id,
             )
             folder.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ import torch
 
 from data_schemas.io import read_table
 from rge_core.child_processes import die_with_parent
-from rge_core.config.loader import from_dict
-from rge_core.config.schema import TrainConfig
+from rge_core.config.job import Job
+from rge_core.config.schema import ModelConfig, TrainConfig
 from rge_core.fileio import atomic_write_text
 from rge_core.model.rge_model import RGEModel
 from rge_core.seeds import derived_seed
@@ -45,24 +45,14 @@ from rge_core.training.weight_sync import no_gather
 
 
 @dataclass(frozen=True)
-class TrainJob:
+class TrainJob(Job):
     train: TrainConfig
+    model: ModelConfig  # where and how the trainer loads the model, and its image bounds (the dtype: train.precision)
     base_model: str  # local checkpoint folder to start from
     dataset: str  # train.parquet of the dataset artifact
     image_root: str
     output_dir: str  # local folder: checkpoints/, metrics.jsonl, rationale_samples.jsonl, model/
-    min_pixels: int = 0  # model.min_pixels / max_pixels: the image bounds of curation and eval too
-    max_pixels: int = 0
-    device: str = "auto"  # model.device / attn_implementation (the dtype is train.precision)
-    attn_implementation: str = "sdpa"
     run_name: str = ""  # the model artifact's id: names the W&B / MLflow run
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> TrainJob:
-        return from_dict(cls, json.loads(text))
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -97,7 +87,7 @@ def _colocated_engine(job: TrainJob, rge: RGEModel):
     from rge_core.training.vllm_rationales import ColocatedVLLM
 
     gather = deepspeed.zero.GatheredParameters if train.zero_stage == 3 else no_gather
-    return ColocatedVLLM(rge, job.base_model, train, job.min_pixels, job.max_pixels, gather=gather)
+    return ColocatedVLLM(rge, job.base_model, train, job.model.min_pixels, job.model.max_pixels, gather=gather)
 
 
 def _step_log(path: Path, start: int) -> TextIO:
@@ -152,7 +142,7 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
 
     train = job.train
     _single_process_env()
-    placement = training_placement(train, job.device, job.attn_implementation)
+    placement = training_placement(train, job.model.device, job.model.attn_implementation)
     if placement.device.type == "cuda":
         torch.cuda.set_device(placement.device)  # NCCL, DeepSpeed and zero.Init use this rank's GPU
     deepspeed.init_distributed(verbose=False)
@@ -160,7 +150,7 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
     torch.manual_seed(train.seed)
     ds_config = deepspeed_config(train)
     with partitioned_loading(ds_config):
-        rge = RGEModel.load(job.base_model, placement, job.min_pixels, job.max_pixels)
+        rge = RGEModel.load(job.base_model, placement, job.model.min_pixels, job.model.max_pixels)
     model = apply_peft(rge.model, train)
     optimizer, schedule = optimizer_and_schedule(model, train)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=schedule, config=ds_config)
