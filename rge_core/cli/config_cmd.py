@@ -1,4 +1,6 @@
-"""`rge config show --config configs/tiny.yaml --set data.synth.seed=3`: print the resolved config as YAML."""
+"""`rge config show --config configs/tiny.yaml --set data.synth.seed=3`: print the resolved config as YAML.
+`rge config explain [KEY]`: what a setting (or every setting of a section, or all) does, its default, bounds,
+version effect and the presets' values; `--markdown` writes docs/settings.md."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 @app.callback()
 def _group() -> None:
-    """Show resolved configs."""  # a callback keeps `show` a subcommand even though it is the only one
+    """Show resolved configs and explain settings."""
 
 
 @app.command()
@@ -31,3 +33,22 @@ def show(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
     typer.echo(to_yaml(resolved), nl=False)
+
+
+@app.command()
+def explain(
+    key: str | None = typer.Argument(None, help="A setting (train.decoding.temperature) or a section (train)."),
+    markdown: bool = typer.Option(False, "--markdown", help="All settings as docs/settings.md holds them."),
+) -> None:
+    """What a setting does: help, type, default, range or choices, version effect, the presets' values."""
+    from rge_core.config.explain import as_text, explain, settings_markdown
+
+    if markdown:
+        typer.echo(settings_markdown(), nl=False)
+        return
+    try:
+        docs = explain(key)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("\n\n".join(as_text(doc) for doc in docs))

@@ -195,7 +195,7 @@ class DataConfig:
         version="by content, with data.source",
     )
     subsets: list[str] = setting([], "Subsets to ingest; empty: every subset of the folder.")
-    split: str = setting("original", "MMEB-train split to ingest: original | diverse_instruction.")
+    split: str = one_of("original", "diverse_instruction", help="MMEB-train split to ingest.")
     query_rewrites: str = setting(
         "",
         "Rewrite file in the RGE release's YAML format for query texts (qry), applied at ingest; empty: the texts as they are.",
