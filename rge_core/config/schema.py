@@ -195,7 +195,7 @@ class DataConfig:
         version="by content, with data.source",
     )
     subsets: list[str] = setting([], "Subsets to ingest; empty: every subset of the folder.")
-    split: str = one_of("original", "diverse_instruction", help="MMEB-train split to ingest.")
+    split: str = one_of("original", "diverse_instruction", help="MMEB-train split to ingest (the release trains on original).")
     query_rewrites: str = setting(
         "",
         "Rewrite file in the RGE release's YAML format for query texts (qry), applied at ingest; empty: the texts as they are.",
@@ -301,7 +301,7 @@ class CurationConfig:
         "This node's rank: engine k of node r takes every (engines x num_nodes)-th shard from r x engines + k.",
         version=False,
     )
-    tensor_parallel_size: int = at_least(1, 1, "GPUs per vLLM engine.")
+    tensor_parallel_size: int = at_least(1, 1, "GPUs per vLLM engine (tensor parallelism), for a generator too large for one.")
     max_model_len: int = at_least(
         1, 2048, "The vLLM engine's longest prompt + rationale, in tokens (at most the generator's positions)."
     )
@@ -318,8 +318,8 @@ class CurationConfig:
     max_reject_rate: float = share(
         0.2, "The stage fails (its shards written) when more than this share of pairs stays invalid.", version=False
     )
-    min_chars: int = at_least(0, 16, "A shorter rationale is invalid.")
-    max_chars: int = at_least(1, 2000, "A longer rationale is invalid.")
+    min_chars: int = at_least(0, 16, "A shorter rationale (in characters) is invalid and resampled.")
+    max_chars: int = at_least(1, 2000, "A longer rationale (in characters) is invalid and resampled.")
     decoding: DecodingConfig = section(
         _curation_decoding,
         "How the oracle rationales are sampled (max_new_tokens: the generator's cap; the prompt set's budget decides validity).",
@@ -335,7 +335,7 @@ class AssembleConfig:
 @dataclass
 class LoraConfig:
     enabled: bool = setting(True, "Train LoRA (or DoRA) adapters; false trains every weight.")
-    rank: int = at_least(1, 16, "LoRA rank r.")
+    rank: int = at_least(1, 16, "LoRA rank r: the adapters' inner dimension.")
     alpha: int = at_least(1, 64, "LoRA alpha (the adapters are scaled by alpha / r).")
     dropout: float = share(0.05, "Dropout on the adapters' input.")
     use_dora: bool = setting(False, "DoRA: weight-decomposed adapters (the RGE release).")
@@ -364,17 +364,17 @@ class TrainConfig:
         "lm",
         help="rge: LM loss on the oracle rationale + InfoNCE after self-sampled ones (the method) | baseline: InfoNCE without reasoning | oracle-embed: embeds the ORACLE rationale (the leakage diagnostic) | lm: the LM loss alone (a warm start).",
     )
-    steps: int = at_least(1, 100, "Optimizer steps.")
+    steps: int = at_least(1, 100, "Optimizer steps of the whole run (a resumed run continues to the same count).")
     batch_size: int = at_least(1, 8, "Pairs per process and step (the global batch is batch_size x processes).")
     grad_cache_chunk: int = at_least(
         0, 0, "Above 0: gradient caching in chunks of this many sequences (memory, not results)."
     )
-    lr: float = above(0.0, 1e-4, "Peak learning rate.")
-    weight_decay: float = at_least(0.0, 0.0, "AdamW weight decay.")
-    warmup_steps: int = at_least(0, 10, "Linear warmup steps.")
+    lr: float = above(0.0, 1e-4, "Peak learning rate (after warmup; the schedule decays it).")
+    weight_decay: float = at_least(0.0, 0.0, "AdamW weight decay of the trained weights.")
+    warmup_steps: int = at_least(0, 10, "Steps of linear learning-rate warmup from 0.")
     schedule: str = one_of("cosine", "linear", "constant", help="Learning-rate schedule after warmup.")
     max_grad_norm: float = at_least(0.0, 1.0, "Gradient clipping norm; 0 turns it off.")
-    temperature: float = above(0.0, 0.02, "InfoNCE temperature.")
+    temperature: float = above(0.0, 0.02, "InfoNCE temperature: cosine similarities are divided by it (the release: 0.02).")
     w_lm: float = at_least(0.0, 1.0, "Weight of the LM loss on the oracle rationale.")
     w_emb: float = at_least(0.0, 1.0, "Weight of the contrastive loss.")
     hard_negatives: bool = setting(
@@ -410,7 +410,7 @@ class TrainConfig:
     zero_stage: int = one_of(2, 3, help="DeepSpeed ZeRO stage (3 partitions the weights too).")
     offload_optimizer: bool = setting(False, "ZeRO: keep the optimizer state in CPU memory.")
     offload_params: bool = setting(False, "ZeRO-3: keep the parameters in CPU memory.")
-    precision: str = one_of("fp32", "bf16", help="Training precision.")
+    precision: str = one_of("fp32", "bf16", help="Training precision of the weights and the DeepSpeed engine (bf16 needs a GPU or a CPU that has it).")
     gradient_checkpointing: bool = setting(False, "Recompute activations in the backward pass (memory).")
     freeze_vision: bool = setting(
         True, "Keep the vision tower's own weights frozen (its adapters, if targeted, still train)."
