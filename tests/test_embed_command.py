@@ -24,9 +24,9 @@ from rge_core.config.loader import load_config
 from rge_core.config.schema import greedy_decoding
 from rge_core.data.issues import DataError
 from rge_core.data.mmeb_eval import read_mmeb_eval
+from rge_core.embed_io.chunks import EmbedJob, embed_chunks
+from rge_core.embed_io.collection import read_collection
 from rge_core.embedder import Embedder, EmbedSettings
-from rge_core.embedding.chunks import EmbedJob, embed_chunks
-from rge_core.embedding.collection import read_collection
 from rge_core.evaluation.work import dataset_work
 from rge_core.model.rge_model import RGEModel
 from rge_core.pipeline import run_pipeline

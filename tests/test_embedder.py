@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rge_core.config.loader import ConfigError
+from rge_core.config.errors import ConfigError
 from rge_core.config.schema import greedy_decoding
 from rge_core.embedder import Embedder, EmbedSettings, Rationale
 from rge_core.embedding.locate import ModelNotFound

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from rge_core.artifacts.store import ArtifactStore
-from rge_core.config.loader import ConfigError
+from rge_core.config.errors import ConfigError
 from rge_core.data.rewrites import RewriteError
 from rge_core.evaluation.plan import EvalSettingError
 from rge_core.model.inputs import Query, Target

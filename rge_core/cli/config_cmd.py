@@ -9,7 +9,8 @@ from pathlib import Path
 import typer
 
 from rge_core.allowed_roots import OutsideAllowedRoots, load_cli_config
-from rge_core.config.loader import ConfigError, to_yaml
+from rge_core.config.errors import ConfigError
+from rge_core.config.loader import to_yaml
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 

@@ -3,6 +3,7 @@ contradiction fails at load naming both keys instead of after the stages that do
 
 from __future__ import annotations
 
+from rge_core.config.errors import ConfigError
 from rge_core.config.schema import Config
 
 
@@ -52,8 +53,6 @@ def _problems(config: Config) -> list[str]:
 
 def check_bounds(config: Config) -> Config:
     """`config`, or a ConfigError naming the first pair of settings that contradict each other."""
-    from rge_core.config.loader import ConfigError  # the loader imports this module
-
     problems = _problems(config)
     if problems:
         raise ConfigError(f"contradictory settings: {problems[0]}")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rge_core.config.loader import ConfigError, load_yaml
+from rge_core.config.errors import ConfigError
+from rge_core.config.loader import load_yaml
 from rge_core.config.schema import Config, default_of
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs"

@@ -20,15 +20,12 @@ import yaml
 
 from rge_core import fileio
 from rge_core.config.bounds import check_bounds
+from rge_core.config.errors import ConfigError
 from rge_core.config.schema import REMOVED, RENAMED, Config
 from rge_core.messages import quoted, shortened
 from rge_core.strict_yaml import load_strict, yaml_problem
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the dataclass tree."""
 
 
 class _Mismatch(Exception):

@@ -195,7 +195,9 @@ class DataConfig:
         version="by content, with data.source",
     )
     subsets: list[str] = setting([], "Subsets to ingest; empty: every subset of the folder.")
-    split: str = one_of("original", "diverse_instruction", help="MMEB-train split to ingest (the release trains on original).")
+    split: str = one_of(
+        "original", "diverse_instruction", help="MMEB-train split to ingest (the release trains on original)."
+    )
     query_rewrites: str = setting(
         "",
         "Rewrite file in the RGE release's YAML format for query texts (qry), applied at ingest; empty: the texts as they are.",
@@ -301,7 +303,9 @@ class CurationConfig:
         "This node's rank: engine k of node r takes every (engines x num_nodes)-th shard from r x engines + k.",
         version=False,
     )
-    tensor_parallel_size: int = at_least(1, 1, "GPUs per vLLM engine (tensor parallelism), for a generator too large for one.")
+    tensor_parallel_size: int = at_least(
+        1, 1, "GPUs per vLLM engine (tensor parallelism), for a generator too large for one."
+    )
     max_model_len: int = at_least(
         1, 2048, "The vLLM engine's longest prompt + rationale, in tokens (at most the generator's positions)."
     )
@@ -374,7 +378,9 @@ class TrainConfig:
     warmup_steps: int = at_least(0, 10, "Steps of linear learning-rate warmup from 0.")
     schedule: str = one_of("cosine", "linear", "constant", help="Learning-rate schedule after warmup.")
     max_grad_norm: float = at_least(0.0, 1.0, "Gradient clipping norm; 0 turns it off.")
-    temperature: float = above(0.0, 0.02, "InfoNCE temperature: cosine similarities are divided by it (the release: 0.02).")
+    temperature: float = above(
+        0.0, 0.02, "InfoNCE temperature: cosine similarities are divided by it (the release: 0.02)."
+    )
     w_lm: float = at_least(0.0, 1.0, "Weight of the LM loss on the oracle rationale.")
     w_emb: float = at_least(0.0, 1.0, "Weight of the contrastive loss.")
     hard_negatives: bool = setting(
@@ -410,7 +416,11 @@ class TrainConfig:
     zero_stage: int = one_of(2, 3, help="DeepSpeed ZeRO stage (3 partitions the weights too).")
     offload_optimizer: bool = setting(False, "ZeRO: keep the optimizer state in CPU memory.")
     offload_params: bool = setting(False, "ZeRO-3: keep the parameters in CPU memory.")
-    precision: str = one_of("fp32", "bf16", help="Training precision of the weights and the DeepSpeed engine (bf16 needs a GPU or a CPU that has it).")
+    precision: str = one_of(
+        "fp32",
+        "bf16",
+        help="Training precision of the weights and the DeepSpeed engine (bf16 needs a GPU or a CPU that has it).",
+    )
     gradient_checkpointing: bool = setting(False, "Recompute activations in the backward pass (memory).")
     freeze_vision: bool = setting(
         True, "Keep the vision tower's own weights frozen (its adapters, if targeted, still train)."

@@ -19,29 +19,20 @@ import io
 import logging
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rge_core.artifacts.verify import local_sha256
+from rge_core.evaluation.encoded import Encoded
 from rge_core.evaluation.row_failures import ItemScreen, encode_screened
 from rge_core.fileio import atomic_write_bytes
 from rge_core.model.inputs import Query, Target
 
 if TYPE_CHECKING:
     from rge_core.embedder import Embedder
-
-
-@dataclass
-class Encoded:
-    embeddings: np.ndarray  # [n, hidden], L2-normalised, float32
-    rationales: list[str]
-    num_tokens: list[int]
-    budget_hit: list[bool]
-    chunks_encoded: int = 0  # chunks computed now (the rest came from the cache)
-    errors: list[str] = field(default_factory=list)  # per item: why it could not be encoded, "" when it was
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rge_core.data.image_header import header_problem, pixel_cap
+from rge_core.evaluation.encoded import Encoded
 from rge_core.messages import shortened
 
 if TYPE_CHECKING:
-    from rge_core.evaluation.encode import Encoded
     from rge_core.evaluation.work import DatasetWork
 
 
@@ -65,8 +65,6 @@ def _failure(error: Exception) -> str:
 
 def encode_screened(encode: Callable[[list], Encoded], items: Sequence, screen: ItemScreen) -> Encoded:
     """encode(items) as one Encoded, every item that could not be encoded a zero row with its reason."""
-    from rge_core.evaluation.encode import Encoded
-
     errors = [screen.problem(item) for item in items]
     good = [i for i, error in enumerate(errors) if not error]
     done: dict[int, tuple] = {}  # item -> (embedding, rationale, tokens, budget hit)

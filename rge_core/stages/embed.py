@@ -4,7 +4,7 @@ a time, into a parquet file: `id`, `vector` and, for queries, `rationale` and `b
 Without --out the result is a versioned `embeddings` artifact under the pipeline's root (embeddings.parquet;
 the model artifact is its input, so a rerun with nothing changed does no work). With --out it is that plain
 file, stamped with the same version key: a rerun with the same settings and input does nothing. Either way
-the work is resumable by chunk (rge_core/embedding/chunks.py).
+the work is resumable by chunk (rge_core/embed_io/chunks.py).
 
     rge embed --model MODEL --input items.jsonl --side query [--out items.parquet] [--reasoning on|off]
 """
@@ -26,9 +26,9 @@ from rge_core.artifacts.versioning import code_version
 from rge_core.builds import StageSpec, build_or_reuse
 from rge_core.config.schema import Config
 from rge_core.data.rewrites import RewriteFile, load_rewrites
+from rge_core.embed_io.chunks import Embedded, EmbedJob, embed_chunks
+from rge_core.embed_io.collection import SIDES, Collection, read_collection
 from rge_core.embedder import Embedder
-from rge_core.embedding.chunks import Embedded, EmbedJob, embed_chunks
-from rge_core.embedding.collection import SIDES, Collection, read_collection
 from rge_core.embedding.locate import ModelSource, locate_model
 from rge_core.fileio import atomic_write_parquet
 from rge_core.model.processor import image_size_kwargs

@@ -21,10 +21,14 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from rge_core.data.issues import DataError
+from rge_core.data.layout import EVAL_SPLIT, DataFolder
+from rge_core.data.mmeb_eval import read_mmeb_eval
 from rge_core.data.rewrites import RewriteFile
 from rge_core.data.special_text import RESERVED
 from rge_core.embedding.items import as_queries, as_targets
+from rge_core.evaluation.work import dataset_work
 from rge_core.model.inputs import Query, Target
+from rge_core.sources import folder_fingerprint
 
 SIDES = ("query", "candidate")
 FIELDS = ("id", "text", "image", "dataset")
@@ -158,11 +162,6 @@ def _mmeb_collection(
     candidate_rewrites: RewriteFile | None,
 ) -> Collection:
     """Every dataset's queries, or its unique candidates, as the eval stage builds them (evaluation/work.py)."""
-    from rge_core.data.layout import EVAL_SPLIT, DataFolder
-    from rge_core.data.mmeb_eval import read_mmeb_eval
-    from rge_core.evaluation.work import dataset_work
-    from rge_core.sources import folder_fingerprint
-
     datasets = DataFolder.open(folder).subsets((EVAL_SPLIT,))
     if not datasets:
         raise DataError(f"--input: {folder} is a folder but has no dataset folder with a {EVAL_SPLIT} split")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from rge_core import progress
 from rge_core.data.images import decode_problem
 from rge_core.data.issues import DataError
-from rge_core.embedding.collection import Collection
+from rge_core.embed_io.collection import Collection
 from rge_core.fileio import atomic_write_parquet
 from rge_core.model.inputs import Query, Target
 
