@@ -85,7 +85,7 @@ def test_small_aliases_still_load_and_recursion_is_refused():
 def test_a_long_value_is_quoted_in_at_most_200_characters(tmp_path):
     value = "A" * 100_000
     for call in (
-        lambda: load_config(TINY, [f"run.seed={value}"]),
+        lambda: load_config(TINY, [f"train.seed={value}"]),
         lambda: load_config(TINY, [f"train.schedule={value}"]),
         lambda: load_config(TINY, [f"{value}=1"]),
     ):

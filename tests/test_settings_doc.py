@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from rge_core.cli import config_cmd
 from rge_core.config.explain import settings_docs, settings_markdown
 from rge_core.config.loader import load_config, to_dict
-from rge_core.config.schema import Config
+from rge_core.config.schema import REMOVED, RENAMED, Config
 from tests.helpers import leaf_keys
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
@@ -44,3 +44,12 @@ def test_explain_prints_help_default_range_version_and_presets():
     assert section.count("\neval.decoding.") == 5 and section.startswith("eval.decoding.max_new_tokens")
     missing = CliRunner().invoke(config_cmd.app, ["explain", "train.nope"])
     assert missing.exit_code == 1 and "train.nope: no such setting or section" in missing.output
+
+
+def test_an_old_key_is_explained_by_what_replaced_it():
+    renamed = CliRunner().invoke(config_cmd.app, ["explain", "eval.nproc"])
+    assert renamed.exit_code == 1 and "eval.nproc: no longer a setting: use eval.launch.nproc" in renamed.output
+    text = DOC.read_text()
+    for old, new in RENAMED.items():
+        assert f"| `{old}` | `{new}` |" in text and new in {d.key for d in settings_docs()} | {"curation.decoding"}
+    assert all(f"| `{old}` | removed:" in text for old in REMOVED)

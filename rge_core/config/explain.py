@@ -14,7 +14,7 @@ from typing import Any
 
 from rge_core.config.errors import ConfigError
 from rge_core.config.loader import load_yaml
-from rge_core.config.schema import Config, default_of
+from rge_core.config.schema import REMOVED, RENAMED, Config, default_of, retired
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs"
 # Which stage versions its artifact with each section (rge_core/stages/*.py declare the same).
@@ -128,7 +128,7 @@ def explain(key: str | None = None) -> list[SettingDoc]:
         return docs
     chosen = [d for d in docs if d.key == key or d.key.startswith(f"{key}.")]
     if not chosen:
-        raise ConfigError(f"{key}: no such setting or section (rge config explain lists them all)")
+        raise ConfigError(f"{key}: {retired(key) or 'no such setting or section (rge config explain lists them all)'}")
     return chosen
 
 
@@ -169,4 +169,15 @@ def settings_markdown() -> str:
         presets = "; ".join(f"{name}: `{value!r}`" for name, value in doc.presets.items())
         cells = [f"`{doc.key}`", doc.help, f"`{doc.default!r}`", doc.bounds, doc.version, presets]
         parts.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    parts += [
+        "",
+        "## Renamed and removed",
+        "",
+        "An old key in a config file or `--set` fails at load in one line saying what replaced it.",
+        "",
+        "| old key | now |",
+        "|---|---|",
+    ]
+    parts += [f"| `{old}` | `{new}` |" for old, new in RENAMED.items()]
+    parts += [f"| `{old}` | removed: {why} |" for old, why in REMOVED.items()]
     return "\n".join(parts) + "\n"

@@ -21,7 +21,7 @@ import yaml
 from rge_core import fileio
 from rge_core.config.bounds import check_bounds
 from rge_core.config.errors import ConfigError
-from rge_core.config.schema import REMOVED, RENAMED, Config
+from rge_core.config.schema import Config, retired
 from rge_core.messages import quoted, shortened
 from rge_core.strict_yaml import load_strict, yaml_problem
 
@@ -127,10 +127,9 @@ def _check_marker(marker: Mapping, value: Any, key: str) -> None:
 
 
 def _unknown(key: str, cls: type) -> _Mismatch:
-    if key in RENAMED:  # an old name in a user's YAML: say what it is now
-        return _Mismatch(key, f"no longer a setting: use {RENAMED[key]}")
-    if key in REMOVED:
-        return _Mismatch(key, f"no longer a setting: {REMOVED[key]}")
+    why = retired(key)  # an old name in a user's YAML: say what it is now
+    if why:
+        return _Mismatch(key, why)
     return _Mismatch(shortened(key, 100), f"unknown key (known: {', '.join(_fields(cls))})")
 
 

@@ -550,3 +550,12 @@ RENAMED = {
         for k in ("nproc", "launcher", "nnodes", "node_rank", "master_addr", "master_port", "hostfile")
     },
 }
+
+
+def retired(key: str) -> str | None:
+    """Why `key` is no longer a setting and what replaced it; None for a key that was never one."""
+    if key in RENAMED:
+        return f"no longer a setting: use {RENAMED[key]}"
+    if key in REMOVED:
+        return f"no longer a setting: {REMOVED[key]}"
+    return None
