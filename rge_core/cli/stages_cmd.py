@@ -148,6 +148,8 @@ def _stage_command(decl: StageDecl) -> Callable[..., None]:
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # what typer reads
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     command.__doc__ = decl.help or f"Run the {decl.name} stage (and what it needs; existing artifacts are reused)."
+    if decl.section:
+        command.__doc__ += f"\n\nIts settings: rge config explain {decl.section}"
     return command
 
 

@@ -8,10 +8,12 @@ that provides a role it reads; among stages free to go, the first declared (by m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import pkgutil
 
+from rge_core.config.schema import Config
 from rge_core.stages.declaration import StageDecl
 
 _REGISTERED: list[StageDecl] = []
@@ -47,6 +49,10 @@ def stages() -> tuple[StageDecl, ...]:
     names = [decl.name for decl in declared]
     if len(set(names)) != len(names):
         raise ValueError(f"stage names must be unique, got {names}")
+    sections = {field.name for field in dataclasses.fields(Config)}
+    for decl in declared:
+        if decl.section is not None and decl.section not in sections:
+            raise ValueError(f"stage {decl.name}: section {decl.section!r} is not a section of rge_core/config/schema.py")
     providers = {role: [d.name for d in declared if d.provides == role] for role in {d.provides for d in declared}}
     for decl in declared:
         unknown = [role for role in decl.needs if role not in providers]
