@@ -52,7 +52,7 @@ def stages() -> tuple[StageDecl, ...]:
     sections = {field.name for field in dataclasses.fields(Config)}
     for decl in declared:
         if decl.section is not None and decl.section not in sections:
-            raise ValueError(f"stage {decl.name}: section {decl.section!r} is not a section of rge_core/config/schema.py")
+            raise ValueError(f"stage {decl.name}: section {decl.section!r} is not a section of config/schema.py")
     providers = {role: [d.name for d in declared if d.provides == role] for role in {d.provides for d in declared}}
     for decl in declared:
         unknown = [role for role in decl.needs if role not in providers]
