@@ -27,7 +27,7 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     from rge_core.model.rge_model import RGEModel
     from rge_core.training.data import Example
     from rge_core.training.setup import apply_peft, optimizer_and_schedule
-    from rge_core.training.step import HFRationales, RGEStep, rationale_decoding
+    from rge_core.training.step import HFRationales, RGEStep
     from rge_core.training.trainer import _single_process_env
     from rge_core.training.vllm_rationales import ColocatedVLLM
     from rge_core.training.weight_sync import merged_weights
@@ -66,7 +66,7 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
     result: dict = {"hf": [], "vllm": []}
     for k in range(STEPS):
         batch = examples[(k % 2) * 4 : (k % 2) * 4 + 4]
-        expected = hf([e.query for e in batch], train.decoding.max_new_tokens, rationale_decoding(train), seed=k)
+        expected = hf([e.query for e in batch], train.decoding, seed=k)
         out = step(batch, seed=k)
         optimizer.step()
         optimizer.zero_grad()
@@ -76,9 +76,9 @@ if __name__ == "__main__":  # vLLM may spawn workers, which re-import this modul
         result["vllm"].append(out.rationales.texts)
     result["syncs"] = colocated.syncs
     # Sampling: a query's text depends on its seed alone (a resumed run passes the same step seed).
-    sampling = dataclasses.replace(rationale_decoding(train), temperature=1.0)
+    sampling = dataclasses.replace(train.decoding, temperature=1.0)
     queries = [e.query for e in examples[:4]]
-    result["sampled"] = [colocated(queries, 8, sampling, seed=seed).texts for seed in (7, 7, 8)]
+    result["sampled"] = [colocated(queries, sampling, seed=seed).texts for seed in (7, 7, 8)]
     result["base_unchanged"] = all(torch.equal(p, base[n]) for n, p in rge.model.named_parameters() if n in base)
     # The merged weights against PEFT's own in-place merge of a copy (a different code path).
     peft_merged = copy.deepcopy(rge.model).merge_and_unload().state_dict()
