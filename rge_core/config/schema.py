@@ -69,8 +69,9 @@ class SynthConfig:
     candidates: int = at_least(2, 8)
     image_size: int = at_least(28, 64)
     # Which subsets: mmeb (six MMEB-like tasks) | reasoning (answers computed from the scene, colours repeat;
-    # rge_core/synth/reasoning.py).
-    suite: str = one_of("mmeb", "reasoning")
+    # rge_core/synth/reasoning.py) | ranking (the colour with the most, fewest or middle count of shapes;
+    # rge_core/synth/ranking.py, experiments/claims.py).
+    suite: str = one_of("mmeb", "reasoning", "ranking")
     # What the queries show, train and eval alike: full | text-only (a blank query image) | image-only (one
     # neutral query text). The blind views are the shortcut baselines of experiments/claims.py.
     query_view: str = one_of("full", "text-only", "image-only")
@@ -261,6 +262,15 @@ class EvalConfig:
     # Model to evaluate: empty means the train stage's output; else a model artifact id or a folder.
     model: str = ""
     reasoning: bool = True  # generate a rationale before `<emb>` (greedy, up to max_new_tokens)
+    # What each query is embedded after (rge_core/evaluation/rationale_modes.py): generated (its own greedy
+    # rationale) | shuffled (another query's generated rationale from the same dataset, a derangement seeded by
+    # shuffle_seed) | given (the text given_rationales holds for its item id). shuffled and given diagnose
+    # what the rationale does: a wrong one, an oracle's.
+    rationales: str = one_of("generated", "shuffled", "given")
+    shuffle_seed: int = 0
+    # eval.rationales given: a .parquet or .jsonl file keyed by item id (columns as curation.reference reads
+    # them), an eval, benchmark or rationales artifact id, or synthetic-facts (the synthetic benchmark's facts).
+    given_rationales: str = ""
     max_new_tokens: int = at_least(1, 128)
     # Greedy decoding takes no temperature; the penalty is the one knob that still changes it.
     repetition_penalty: float = above(0.0, 1.0)

@@ -28,7 +28,7 @@ def in_validation(pair_id: str, seed: int, fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
-def _valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str]:
+def valid_rationales(store: ArtifactStore, rationales_id: str) -> dict[str, str]:
     artifact = store.get(rationales_id)
     shards = artifact.manifest.stats["shards"]
     texts: dict[str, str] = {}
@@ -52,7 +52,7 @@ def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
 
 
 def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, settings: dict) -> dict:
-    texts = _valid_rationales(store, rationales_id)
+    texts = valid_rationales(store, rationales_id)
     examples = []
     for pair in read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").to_pylist():
         if pair["pair_id"] not in texts:
