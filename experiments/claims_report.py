@@ -226,6 +226,19 @@ def mechanism(pairs: list[SeedPair], runs: dict[str, Run]) -> list[str]:
     return lines
 
 
+def post_hoc(runs: dict[str, Run], first_seed: int) -> list[str]:
+    """Lines added after the pre-registered run: none of them decides the endpoint."""
+    leak = oracle_leak(runs["oracle-unpaired-from-paired"], runs["rge-unpaired-from-paired"])
+    unpaired, _ = control(runs["rge-unpaired-from-paired"], "rge trained on shuffled queries")
+    long, short = runs["baseline-long"], runs[f"baseline-{first_seed}"]
+    return [
+        "post hoc: from the paired warm start, " + leak.removeprefix("claim: oracle-leak: "),
+        "post hoc: from the paired warm start, " + unpaired.removeprefix("claim: control: "),
+        f"post hoc: baseline with three times the steps (seed {first_seed}): P@1 {_pct(long.correct, long.queries)} "
+        f"vs {_pct(short.correct, short.queries)} with the endpoint's steps",
+    ]
+
+
 def scores(run: Run) -> str:
     right: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -251,5 +264,6 @@ def report(runs: dict[str, Run], seeds: tuple[int, ...]) -> list[str]:
         blind,
         endpoint(passed, [p_unpaired, p_blind], all_ahead, p, len(pairs)),
         *mechanism(pairs, runs),
+        *post_hoc(runs, seeds[0]),
         *(scores(run) for run in runs.values() if run.ids.get("evaluate")),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -45,6 +46,7 @@ def test_quick_claims_print_the_gate_seed_pairs_claims_endpoint_and_mechanism(tm
     assert f"stratified exact McNemar b={b} c={c}, p={mcnemar_exact(b, c):.2g}" in helps
     assert sum(line.startswith("endpoint: ") for line in lines) == 1
     assert sum(line.startswith("mechanism: ") for line in lines) == 4
+    assert sum(line.startswith("post hoc: ") for line in lines) == 3
     scored = re.findall(r"^scores: ([\w-]+): P@1 .*\(SynthRankFewest \d+/8 ", done.stdout, re.M)
     assert scored == [
         "gate",
@@ -59,30 +61,38 @@ def test_quick_claims_print_the_gate_seed_pairs_claims_endpoint_and_mechanism(tm
         "rge-unpaired",
         "blind-text",
         "baseline-long",
+        "rge-unpaired-from-paired",
     ], done.stdout
     store = ArtifactStore(str(tmp_path))
     trained = [m for m in store.list("model") if "dataset" in m.inputs]
     assert sorted((m.config["method"], m.config["pairing"], m.config["seed"]) for m in trained) == [
         ("baseline", "paired", 0),
-        ("baseline", "paired", 0),  # blind-text
-        ("baseline", "paired", 0),  # baseline-long
+        ("baseline", "paired", 0),  # blind-text (baseline-long is baseline-0 at the quick steps)
         ("baseline", "paired", 1),
         ("lm", "paired", 0),
         ("lm", "shuffled-queries", 0),
         ("oracle-embed", "shuffled-queries", 0),
+        ("oracle-embed", "shuffled-queries", 0),  # post hoc, from the paired warm start
         ("rge", "paired", 0),
         ("rge", "paired", 1),
         ("rge", "shuffled-queries", 0),
+        ("rge", "shuffled-queries", 0),  # post hoc, from the paired warm start
     ]
-    # Every contrastive run starts from the warm start of its own pairing, not from the random tiny model.
-    warm = {
-        m.config["pairing"]: folder_identity(checkpoint_folder(store, m.id))
+    # Every contrastive run starts from a warm start, not from the random tiny model: the pre-registered
+    # unpaired runs from the unpaired one, everything else from the paired one.
+    warm = [
+        (folder_identity(checkpoint_folder(store, m.id)), m.config["pairing"])
         for m in trained
         if m.config["method"] == "lm"
-    }
-    for m in trained:
-        if m.config["method"] != "lm":
-            assert m.config["base_model"] == warm[m.config["pairing"]], m.config["method"]
+    ]
+    starts = Counter(
+        (m.config["method"], m.config["pairing"], next(p for identity, p in warm if identity == m.config["base_model"]))
+        for m in trained
+        if m.config["method"] != "lm"
+    )
+    assert starts[("rge", "shuffled-queries", "shuffled-queries")] == 1
+    assert starts[("oracle-embed", "shuffled-queries", "shuffled-queries")] == 1
+    assert sum(n for (_, _, start), n in starts.items() if start == "paired") == len(trained) - 4
     # The mechanism evals embed the rge model's queries after the oracle's facts and after shuffled rationales.
     evals = {m.config.get("rationales"): m for m in store.list("eval")}
     assert set(evals) == {"generated", "given", "shuffled"}
