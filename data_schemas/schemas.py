@@ -84,6 +84,9 @@ PREDICTIONS = _schema(  # one row per eval query: see rge_core/evaluation/predic
     ("gt_score", pa.float64()),
     ("top_index", pa.int64()),  # the top candidate's position in the row's tgt_* lists
     ("top_score", pa.float64()),
+    ("rationale", pa.string()),  # what the query was embedded after ("" without reasoning)
+    ("budget_hit", pa.bool_()),  # the rationale reached eval.decoding.max_new_tokens before `<emb>`
+    ("rationale_check", pa.string()),  # right | wrong: reaches the reference facts' conclusion; "": no reference
 )
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -128,5 +131,9 @@ RULES: dict[str, Rules] = {
         parallel_lists=(("tgt_text", "tgt_image"),),
     ),
     "scores": Rules(non_empty=("dataset", "metric"), allowed={"split": frozenset({"IND", "OOD"})}),
-    "predictions": Rules(unique=("item_id",), non_empty=("dataset",)),
+    "predictions": Rules(
+        unique=("item_id",),
+        non_empty=("dataset",),
+        allowed={"rationale_check": frozenset({"right", "wrong", ""})},
+    ),
 }

@@ -172,40 +172,62 @@ class Embedder:
 
     @overload
     def encode_queries(
-        self, items: Sequence[Item], reasoning: bool = True, return_rationales: Literal[False] = False
+        self,
+        items: Sequence[Item],
+        reasoning: bool = True,
+        return_rationales: Literal[False] = False,
+        *,
+        rationales: Sequence[Rationale] | None = None,
     ) -> np.ndarray: ...
     @overload
     def encode_queries(
-        self, items: Sequence[Item], reasoning: bool = True, *, return_rationales: Literal[True]
+        self,
+        items: Sequence[Item],
+        reasoning: bool = True,
+        *,
+        return_rationales: Literal[True],
+        rationales: Sequence[Rationale] | None = None,
     ) -> tuple[np.ndarray, list[Rationale]]: ...
     def encode_queries(
-        self, items: Sequence[Item], reasoning: bool = True, return_rationales: bool = False
+        self,
+        items: Sequence[Item],
+        reasoning: bool = True,
+        return_rationales: bool = False,
+        *,
+        rationales: Sequence[Rationale] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, list[Rationale]]:
         """[len(items), dim] L2-normalised float32 vectors, each embedded at `<emb>` after the query's rationale
         (greedy; a rationale that reaches max_new_tokens is flagged `budget_hit` and embedded as on_budget_hit
-        says: `<emb>` appended, or at its last token). With `return_rationales`, also each query's Rationale."""
+        says: `<emb>` appended, or at its last token). With `return_rationales`, also each query's Rationale.
+        `rationales` (one per item): embed each query after that rationale instead of generating one (another
+        query's, an oracle's: the eval's eval.rationales shuffled and given); its budget flag counts as above."""
         import torch
 
         queries = as_queries(items, self.query_rewrites)
         n = len(queries)
+        if rationales is not None and len(rationales) != n:
+            raise ValueError(f"rationales: {len(rationales)} given for {n} queries")
+        texts: list[str | None]
         with torch.inference_mode():
-            if reasoning and queries:
+            if rationales is not None:
+                chosen, texts = list(rationales), [r.text for r in rationales]
+            elif reasoning and queries:
                 generated = self._rationales(queries)
-                texts: list[str | None] = list(generated.texts)
-                rationales = [
+                texts = list(generated.texts)
+                chosen = [
                     Rationale(text, hit, tokens)
                     for text, hit, tokens in zip(
                         generated.texts, generated.budget_hit, generated.num_tokens, strict=True
                     )
                 ]
             else:
-                texts, rationales = [None] * n, [Rationale("", False, 0)] * n
+                texts, chosen = [None] * n, [Rationale("", False, 0)] * n
             # on_budget_hit last-token: a rationale that never reached <emb> is embedded at its own last token.
             last_token = self.settings.on_budget_hit == "last-token"
-            emb = [not (last_token and r.budget_hit) for r in rationales]
+            emb = [not (last_token and r.budget_hit) for r in chosen]
             prompts = [self.rge.query_prompt(q, r, e) for q, r, e in zip(queries, texts, emb, strict=True)]
             vectors = self._embed(prompts, [q.image for q in queries], last_token_without_emb=last_token)
-        return (vectors, rationales) if return_rationales else vectors
+        return (vectors, chosen) if return_rationales else vectors
 
     def encode_candidates(self, items: Sequence[Item]) -> np.ndarray:
         """[len(items), dim] L2-normalised float32 vectors, each embedded at `<emb>` right after the item."""

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from rge_core.artifacts.store import ArtifactStore
     from rge_core.config.schema import Config
 
+
 SMALL_SYNTH = ["data.synth.train_per_subset=4", "data.synth.eval_per_subset=3", "data.synth.candidates=4"]
 
 # The benchmark's scene facts are written in rge-v1's format (1-4 sentences).
@@ -108,3 +109,27 @@ def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def scene_cells(path: Path) -> dict[tuple[int, int], str]:
+    """The colour in each occupied grid cell of a synthetic scene image, read from the pixels: shapes stay
+    inside their cell."""
+    import numpy as np
+    from PIL import Image
+
+    from rge_core.synth.scenes import BACKGROUND, COLORS, GRID
+
+    color_of_rgb = {rgb: name for name, rgb in COLORS.items()}
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    side = pixels.shape[0] // GRID
+    found = {}
+    for row in range(GRID):
+        for col in range(GRID):
+            cell = pixels[row * side : (row + 1) * side, col * side : (col + 1) * side].reshape(-1, 3)
+            colors = {
+                color_of_rgb[tuple(int(v) for v in rgb)] for rgb in np.unique(cell, axis=0) if tuple(rgb) != BACKGROUND
+            }
+            assert len(colors) <= 1, f"two colours in one cell of {path}"
+            if colors:
+                found[col, row] = colors.pop()
+    return found

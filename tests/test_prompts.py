@@ -68,6 +68,9 @@ SYNTH = {
     "SynthMostColor": "classification",
     "SynthRelation": "vqa",
     "SynthGroundRelation": "grounding",
+    "SynthRankMost": "classification",
+    "SynthRankMiddle": "classification",
+    "SynthRankFewest": "classification",
 }
 
 

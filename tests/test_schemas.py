@@ -73,6 +73,9 @@ ROWS = {
         "gt_score": [0.9, 0.1],
         "top_index": [0, 2],
         "top_score": [0.9, 0.4],
+        "rationale": ["A dog; answer: dog.", ""],
+        "budget_hit": [False, True],
+        "rationale_check": ["right", ""],
     },
 }
 
@@ -165,6 +168,7 @@ def test_read_table_validates_foreign_files(tmp_path):
         ("training_examples", {"split": ["test"]}, r"row 0: field 'split': 'test' is not one of"),
         ("scores", {"split": ["ALL"]}, r"row 0: field 'split': 'ALL' is not one of \['IND', 'OOD'\]"),
         ("rationales", {"generator": [""]}, r"row 0: field 'generator': empty string"),
+        ("predictions", {"rationale_check": ["right", "maybe"]}, r"row 1: field 'rationale_check': 'maybe'"),
     ],
 )
 def test_validation_errors_name_source_row_and_field(name, changes, pattern):

@@ -17,29 +17,13 @@ import pytest
 from PIL import Image
 
 from rge_core.synth.reasoning import MAX_ASKED_COUNT, SUBSETS, synth_count_color
-from rge_core.synth.scenes import BACKGROUND, COLORS, GRID
+from rge_core.synth.scenes import COLORS, GRID
 from rge_core.synth.tasks import NUMBER_WORDS, RELATIONS
 from rge_core.synth.writer import write_benchmark
+from tests.helpers import scene_cells
 
-PARAMS = {"train_per_subset": 24, "eval_per_subset": 48, "candidates": 8, "image_size": 84, "suite": "reasoning"}
 COLOR_OF_RGB = {rgb: name for name, rgb in COLORS.items()}
-
-
-def _cells(path: Path) -> dict[tuple[int, int], str]:
-    """The colour in each occupied grid cell, read from the pixels: shapes stay inside their cell."""
-    pixels = np.asarray(Image.open(path).convert("RGB"))
-    side = pixels.shape[0] // GRID
-    found = {}
-    for row in range(GRID):
-        for col in range(GRID):
-            cell = pixels[row * side : (row + 1) * side, col * side : (col + 1) * side].reshape(-1, 3)
-            colors = {
-                COLOR_OF_RGB[tuple(int(v) for v in rgb)] for rgb in np.unique(cell, axis=0) if tuple(rgb) != BACKGROUND
-            }
-            assert len(colors) <= 1, f"two colours in one cell of {path}"
-            if colors:
-                found[col, row] = colors.pop()
-    return found
+PARAMS = {"train_per_subset": 24, "eval_per_subset": 48, "candidates": 8, "image_size": 84, "suite": "reasoning"}
 
 
 def _eval_rows(root: Path, name: str) -> list[dict]:
@@ -50,7 +34,7 @@ def _pairs(root: Path, name: str) -> list[tuple[dict[tuple[int, int], str], str,
     """(query image cells, query text, ground-truth text or crop path) over the eval split."""
     return [
         (
-            _cells(root / "eval" / row["qry_img_path"]),
+            scene_cells(root / "eval" / row["qry_img_path"]),
             row["qry_text"],
             row["tgt_text"][0] if not row["tgt_img_path"][0] else str(root / "eval" / row["tgt_img_path"][0]),
         )
@@ -125,7 +109,7 @@ def test_ground_relation_candidates_are_all_object_crops(views: dict[str, Path])
     """The ground truth shows a scene colour, and so does the centre of every candidate: no random region
     among them that "shows no object" would give away."""
     for row in _eval_rows(views["full"], "SynthGroundRelation"):
-        colors = set(_cells(views["full"] / "eval" / row["qry_img_path"]).values())
+        colors = set(scene_cells(views["full"] / "eval" / row["qry_img_path"]).values())
         assert len(colors) == 3 and re.search(r"directly (.+) the \w+ \w+\n$", row["qry_text"])
         for path in row["tgt_img_path"]:
             pixels = np.asarray(Image.open(views["full"] / "eval" / path).convert("RGB"))
@@ -146,8 +130,8 @@ def test_blind_views_remove_exactly_one_side(views: dict[str, Path]) -> None:
         for a, t, i in zip(full, text_only, image_only, strict=True):
             assert a["tgt_text"] == t["tgt_text"] == i["tgt_text"]  # same items, same candidates
             assert t["qry_text"] == a["qry_text"] and i["qry_img_path"] == a["qry_img_path"]
-            assert _cells(views["text-only"] / "eval" / t["qry_img_path"]) == {}  # a blank image
-            assert _cells(views["image-only"] / "eval" / i["qry_img_path"]) == _cells(
+            assert scene_cells(views["text-only"] / "eval" / t["qry_img_path"]) == {}  # a blank image
+            assert scene_cells(views["image-only"] / "eval" / i["qry_img_path"]) == scene_cells(
                 views["full"] / "eval" / a["qry_img_path"]
             )
         assert len({r["qry_text"] for r in image_only}) == 1  # one neutral text

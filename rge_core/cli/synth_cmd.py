@@ -26,7 +26,10 @@ def synth(
     eval_per_subset: Annotated[int, typer.Option(help="Queries per subset in eval/<Subset>/test.parquet.")] = 32,
     candidates: Annotated[int, typer.Option(help="Candidates per eval query, ground truth first.")] = 8,
     image_size: Annotated[int, typer.Option(help="Side of every PNG, in pixels.")] = 64,
-    suite: Annotated[str, typer.Option(help="mmeb (six MMEB-like subsets) | reasoning (computed answers).")] = "mmeb",
+    suite: Annotated[
+        str,
+        typer.Option(help="mmeb (six MMEB-like subsets) | reasoning (computed answers) | ranking (colours by count)."),
+    ] = "mmeb",
     query_view: Annotated[str, typer.Option(help="full | text-only | image-only (blind baselines).")] = "full",
     hub_layout: Annotated[
         bool,

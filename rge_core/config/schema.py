@@ -172,7 +172,8 @@ class SynthConfig:
     suite: str = one_of(
         "mmeb",
         "reasoning",
-        help="mmeb: six MMEB-like subsets | reasoning: answers computed from the scene, colours repeating (rge_core/synth/reasoning.py).",
+        "ranking",
+        help="mmeb: six MMEB-like subsets | reasoning: answers computed from the scene, colours repeating (rge_core/synth/reasoning.py) | ranking: the colour with the most, fewest or middle count of shapes (rge_core/synth/ranking.py, experiments/claims.py).",
     )
     query_view: str = one_of(
         "full",
@@ -465,6 +466,20 @@ class EvalConfig:
         version="by artifact id, or a folder's content",
     )
     reasoning: bool = setting(True, "Generate a rationale before `<emb>`; false embeds the query at once.")
+    rationales: str = one_of(
+        "generated",
+        "shuffled",
+        "given",
+        help="What each query is embedded after: generated (its own rationale) | shuffled (another query's generated rationale from the same dataset) | given (the text eval.given_rationales holds for its item id). shuffled and given diagnose what the rationale does (rge_core/evaluation/rationale_modes.py).",
+    )
+    shuffle_seed: int = setting(
+        0, "eval.rationales shuffled: seeds each dataset's derangement.", version="with eval.rationales shuffled"
+    )
+    given_rationales: str = setting(
+        "",
+        "eval.rationales given: a .parquet or .jsonl file keyed by item id (columns as curation.reference reads them), an eval, benchmark or rationales artifact id, or synthetic-facts (the synthetic benchmark's facts).",
+        version="by the file's sha256, or the artifact id",
+    )
     decoding: DecodingConfig = section(
         greedy_decoding, "How query rationales are decoded (greedy by default, as MMEB evals are)."
     )

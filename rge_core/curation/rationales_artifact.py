@@ -4,6 +4,7 @@ against the `rationales` schema. Stages that read rationales (assemble) or write
 go through here, never through the shard layout.
 
     table = read_rationales(store.get(rationales_id))             # every row, shard by shard
+    texts = valid_rationales(table)                               # pair id -> its first valid rationale
     stats = write_rationales(writer, table)                       # one shard; returns the stats to record
     summary = rationales_summary(table)                           # rows, valid, rejects, prompt set, generator
 """
@@ -28,6 +29,14 @@ def read_rationales(artifact: Artifact) -> pa.Table:
     """Every row of a rationales artifact, in shard order."""
     shards = artifact.manifest.stats[SHARDS_STAT]
     return pa.concat_tables([read_table(artifact.file_url(shard_file(i)), "rationales") for i in range(shards)])
+
+
+def valid_rationales(table: pa.Table) -> dict[str, str]:
+    """Pair id -> its first valid rationale (what assemble teaches, what eval.rationales given reads)."""
+    texts: dict[str, str] = {}
+    for row in table.filter(table.column("valid")).select(["pair_id", "rationale"]).to_pylist():
+        texts.setdefault(row["pair_id"], row["rationale"])
+    return texts
 
 
 def write_rationales(writer: ArtifactWriter, table: pa.Table) -> dict:

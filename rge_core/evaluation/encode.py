@@ -149,8 +149,12 @@ class Encoder:
         self._loaded = None
 
     def _encode_queries(self, queries: list[Query]) -> Encoded:
+        from rge_core.evaluation.rationale_modes import FixedQuery
+
+        # eval.rationales shuffled / given: each query comes with the rationale to embed it after.
+        fixed = [q.given for q in queries if isinstance(q, FixedQuery)] or None
         vectors, rationales = self._model().encode_queries(
-            queries, reasoning=self.settings.reasoning, return_rationales=True
+            queries, reasoning=self.settings.reasoning, return_rationales=True, rationales=fixed
         )
         return Encoded(
             vectors,

@@ -13,6 +13,7 @@ from rge_core.config.schema import Config, LaunchConfig
 from rge_core.data.layout import EVAL_SPLIT
 from rge_core.data.mmeb_registry import MMEB_DATASETS, canonical_name
 from rge_core.data.rewrites import RewriteFile, load_rewrites
+from rge_core.evaluation.rationale_modes import GivenSource, check_mode, given_source
 from rge_core.model.placement import Placement, placement_of
 from rge_core.model.processor import image_size_kwargs
 from rge_core.sources import EVAL, DataSource, data_source, model_folder
@@ -33,6 +34,7 @@ class EvalPlan:
     candidate_rewrites: RewriteFile | None
     compare_to: Artifact | None
     placement: Placement  # of this process (shard processes resolve their own device alike)
+    given: GivenSource | None = None  # eval.given_rationales, when eval.rationales is given
 
     def rewrite_records(self) -> dict[str, dict | None]:
         return {
@@ -128,6 +130,7 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> E
     ev = config.eval
     image_size_kwargs(config.model.min_pixels, config.model.max_pixels)
     _check_run(config)
+    check_mode(config)
     placement = placement_of(config.model)
     model_id, model_path = _model(config, store, inputs)
     source = data_source(config, store, EVAL)
@@ -148,4 +151,5 @@ def plan_eval(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> E
         candidate_rewrites=rewrites["candidate"],
         compare_to=_compare_to(config, store),
         placement=placement,
+        given=given_source(config, store, synthetic="benchmark" in source.inputs),
     )

@@ -4,7 +4,9 @@ A row per query: the ground truth's 1-based rank (ties counted against it, exact
 means candidate 0 scored strictly highest), its score, and the top candidate (on a tie with the ground truth,
 the first tying distractor) with its score. `top_index` is the candidate's position in the row's own
 candidate list (copies of the ground truth are left out of the ranking, `scoring.distinct_from_gt`, but
-the positions of the others keep counting them).
+the positions of the others keep counting them). Then the rationale the query was embedded after, whether
+it hit the token budget, and whether it reaches the reference facts' conclusion ("right", "wrong", or ""
+without a reference: rge_core/evaluation/rationale_checks.py).
 """
 
 from __future__ import annotations
@@ -20,13 +22,24 @@ from rge_core.evaluation.scoring import gt_ranks
 
 
 def prediction_rows(
-    dataset: str, item_ids: Sequence[str], scores: Sequence[np.ndarray], positions: Sequence[Sequence[int]]
+    dataset: str,
+    item_ids: Sequence[str],
+    scores: Sequence[np.ndarray],
+    positions: Sequence[Sequence[int]],
+    rationales: Sequence[str] | None = None,
+    budget_hits: Sequence[bool] | None = None,
+    checks: Sequence[str] | None = None,
 ) -> list[dict]:
     """One row per query of `dataset`; `scores[i]` are query i's ranked candidates' scores, ground truth first,
-    and `positions[i]` where those candidates sit in the row's candidate list."""
+    and `positions[i]` where those candidates sit in the row's candidate list. `rationales`, `budget_hits` and
+    `checks` (one per query) default to none: "", False, ""."""
     ranks = gt_ranks(scores)
+    n = len(item_ids)
+    rationales, budget_hits, checks = rationales or [""] * n, budget_hits or [False] * n, checks or [""] * n
     rows = []
-    for item_id, rank, row, where in zip(item_ids, ranks, scores, positions, strict=True):
+    for item_id, rank, row, where, text, hit, check in zip(
+        item_ids, ranks, scores, positions, rationales, budget_hits, checks, strict=True
+    ):
         row = np.asarray(row, dtype=float)
         # A distractor scoring >= the ground truth outranks it, so the top is then the best distractor.
         top = 0 if rank == 0 else 1 + int(np.argmax(row[1:]))
@@ -38,6 +51,9 @@ def prediction_rows(
                 "gt_score": float(row[0]),
                 "top_index": where[top],
                 "top_score": float(row[top]),
+                "rationale": text,
+                "budget_hit": bool(hit),
+                "rationale_check": check,
             }
         )
     return rows
@@ -53,6 +69,22 @@ class Pairing:
     paired: dict[str, int]
     only_a: list[str]
     only_b: list[str]
+
+
+def read_predictions(url: str) -> pa.Table:
+    """An eval's predictions.parquet, validated; one written before predictions held rationales gets them
+    as none ("", False, ""), so that older evals still pair with newer ones (--compare-to)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    from data_schemas import validate
+
+    with fsspec.open(url, "rb") as handle:
+        table = pq.read_table(handle)
+    for name, value in (("rationale", ""), ("budget_hit", False), ("rationale_check", "")):
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array([value] * table.num_rows))
+    return validate(table, "predictions", source=url)
 
 
 def correct_queries(predictions: pa.Table) -> dict[tuple[str, str], bool]:

@@ -24,6 +24,7 @@ from rge_core.data.image_header import pixel_cap
 from rge_core.data.rewrites import load_rewrites
 from rge_core.embedder import Embedder
 from rge_core.evaluation.encode import Encoder, EncodeSettings, chunk_count
+from rge_core.evaluation.rationale_modes import fixed_works
 from rge_core.evaluation.row_failures import ItemScreen
 from rge_core.evaluation.work import DatasetWork, dataset_work
 from rge_core.model.placement import pin_local_gpu
@@ -42,6 +43,7 @@ class EvalJob(Job):
     image_root: str
     datasets: list[str]
     cache: str  # the embedding cache folder of this evaluation
+    assigned: str = ""  # eval.rationales shuffled / given: every query's rationale (rationale_modes.assign)
 
 
 def encode_settings(config: Config) -> EncodeSettings:
@@ -55,10 +57,11 @@ def dataset_works(job: EvalJob, changed: dict | None = None) -> list[DatasetWork
     items = read_mmeb_eval(Path(job.folder), job.datasets, Path(job.image_root))
     query_rewrites = load_rewrites(ev.query_rewrites, "eval.query_rewrites")
     candidate_rewrites = load_rewrites(ev.candidate_rewrites, "eval.candidate_rewrites")
-    return [
+    works = [
         dataset_work(items, name, Path(job.image_root), query_rewrites, candidate_rewrites, changed)
         for name in job.datasets
     ]
+    return fixed_works(works, job.assigned)
 
 
 def encoder(job: EvalJob) -> Encoder:

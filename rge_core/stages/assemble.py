@@ -15,7 +15,7 @@ from data_schemas.io import read_table, write_table
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.builds import StageSpec
 from rge_core.config.schema import Config, versioned
-from rge_core.curation.rationales_artifact import rationales_summary, read_rationales
+from rge_core.curation.rationales_artifact import rationales_summary, read_rationales, valid_rationales
 from rge_core.stages.dataset_card import dataset_card, length_stats
 from rge_core.stages.declaration import StageDecl
 
@@ -26,13 +26,6 @@ def in_validation(pair_id: str, seed: int, fraction: float) -> bool:
     """A stable split: depends only on the pair id and the seed, not on row order or dataset size."""
     digest = hashlib.sha256(f"{seed}/{pair_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
-
-
-def _valid_rationales(table: pa.Table) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for row in table.filter(table.column("valid")).select(["pair_id", "rationale"]).to_pylist():
-        texts.setdefault(row["pair_id"], row["rationale"])  # first valid sample per pair
-    return texts
 
 
 def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) -> StageSpec:
@@ -49,7 +42,7 @@ def assemble_spec(config: Config, store: ArtifactStore, inputs: dict[str, str]) 
 
 def _build(store: ArtifactStore, writer, pairs_id: str, rationales_id: str, settings: dict) -> dict:
     rationales = read_rationales(store.get(rationales_id))
-    texts = _valid_rationales(rationales)
+    texts = valid_rationales(rationales)
     examples = []
     for pair in read_table(store.get(pairs_id).file_url("pairs.parquet"), "pairs").to_pylist():
         if pair["pair_id"] not in texts:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from PIL import Image
 
 from rge_core.fileio import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from rge_core.synth import reasoning, tasks
+from rge_core.synth import ranking, reasoning, tasks
 from rge_core.synth.scenes import Scene, render
 from rge_core.synth.tasks import IMAGE_TARGET, MAX_CANDIDATES, Item, Side, Subset
 
@@ -43,7 +43,11 @@ EVAL_SCHEMA = pa.schema(
 )
 FACTS_SCHEMA = pa.schema([(name, pa.string()) for name in ("item_id", "subset", "split", "facts")])
 MIN_IMAGE_SIZE = 32  # below this the small shapes are a few pixels wide and stop being recognisable
-SUITES: dict[str, tuple[Subset, ...]] = {"mmeb": tasks.SUBSETS, "reasoning": reasoning.SUBSETS}
+SUITES: dict[str, tuple[Subset, ...]] = {
+    "mmeb": tasks.SUBSETS,
+    "reasoning": reasoning.SUBSETS,
+    "ranking": ranking.SUBSETS,
+}
 QUERY_VIEWS = ("full", "text-only", "image-only")
 
 

@@ -225,6 +225,10 @@ def main(job: TrainJob, stop: StopSignal | None = None) -> Path:
     torch.distributed.barrier()
     if colocated is not None:
         colocated.close()  # last: its shutdown takes the process group down with it
+    if torch.distributed.is_initialized():
+        # Left to the interpreter's exit, gloo's threads now and then abort the process ("terminate called
+        # without an active exception") after the model is written, failing the stage.
+        torch.distributed.destroy_process_group()
     return root / FINAL_MODEL
 
 

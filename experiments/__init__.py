@@ -1,0 +1,1 @@
+"""The paper's claims, reproduced through the pipeline (`python -m experiments.claims`)."""
