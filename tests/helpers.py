@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
     from rge_core.artifacts.store import ArtifactStore
     from rge_core.config.schema import Config
 
@@ -133,3 +135,18 @@ def scene_cells(path: Path) -> dict[tuple[int, int], str]:
             if colors:
                 found[col, row] = colors.pop()
     return found
+
+
+def write_eval_folder(folder: Path, images: list[Image], datasets: dict[str, dict[str, list]]) -> Path:
+    """An MMEB-eval-format folder: `images` as img/0.png, img/1.png, ..., and each dataset's columns (qry_text,
+    qry_img_path, tgt_text, tgt_img_path; image paths relative to the folder) as NAME/test.parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "img").mkdir(parents=True)
+    for index, image in enumerate(images):
+        image.save(folder / "img" / f"{index}.png")
+    for name, columns in datasets.items():
+        (folder / name).mkdir()
+        pq.write_table(pa.table(columns), folder / name / "test.parquet")
+    return folder

@@ -28,7 +28,7 @@ from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.pipeline import run_pipeline
 from rge_core.synth.facts import conclusion, reaches
-from tests.helpers import small_config
+from tests.helpers import small_config, write_eval_folder
 
 SETTINGS = ["eval.decoding.max_new_tokens=6", "eval.batch_size=4"]
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200)]
@@ -37,9 +37,7 @@ COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200
 def write_folder(folder: Path) -> Path:
     """ShapeShots: five image queries (one colour each) with three text candidates; MSCOCO_t2i: four text
     queries with three image candidates."""
-    (folder / "img").mkdir(parents=True)
-    for index, colour in enumerate(COLOURS):
-        Image.new("RGB", (56, 56), colour).save(folder / "img" / f"{index}.png")
+    images = [Image.new("RGB", (56, 56), colour) for colour in COLOURS]
     tables = {
         "ShapeShots": {
             "qry_text": ["<|image_1|>\nRepresent the given image for classification"] * 5,
@@ -54,10 +52,7 @@ def write_folder(folder: Path) -> Path:
             "tgt_img_path": [[f"img/{i}.png", f"img/{i + 1}.png", f"img/{(i + 2) % 5}.png"] for i in range(4)],
         },
     }
-    for name, columns in tables.items():
-        (folder / name).mkdir()
-        pq.write_table(pa.table(columns), folder / name / "test.parquet")
-    return folder
+    return write_eval_folder(folder, images, tables)
 
 
 def rge_eval(root: Path, model: Path, folder: Path, *sets: str, extra: tuple[str, ...] = ()) -> str:

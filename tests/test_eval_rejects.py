@@ -22,16 +22,14 @@ from PIL import Image
 from rge_core.artifacts.store import ArtifactStore
 from rge_core.pipeline import run_pipeline
 from rge_core.stages.evaluate import EvalRejectsError
-from tests.helpers import small_config
+from tests.helpers import small_config, write_eval_folder
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (200, 30, 200)]
 
 
 def write_folder(folder: Path) -> Path:
     """Pets: image query -> 4 text candidates; Shop: text query -> 3 image candidates (images shared)."""
-    (folder / "img").mkdir(parents=True)
-    for index, colour in enumerate(COLOURS):
-        Image.new("RGB", (48, 48), colour).save(folder / "img" / f"{index}.png")
+    images = [Image.new("RGB", (48, 48), colour) for colour in COLOURS]
     labels = [f"a pet of colour {i}" for i in range(6)]
     pets = {
         "qry_text": ["<|image_1|>\nRepresent the given image for classification"] * 6,
@@ -45,10 +43,7 @@ def write_folder(folder: Path) -> Path:
         "tgt_text": [["<|image_1|>\nRepresent the given image."] * 3 for _ in range(6)],
         "tgt_img_path": [[f"img/{i}.png", f"img/{(i + 1) % 6}.png", f"img/{(i + 3) % 6}.png"] for i in range(6)],
     }
-    for name, columns in (("Pets", pets), ("Shop", shop)):
-        (folder / name).mkdir()
-        pq.write_table(pa.table(columns), folder / name / "test.parquet")
-    return folder
+    return write_eval_folder(folder, images, {"Pets": pets, "Shop": shop})
 
 
 def png_header(width: int, height: int) -> bytes:

@@ -20,7 +20,7 @@ from rge_core.evaluation.plan import EvalSettingError
 from rge_core.model.inputs import Query, Target
 from rge_core.model.rge_model import RGEModel
 from rge_core.pipeline import run_pipeline
-from tests.helpers import small_config
+from tests.helpers import small_config, write_eval_folder
 
 NO_REASONING = ["eval.reasoning=false", "eval.batch_size=8"]
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200), (200, 30, 200)]
@@ -29,9 +29,7 @@ COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200
 def write_folder(folder: Path) -> Path:
     """Two datasets with names MMEB does not have. PetShots: image query -> text candidates, and every
     row lists its ground truth again as the last distractor. ShopQA: text query -> image candidates."""
-    for index, colour in enumerate(COLOURS):
-        (folder / "img").mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (64, 64), colour).save(folder / "img" / f"{index}.png")
+    images = [Image.new("RGB", (64, 64), colour) for colour in COLOURS]
     labels = ["a red pet", "a green pet", "a blue pet", "a yellow pet", "a cyan pet", "a pink pet"]
     pets = {
         "qry_text": ["<|image_1|>\nRepresent the given image for classification"] * 6,
@@ -45,10 +43,7 @@ def write_folder(folder: Path) -> Path:
         "tgt_text": [["<|image_1|>\nRepresent the given image."] * 3 for _ in range(6)],
         "tgt_img_path": [[f"img/{i}.png", f"img/{(i + 1) % 6}.png", f"img/{(i + 3) % 6}.png"] for i in range(6)],
     }
-    for name, columns in (("PetShots", pets), ("ShopQA", shop)):
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table(columns), folder / name / "test.parquet")
-    return folder
+    return write_eval_folder(folder, images, {"PetShots": pets, "ShopQA": shop})
 
 
 @pytest.fixture(scope="module")

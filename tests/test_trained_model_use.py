@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -17,7 +16,7 @@ from rge_core.config.loader import load_config
 from rge_core.embedder import Embedder
 from rge_core.export.export import export_model
 from rge_core.pipeline import run_pipeline
-from tests.helpers import TWO_PROCESS_TRAIN, small_config
+from tests.helpers import TWO_PROCESS_TRAIN, small_config, write_eval_folder
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +30,7 @@ COLOURS = ["red", "green", "blue", "yellow", "cyan", "magenta", "white", "black"
 def write_folder(folder: Path) -> Path:
     """Petshots: image query -> text labels, every other row listing its ground truth again as a distractor (it
     counts as the ground truth). ShopQA: text query -> image candidates, some shared between rows."""
-    (folder / "img").mkdir(parents=True)
-    for index, colour in enumerate(COLOURS):
-        Image.new("RGB", (56 + 14 * (index % 3), 56), colour).save(folder / "img" / f"{index}.png")
+    images = [Image.new("RGB", (56 + 14 * (index % 3), 56), colour) for index, colour in enumerate(COLOURS)]
     labels = [f"a {colour} pet" for colour in COLOURS]
     pets = {
         "qry_text": ["<|image_1|>\nRepresent the given image for classification"] * 8,
@@ -49,10 +46,7 @@ def write_folder(folder: Path) -> Path:
         "tgt_text": [["<|image_1|>\nRepresent the given image."] * 3 for _ in range(8)],
         "tgt_img_path": [[f"img/{i}.png", f"img/{(i + 1) % 8}.png", f"img/{(i + 5) % 8}.png"] for i in range(8)],
     }
-    for name, columns in (("PetShots", pets), ("ShopQA", shop)):
-        (folder / name).mkdir()
-        pq.write_table(pa.table(columns), folder / name / "test.parquet")
-    return folder
+    return write_eval_folder(folder, images, {"PetShots": pets, "ShopQA": shop})
 
 
 @pytest.fixture(scope="module")
