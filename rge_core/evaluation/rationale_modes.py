@@ -144,8 +144,9 @@ def cache_extra(config: Config, source: GivenSource | None) -> list:
 
 
 def version_settings(config: Config, source: GivenSource | None) -> dict:
+    """The mode's settings whose version marker is a sentence (eval.rationales itself is versioned as is)."""
     ev = config.eval
-    settings: dict = {"rationales": ev.rationales}
+    settings: dict = {}
     if ev.rationales == SHUFFLED:
         settings["shuffle_seed"] = ev.shuffle_seed
     if source is not None:
